@@ -1,0 +1,1 @@
+"""gossamer's benchmarks: each module runs with ``python -m benchmarks.NAME [--json]``."""

@@ -1,0 +1,1007 @@
+"""A deterministic discrete-event simulator that drives sans-IO cores.
+
+FoundationDB-style simulation testing: every node of a cluster runs its real
+protocol core inside one process, on a virtual clock, over a simulated
+network that loses, duplicates, delays and reorders datagrams, breaks streams
+and partitions the cluster -- all decided by seeded ``random.Random``
+instances, so one seed always gives one trace.
+
+How it runs.  A binary heap holds every future happening as a tuple
+``(time, seq, kind, target, a, b, c)``; ``seq`` is a global counter, so ties
+in time are broken by the order things were scheduled and no two entries ever
+compare further.  Popping an entry advances the virtual clock to its time and
+hands it to the target node's core through the one core API
+(:class:`gossamer.effects.Core`); the core's effects are then carried out at
+once, scheduling more entries.
+
+Invariants:
+
+* Determinism: the only sources of choice are the network ``Random`` (seeded
+  from the simulator seed) and one ``Random`` per node life (seeded from the
+  seed, the node's name and its epoch); iteration over nodes and streams
+  follows insertion order.  Nothing reads the wall clock.
+* Virtual time never goes backwards; an entry scheduled in the past runs now.
+* A crash ends a node's *life*: every entry addressed to that life (its
+  timers, notices about its streams) is ignored when it comes due.  A restart
+  is a new core with the next epoch and a fresh ``Random``.
+* Streams are FIFO and reliable while up: a message's delivery time is never
+  earlier than that of the one sent before it in the same direction.
+* Everything the network holds is bounded by ``NetworkConfig.max_in_flight``;
+  what would exceed it is dropped and counted.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SimulationError", "Simulator"]
+
+import hashlib
+import random
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from heapq import heapify as _heapify
+from heapq import heappop as _heappop
+from heapq import heappush as _heappush
+
+from gossamer.config import WireConfig
+from gossamer.effects import (
+    CancelTimer,
+    CloseStream,
+    Core,
+    Emit,
+    OpenStream,
+    SendDatagram,
+    SendStream,
+    SetTimer,
+    TimerKey,
+)
+from gossamer.errors import GossamerError, LocalError
+from gossamer.ids import Address, NodeId, parse_address
+from gossamer.sim.network import NetworkConfig
+from gossamer.wire import Message, Registry, digest_bytes
+
+CoreFactory = Callable[[NodeId, random.Random], Core]
+"""Builds the core of one node life from its identity and its own ``Random``."""
+
+EventHook = Callable[[float, Address, object], None]
+"""Called with ``(now, address, event)`` for every event a core emits."""
+
+# Kinds of heap entries.  DEFERRED is or-ed in once an entry for a paused node
+# has been held back, so that it is not held back twice.
+_CONTROL = 0  # a = callable, b = label
+_DATAGRAM = 1  # target, a = sender, b = message, c = encoded bytes (b'' without a codec)
+_STREAM_MSG = 2  # target, a = sender, b = (message, encoded bytes), c = stream
+_TIMER = 3  # target, a = key, b = token, c = life
+_STREAM_UP = 4  # target, a = peer, b = stream, c = life
+_STREAM_DOWN = 5  # target, a = peer, b = stream, c = life
+_STREAM_CONNECT = 6  # target = acceptor, a = opener, b = stream
+_STREAM_CLOSE = 7  # target = the other end, a = closer, b = stream, c = life
+_DEFERRED = 16
+
+_KIND_NAMES = {
+    _CONTROL: "control",
+    _DATAGRAM: "datagram",
+    _STREAM_MSG: "stream",
+    _TIMER: "timer",
+    _STREAM_UP: "stream-up",
+    _STREAM_DOWN: "stream-down",
+    _STREAM_CONNECT: "connect",
+    _STREAM_CLOSE: "stream-close",
+}
+
+# Stream states.
+_CONNECTING = 0
+_UP = 1
+_CLOSING = 2
+_DEAD = 3
+
+_Entry = tuple[float, int, int, Address, object, object, object]
+
+_TRACE_BATCH = 4096
+
+
+class SimulationError(GossamerError):
+    """A core raised, or asked for something impossible, during a simulation.
+
+    The message always carries the seed and the virtual time, so the run can
+    be replayed: ``Simulator(seed=...)`` with the same scenario gives the same
+    trace.
+    """
+
+    def __init__(self, seed: int, now: float, what: str) -> None:
+        super().__init__(f"[seed={seed} t={now:.6f}] {what}")
+        self.seed = seed
+        self.now = now
+
+
+@dataclass(slots=True)
+class NodeStats:
+    """Counters of one node (all its lives) in a simulation."""
+
+    messages_sent: int = 0
+    bytes_sent: int = 0
+    messages_received: int = 0
+    bytes_received: int = 0
+    events_shed: int = 0
+
+
+@dataclass(slots=True)
+class TypeStats:
+    """Counters of one message type in a simulation."""
+
+    sent: int = 0
+    bytes_sent: int = 0
+
+
+@dataclass(slots=True)
+class SimStats:
+    """A snapshot of the simulator's counters, from :attr:`Simulator.stats`."""
+
+    messages_sent: int
+    messages_delivered: int
+    bytes_sent: int
+    dropped: dict[str, int]
+    """Messages the network did not deliver, by reason: ``loss``, ``partition``,
+    ``down`` (no live node at the address), ``stream_broken``, ``overflow``."""
+    by_type: dict[str, TypeStats] = field(default_factory=dict)
+    by_node: dict[Address, NodeStats] = field(default_factory=dict)
+
+
+class _Node:
+    __slots__ = (
+        "address",
+        "core",
+        "epoch",
+        "events",
+        "factory",
+        "life",
+        "name",
+        "pause",
+        "pause_last",
+        "stats",
+        "timers",
+        "up",
+    )
+
+    def __init__(self, name: str, address: Address, factory: CoreFactory, event_limit: int):
+        self.name = name
+        self.address = address
+        self.factory = factory
+        self.epoch = 0
+        self.life = 0
+        self.up = False
+        self.core: Core | None = None
+        self.timers: dict[TimerKey, int] = {}
+        self.pause: tuple[float, float] | None = None
+        self.pause_last = 0.0
+        self.stats = NodeStats()
+        self.events: deque[tuple[float, object]] = deque(maxlen=event_limit)
+
+
+class _Stream:
+    __slots__ = (
+        "acceptor",
+        "closed_by",
+        "closes_at",
+        "key",
+        "last",
+        "lives",
+        "opener",
+        "ready_at",
+        "state",
+    )
+
+    def __init__(self, key: tuple[Address, Address], opener: Address, acceptor: Address):
+        self.key = key
+        self.opener = opener
+        self.acceptor = acceptor
+        self.state = _CONNECTING
+        self.ready_at = 0.0
+        self.last: dict[Address, float] = {}
+        self.lives: dict[Address, int] = {}
+        self.closed_by: Address | None = None
+        self.closes_at = 0.0
+
+    def other(self, end: Address) -> Address:
+        return self.acceptor if end == self.opener else self.opener
+
+
+class Simulator:
+    """Runs any number of sans-IO cores on a virtual clock over a simulated network.
+
+    Build it with a seed, add nodes with :meth:`add_node`, inject faults with
+    :meth:`partition`, :meth:`block`, :meth:`crash`, :meth:`restart`,
+    :meth:`pause` (now, or later with :meth:`at`), and run it with
+    :meth:`run_until`, :meth:`run_for`, :meth:`run_until_idle`,
+    :meth:`run_until_true` or one entry at a time with :meth:`step`.
+
+    ``codec`` (a :class:`gossamer.wire.Registry`) makes the simulator encode
+    every message it carries: bytes are then counted, the trace hash covers
+    message contents, oversize messages raise, and with ``wire_check`` every
+    message is decoded again and the decoded copy delivered, so codec gaps show
+    up in simulation.  Without a codec, bytes count as zero.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        network: NetworkConfig | None = None,
+        *,
+        codec: Registry | None = None,
+        wire: WireConfig | None = None,
+        wire_check: bool = False,
+        trace: bool = True,
+        trace_tail: int = 200,
+        event_log_limit: int = 10_000,
+        on_event: EventHook | None = None,
+    ) -> None:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise LocalError(f"seed must be an integer, got {seed!r}")
+        if wire_check and codec is None:
+            raise LocalError("wire_check needs a codec to encode and decode with")
+        self.seed = seed
+        self.network = network if network is not None else NetworkConfig()
+        self._max_in_flight = self.network.max_in_flight
+        self.now = 0.0
+        self._codec = codec
+        self._wire = wire if wire is not None else WireConfig.local()
+        self._wire_check = wire_check
+        self._rng = random.Random(f"gossamer-sim/{seed}/network")
+        self._heap: list[_Entry] = []
+        self._seq = 0
+        self._in_flight = 0
+        self._stale_timers = 0
+        self._nodes: dict[Address, _Node] = {}
+        self._by_name: dict[str, Address] = {}
+        self._streams: dict[tuple[Address, Address], _Stream] = {}
+        self._groups: dict[Address, int] | None = None
+        self._blocked: set[tuple[Address, Address]] = set()
+        self._cut = False
+        self._event_limit = event_log_limit
+        self._on_event = on_event
+        self._dropped: Counter[str] = Counter()
+        self._types: dict[type[Message], TypeStats] = {}
+        self._trace = trace
+        self._hash = hashlib.blake2b(digest_size=16)
+        self._tail: deque[tuple[object, ...]] = deque(maxlen=trace_tail)
+        self._trace_buffer: list[tuple[object, ...]] = []
+        self._swept = 0  # stale timer entries removed from the heap without processing
+
+    # ------------------------------------------------------------------ nodes
+
+    def add_node(self, name: str, factory: CoreFactory, address: str | None = None) -> Address:
+        """Boot a node now: build its core with ``factory`` and call ``start``.
+
+        ``address`` defaults to ``"{name}:7946"``.  Returns the address, which
+        is how the other methods name the node.
+        """
+        addr = parse_address(address if address is not None else f"{name}:7946")
+        if addr in self._nodes:
+            raise LocalError(f"a node already listens at {addr}")
+        if name in self._by_name:
+            raise LocalError(f"a node named {name!r} already exists")
+        node = _Node(name, addr, factory, self._event_limit)
+        self._nodes[addr] = node
+        self._by_name[name] = addr
+        self._boot(node)
+        return addr
+
+    def crash(self, address: Address) -> None:
+        """Stop a node at once, as a power cut would: no goodbye, its state is gone.
+
+        Its peers' streams break (they hear of it after
+        ``stream_break_detect_s``); messages to it are dropped until it restarts.
+        """
+        node = self._node(address)
+        if not node.up:
+            raise LocalError(f"{address} is already down")
+        node.up = False
+        node.core = None
+        node.life += 1
+        self._stale_timers += len(node.timers)
+        node.timers.clear()
+        node.pause = None
+        self._record("crash", address)
+        for stream in [s for s in self._streams.values() if address in s.key]:
+            self._break(stream)
+
+    def restart(self, address: Address) -> NodeId:
+        """Boot a crashed node again: a fresh core with the next epoch."""
+        node = self._node(address)
+        if node.up:
+            raise LocalError(f"{address} is up; crash it before restarting it")
+        self._boot(node)
+        return self.node_id(address)
+
+    def pause(self, address: Address, min_delay_s: float, max_delay_s: float) -> None:
+        """Starve a node: every input it gets (messages, timers, notices) is held
+        back by a delay uniform in ``[min_delay_s, max_delay_s]``, in order, as if
+        its process got no CPU for that long.  Lasts until :meth:`resume`."""
+        if not 0 <= min_delay_s <= max_delay_s:
+            raise LocalError(
+                f"need 0 <= min_delay_s <= max_delay_s, got {min_delay_s}, {max_delay_s}"
+            )
+        node = self._node(address)
+        if not node.up:
+            raise LocalError(f"{address} is down; only a live node can be paused")
+        node.pause = (min_delay_s, max_delay_s)
+        node.pause_last = self.now
+        self._record("pause", address, min_delay_s, max_delay_s)
+
+    def resume(self, address: Address) -> None:
+        """End a :meth:`pause`; inputs already held back still arrive late."""
+        node = self._node(address)
+        node.pause = None
+        self._record("resume", address)
+
+    def set_network(self, network: NetworkConfig) -> None:
+        """Change the network's behaviour from now on (loss, latency...); messages
+        already in flight keep the fate they were given when sent."""
+        if not isinstance(network, NetworkConfig):
+            raise LocalError(f"expected a NetworkConfig, got {network!r}")
+        self.network = network
+        self._max_in_flight = network.max_in_flight
+        self._record("net", "", repr(network))
+
+    # -------------------------------------------------------------- partitions
+
+    def partition(self, *groups: Iterable[Address]) -> None:
+        """Split the network: nodes in different groups cannot reach each other.
+
+        Nodes named in no group form one more group together.  Replaces any
+        earlier partition (one-way blocks stay).  Streams across the cut break.
+        """
+        assigned: dict[Address, int] = {}
+        for index, group in enumerate(groups):
+            for addr in group:
+                self._node(addr)
+                if addr in assigned:
+                    raise LocalError(f"{addr} is named in two groups")
+                assigned[addr] = index
+        rest = len(groups)
+        for addr in self._nodes:
+            assigned.setdefault(addr, rest)
+        self._groups = assigned
+        self._update_cut("partition " + " | ".join(",".join(sorted(g)) for g in map(list, groups)))
+
+    def block(self, source: Address, target: Address) -> None:
+        """Drop everything from ``source`` to ``target`` (one way; the reverse still flows)."""
+        self._node(source)
+        self._node(target)
+        self._blocked.add((source, target))
+        self._update_cut(f"block {source}->{target}")
+
+    def heal(self) -> None:
+        """Remove every partition and one-way block."""
+        self._groups = None
+        self._blocked.clear()
+        self._update_cut("heal")
+
+    def reachable(self, source: Address, target: Address) -> bool:
+        """Whether the network currently carries messages from ``source`` to ``target``."""
+        if not self._cut:
+            return True
+        groups = self._groups
+        if groups is not None and groups.get(source, -1) != groups.get(target, -1):
+            return False
+        return (source, target) not in self._blocked
+
+    # -------------------------------------------------------------- scheduling
+
+    def at(self, time: float, action: Callable[[], object], label: str = "") -> None:
+        """Run ``action()`` at virtual time ``time`` (a crash, a partition, a check)."""
+        self._push(
+            max(time, self.now), _CONTROL, Address(""), action, label or _describe(action), None
+        )
+
+    # ----------------------------------------------------------------- running
+
+    def step(self) -> bool:
+        """Process the next scheduled entry; return False when nothing is scheduled."""
+        heap = self._heap
+        if not heap:
+            return False
+        self._dispatch(_heappop(heap))
+        return True
+
+    def run_until(self, time: float) -> None:
+        """Process every entry due at or before ``time``; the clock then reads ``time``."""
+        heap = self._heap
+        pop = _heappop
+        dispatch = self._dispatch
+        while heap and heap[0][0] <= time:
+            dispatch(pop(heap))
+        self.now = max(self.now, time)
+
+    def run_for(self, duration_s: float) -> None:
+        """Run for ``duration_s`` of virtual time."""
+        self.run_until(self.now + duration_s)
+
+    def run_until_idle(self, timeout_s: float = 60.0) -> bool:
+        """Run until nothing is in flight on the network (timers may remain).
+
+        Returns True when the network went quiet, False if ``timeout_s`` of
+        virtual time passed first.  With protocols that gossip on a timer the
+        network may never go quiet; use :meth:`run_until_true` for those.
+        """
+        deadline = self.now + timeout_s
+        heap = self._heap
+        while self._in_flight > 0:
+            if not heap or heap[0][0] > deadline:
+                self.now = max(self.now, deadline)
+                return False
+            self._dispatch(_heappop(heap))
+        return True
+
+    def run_until_true(
+        self, predicate: Callable[[], bool], timeout_s: float, poll_s: float = 0.01
+    ) -> float | None:
+        """Run until ``predicate()`` holds, checking every ``poll_s`` of virtual time.
+
+        Returns the virtual time at which it was first seen to hold, or None if
+        it did not within ``timeout_s``.
+        """
+        if poll_s <= 0:
+            raise LocalError(f"poll_s must be > 0, got {poll_s!r}")
+        deadline = self.now + timeout_s
+        while True:
+            if predicate():
+                return self.now
+            if self.now >= deadline:
+                return None
+            self.run_until(min(self.now + poll_s, deadline))
+
+    # ------------------------------------------------------------------- views
+
+    @property
+    def addresses(self) -> list[Address]:
+        """Every node's address, in the order the nodes were added."""
+        return list(self._nodes)
+
+    def address_of(self, name: str) -> Address:
+        """The address of the node called ``name``."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise LocalError(f"no node named {name!r}") from None
+
+    def is_up(self, address: Address) -> bool:
+        return self._node(address).up
+
+    def core(self, address: Address) -> Core | None:
+        """The current core of a node, or None while it is crashed."""
+        return self._node(address).core
+
+    def node_id(self, address: Address) -> NodeId:
+        node = self._node(address)
+        return NodeId(node.name, node.address, node.epoch)
+
+    def events(self, address: Address) -> list[tuple[float, object]]:
+        """The last ``event_log_limit`` events a node's cores emitted, with their times."""
+        return list(self._node(address).events)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages and stream notices the network holds right now."""
+        return self._in_flight
+
+    @property
+    def processed(self) -> int:
+        """How many entries the simulator has processed so far."""
+        # Every entry pushed is either still queued, swept as stale, or processed.
+        return self._seq - len(self._heap) - self._swept
+
+    @property
+    def stats(self) -> SimStats:
+        """A snapshot of the counters (copies; later runs do not change it)."""
+        by_type: dict[str, TypeStats] = {}
+        for cls, counts in sorted(self._types.items(), key=lambda item: item[0].__name__):
+            # Keyed by class name for reading; same-named classes add up.
+            total = by_type.setdefault(cls.__name__, TypeStats())
+            total.sent += counts.sent
+            total.bytes_sent += counts.bytes_sent
+        nodes = self._nodes.values()
+        return SimStats(
+            # Totals are derived from the per-node counters, not kept twice.
+            messages_sent=sum(n.stats.messages_sent for n in nodes),
+            messages_delivered=sum(n.stats.messages_received for n in nodes),
+            bytes_sent=sum(n.stats.bytes_sent for n in nodes),
+            dropped=dict(sorted(self._dropped.items())),
+            by_type=by_type,
+            by_node={
+                a: NodeStats(
+                    n.stats.messages_sent,
+                    n.stats.bytes_sent,
+                    n.stats.messages_received,
+                    n.stats.bytes_received,
+                    n.stats.events_shed,
+                )
+                for a, n in self._nodes.items()
+            },
+        )
+
+    def trace_hash(self) -> str:
+        """A digest of everything processed so far; equal seeds and scenarios give equal digests."""
+        self._flush_trace()
+        return self._hash.hexdigest()
+
+    def trace_tail(self) -> list[str]:
+        """The last ``trace_tail`` trace records, oldest first, for failure reports."""
+        self._flush_trace()
+        return [f"{record[0]!r} " + " ".join(map(str, record[1:])) for record in self._tail]
+
+    # ---------------------------------------------------------------- internals
+
+    def _node(self, address: Address) -> _Node:
+        try:
+            return self._nodes[address]
+        except KeyError:
+            raise LocalError(f"no node at {address!r}") from None
+
+    def _push(
+        self, time: float, kind: int, target: Address, a: object, b: object, c: object
+    ) -> None:
+        self._seq += 1
+        _heappush(self._heap, (time, self._seq, kind, target, a, b, c))
+
+    def _push_network(
+        self, time: float, kind: int, target: Address, a: object, b: object, c: object
+    ) -> bool:
+        if self._in_flight >= self._max_in_flight:
+            self._dropped["overflow"] += 1
+            return False
+        self._in_flight += 1
+        self._seq += 1
+        _heappush(self._heap, (time, self._seq, kind, target, a, b, c))
+        return True
+
+    def _record(self, what: str, target: str, *detail: object) -> None:
+        # Records are kept as tuples and digested in batches (packed as msgpack,
+        # in C); they are formatted only when someone reads the tail.
+        if self._trace:
+            buffer = self._trace_buffer
+            buffer.append((self.now, what, target, *detail))
+            if len(buffer) >= _TRACE_BATCH:
+                self._flush_trace()
+
+    def _flush_trace(self) -> None:
+        buffer = self._trace_buffer
+        if buffer:
+            self._hash.update(digest_bytes(buffer))
+            self._tail.extend(buffer)
+            buffer.clear()
+
+    def _boot(self, node: _Node) -> None:
+        node.epoch += 1
+        node.life += 1
+        node.up = True
+        node.pause = None
+        rng = random.Random(f"gossamer-sim/{self.seed}/{node.name}/{node.epoch}")
+        ident = NodeId(node.name, node.address, node.epoch)
+        self._record("boot", node.address, node.epoch)
+        try:
+            core = node.factory(ident, rng)
+            node.core = core
+            core.start(self.now)
+        except Exception as exc:
+            raise SimulationError(self.seed, self.now, f"{ident} failed to start: {exc!r}") from exc
+        self._apply(node, core)
+
+    def _update_cut(self, label: str) -> None:
+        self._cut = self._groups is not None or bool(self._blocked)
+        self._record("net", "", label)
+        for stream in list(self._streams.values()):
+            a, b = stream.key
+            if not (self.reachable(a, b) and self.reachable(b, a)):
+                self._break(stream)
+
+    def _dispatch(self, entry: _Entry) -> None:
+        time, _, kind, target, a, b, c = entry
+        self.now = time  # never earlier: every entry is scheduled at or after "now"
+        if kind == _DATAGRAM:  # the hot path, inlined
+            self._in_flight -= 1
+            node = self._nodes.get(target)
+            if node is None or not node.up:
+                self._dropped["down"] += 1
+            elif self._cut and not self.reachable(a, target):  # type: ignore[arg-type]
+                self._dropped["partition"] += 1
+            elif node.pause is not None:
+                self._hold_back(node, entry)
+            else:
+                self._receive(node, a, b, c)  # type: ignore[arg-type]
+            return
+        if kind == _CONTROL:
+            self._record("control", "", b)
+            action = a
+            assert callable(action)
+            action()
+            return
+        if kind & _DEFERRED:
+            kind ^= _DEFERRED
+            deferred = True
+        else:
+            deferred = False
+        if kind != _TIMER:
+            self._in_flight -= 1
+        node = self._nodes.get(target)
+        if kind == _DATAGRAM:
+            assert node is not None
+            self._receive(node, a, b, c)  # type: ignore[arg-type]
+        elif kind == _TIMER:
+            self._fire(node, a, b, c, deferred, entry)
+        elif kind == _STREAM_MSG:
+            self._deliver_stream(node, target, a, b, c, deferred, entry)
+        elif kind == _STREAM_CONNECT:
+            self._connect(b)  # type: ignore[arg-type]
+        elif kind in (_STREAM_UP, _STREAM_DOWN):
+            self._notify(node, kind, a, c, deferred, entry)
+        elif kind == _STREAM_CLOSE:
+            stream = b
+            assert isinstance(stream, _Stream)
+            if stream.state == _CLOSING:
+                stream.state = _DEAD
+                if self._streams.get(stream.key) is stream:
+                    del self._streams[stream.key]
+                self._notify(node, _STREAM_DOWN, a, c, deferred, entry)
+
+    def _hold_back(self, node: _Node, entry: _Entry) -> None:
+        """Re-schedule an entry for a paused node, keeping its inputs in order."""
+        pause = node.pause
+        assert pause is not None
+        when = max(self.now + self._rng.uniform(pause[0], pause[1]), node.pause_last)
+        node.pause_last = when
+        _, _, kind, target, a, b, c = entry
+        if kind != _TIMER:
+            self._in_flight += 1
+        self._seq += 1
+        _heappush(self._heap, (when, self._seq, kind | _DEFERRED, target, a, b, c))
+
+    def _receive(self, node: _Node, sender: Address, message: Message, data: bytes) -> None:
+        stats = node.stats
+        stats.messages_received += 1
+        stats.bytes_received += len(data)
+        cls = type(message)
+        if self._trace:  # _record, inlined on the hot path
+            # The encoded bytes stand for the content; without a codec, the type.
+            buffer = self._trace_buffer
+            buffer.append((self.now, "recv", node.address, sender, data or cls.__name__))
+            if len(buffer) >= _TRACE_BATCH:
+                self._flush_trace()
+        core = node.core
+        assert core is not None
+        try:
+            core.handle(sender, message, self.now)
+        except Exception as exc:
+            raise SimulationError(
+                self.seed,
+                self.now,
+                f"{node.name} raised handling {cls.__name__} from {sender}: {exc!r}",
+            ) from exc
+        self._apply(node, core)
+
+    def _fire(
+        self,
+        node: _Node | None,
+        key: object,
+        token: object,
+        life: object,
+        deferred: bool,
+        entry: _Entry,
+    ) -> None:
+        if node is None or node.life != life or node.timers.get(key) != token:
+            self._stale_timers -= 1
+            return
+        if node.pause is not None and not deferred:
+            self._hold_back(node, entry)
+            return
+        del node.timers[key]
+        core = node.core
+        assert core is not None
+        if self._trace:  # _record, inlined on the hot path
+            buffer = self._trace_buffer
+            buffer.append((self.now, "timer", node.address, key))
+            if len(buffer) >= _TRACE_BATCH:
+                self._flush_trace()
+        try:
+            core.on_timer(key, self.now)
+        except Exception as exc:
+            raise SimulationError(
+                self.seed, self.now, f"{node.name} raised on timer {key!r}: {exc!r}"
+            ) from exc
+        self._apply(node, core)
+
+    def _deliver_stream(
+        self,
+        node: _Node | None,
+        target: Address,
+        sender: object,
+        payload: object,
+        stream: object,
+        deferred: bool,
+        entry: _Entry,
+    ) -> None:
+        assert isinstance(stream, _Stream) and isinstance(payload, tuple)
+        if not (stream.state == _UP or (stream.state == _CLOSING and stream.closed_by == sender)):
+            self._dropped["stream_broken"] += 1
+            return
+        assert node is not None and node.up
+        if node.pause is not None and not deferred:
+            self._hold_back(node, entry)
+            return
+        message, data = payload
+        self._receive(node, sender, message, data)  # type: ignore[arg-type]
+
+    def _notify(
+        self,
+        node: _Node | None,
+        kind: int,
+        peer: object,
+        life: object,
+        deferred: bool,
+        entry: _Entry | None,
+    ) -> None:
+        if node is None or not node.up or node.life != life:
+            return
+        if node.pause is not None and not deferred:
+            self._hold_back(node, (self.now, 0, kind, node.address, peer, None, life))
+            return
+        core = node.core
+        assert core is not None and isinstance(peer, str)
+        up = kind == _STREAM_UP
+        self._record("stream-up" if up else "stream-down", node.address, peer)
+        try:
+            if up:
+                core.on_stream_up(Address(peer), self.now)
+            else:
+                core.on_stream_down(Address(peer), self.now)
+        except Exception as exc:
+            raise SimulationError(
+                self.seed,
+                self.now,
+                f"{node.name} raised on stream {'up' if up else 'down'} {peer}: {exc!r}",
+            ) from exc
+        self._apply(node, core)
+
+    # ------------------------------------------------------------- effects
+
+    def _apply(self, node: _Node, core: Core) -> None:
+        for effect in core.drain():
+            cls = effect.__class__
+            if cls is SendDatagram:
+                self._send_datagram(node, effect.to, effect.message)  # type: ignore[union-attr]
+            elif cls is SetTimer:
+                key = effect.key  # type: ignore[union-attr]
+                if key in node.timers:
+                    self._stale_timers += 1
+                self._seq += 1
+                node.timers[key] = self._seq
+                at = effect.at  # type: ignore[union-attr]
+                _heappush(
+                    self._heap,
+                    (
+                        at if at > self.now else self.now,
+                        self._seq,
+                        _TIMER,
+                        node.address,
+                        key,
+                        self._seq,
+                        node.life,
+                    ),
+                )
+            elif cls is SendStream:
+                self._send_stream(node, effect.to, effect.message)  # type: ignore[union-attr]
+            elif cls is CancelTimer:
+                if node.timers.pop(effect.key, None) is not None:  # type: ignore[union-attr]
+                    self._stale_timers += 1
+            elif cls is Emit:
+                self._emit(node, effect.event)  # type: ignore[union-attr]
+            elif cls is OpenStream:
+                self._open(node, effect.to)  # type: ignore[union-attr]
+            elif cls is CloseStream:
+                self._close(node, effect.to)  # type: ignore[union-attr]
+            else:
+                raise SimulationError(
+                    self.seed, self.now, f"{node.name} returned a non-effect {effect!r}"
+                )
+        if self._stale_timers > 100_000 and self._stale_timers * 2 > len(self._heap):
+            self._drop_stale_timers()
+
+    def _drop_stale_timers(self) -> None:
+        """Rebuild the heap without timer entries that can no longer fire (bounds its size)."""
+        nodes = self._nodes
+        heap = self._heap
+        live = []
+        for entry in heap:
+            if entry[2] & ~_DEFERRED == _TIMER:
+                node = nodes.get(entry[3])
+                if node is None or node.life != entry[6] or node.timers.get(entry[4]) != entry[5]:
+                    continue
+            live.append(entry)
+        self._swept += len(heap) - len(live)
+        # In place: the run loops hold a reference to this very list.
+        heap[:] = live
+        _heapify(heap)
+        self._stale_timers = 0
+
+    def _prepare(self, node: _Node, message: Message, limit: int) -> tuple[Message, bytes]:
+        """Count a send, and encode it when there is a codec: to count bytes, to
+        enforce the size limit, and (with ``wire_check``) to deliver a decoded copy."""
+        data = b""
+        codec = self._codec
+        if codec is not None:
+            try:  # inlined on the hot path
+                data = codec.encode(message)
+            except Exception as exc:
+                raise SimulationError(
+                    self.seed, self.now, f"cannot encode {message!r}: {exc!r}"
+                ) from exc
+            if len(data) > limit:
+                raise SimulationError(
+                    self.seed,
+                    self.now,
+                    f"{node.name} sent a {type(message).__name__} of {len(data)} bytes,"
+                    f" over the {limit}-byte limit",
+                )
+            if self._wire_check:
+                try:
+                    copy = codec.decode(data, max_bytes=limit)
+                except Exception as exc:
+                    raise SimulationError(
+                        self.seed, self.now, f"{message!r} does not decode: {exc!r}"
+                    ) from exc
+                if copy != message:
+                    raise SimulationError(self.seed, self.now, f"{message!r} decodes as {copy!r}")
+                message = copy
+        size = len(data)
+        stats = node.stats
+        stats.messages_sent += 1
+        stats.bytes_sent += size
+        cls = type(message)
+        types = self._types.get(cls)
+        if types is None:
+            types = self._types[cls] = TypeStats()
+        types.sent += 1
+        types.bytes_sent += size
+        return message, data
+
+    def _send_datagram(self, node: _Node, to: Address, message: Message) -> None:
+        message, data = self._prepare(node, message, self._wire.max_datagram_bytes)
+        net = self.network
+        rnd = self._rng.random
+        if net.loss and rnd() < net.loss:
+            self._dropped["loss"] += 1
+            return
+        source = node.address
+        if self._cut and not self.reachable(source, to):
+            self._dropped["partition"] += 1
+            return
+        delay = net.latency_s + net.jitter_s * rnd()
+        if net.reorder and rnd() < net.reorder:
+            delay += net.reorder_delay_s * rnd()
+        if self._in_flight < self._max_in_flight:  # _push_network, inlined
+            self._in_flight += 1
+            self._seq += 1
+            _heappush(
+                self._heap, (self.now + delay, self._seq, _DATAGRAM, to, source, message, data)
+            )
+        else:
+            self._dropped["overflow"] += 1
+        if net.duplicate and rnd() < net.duplicate:
+            delay = net.latency_s + net.jitter_s * rnd()
+            self._push_network(self.now + delay, _DATAGRAM, to, source, message, data)
+
+    def _emit(self, node: _Node, event: object) -> None:
+        if len(node.events) == node.events.maxlen:
+            node.stats.events_shed += 1
+        node.events.append((self.now, event))
+        self._record("event", node.address, event)
+        if self._on_event is not None:
+            self._on_event(self.now, node.address, event)
+
+    # ------------------------------------------------------------- streams
+
+    def _latency(self) -> float:
+        return self.network.latency_s + self.network.jitter_s * self._rng.random()
+
+    def _open(self, node: _Node, to: Address) -> _Stream | None:
+        source = node.address
+        if to == source:
+            raise SimulationError(self.seed, self.now, f"{node.name} opened a stream to itself")
+        key = (source, to) if source < to else (to, source)
+        ready_at = self.now + self._latency()
+        stream = self._streams.get(key)
+        if stream is not None:
+            if stream.closed_by != source:
+                return stream
+            if stream.state == _CONNECTING:
+                stream.closed_by = None  # reopened before it connected: keep it
+                return stream
+            # The closer opens again while its close is on the way: a new stream,
+            # which connects only after the other end has heard the old one close.
+            ready_at = max(ready_at, stream.closes_at)
+        stream = _Stream(key, source, to)
+        stream.lives[source] = node.life
+        stream.ready_at = ready_at
+        stream.last[source] = stream.last[to] = ready_at
+        if not self._push_network(ready_at, _STREAM_CONNECT, to, source, stream, None):
+            return None
+        self._streams[key] = stream
+        return stream
+
+    def _connect(self, stream: _Stream) -> None:
+        if stream.state != _CONNECTING:
+            return
+        opener, acceptor = stream.opener, stream.acceptor
+        node = self._nodes.get(acceptor)
+        opener_node = self._nodes[opener]
+        if (
+            node is None
+            or not node.up
+            or opener_node.life != stream.lives[opener]
+            or not (self.reachable(opener, acceptor) and self.reachable(acceptor, opener))
+        ):
+            self._break(stream)
+            return
+        stream.lives[acceptor] = node.life
+        # Notices go out now, inline, so they come before any message on the
+        # stream (those are due at or after this instant but were queued earlier).
+        if stream.closed_by is None:
+            stream.state = _UP
+            self._notify(node, _STREAM_UP, opener, node.life, False, None)
+            self._notify(opener_node, _STREAM_UP, acceptor, opener_node.life, False, None)
+        else:
+            # Closed while connecting: deliver what was sent, then the close.
+            self._notify(node, _STREAM_UP, opener, node.life, False, None)
+            self._begin_close(stream, opener)
+
+    def _send_stream(self, node: _Node, to: Address, message: Message) -> None:
+        message, data = self._prepare(node, message, self._wire.max_frame_bytes)
+        stream = self._open(node, to)
+        if stream is None:
+            return
+        source = node.address
+        when = max(self.now + self._latency(), stream.last[source])
+        stream.last[source] = when
+        self._push_network(when, _STREAM_MSG, to, source, (message, data), stream)
+
+    def _close(self, node: _Node, to: Address) -> None:
+        source = node.address
+        key = (source, to) if source < to else (to, source)
+        stream = self._streams.get(key)
+        if stream is None or stream.closed_by is not None:
+            return
+        if stream.state == _CONNECTING:
+            if source == stream.opener:
+                stream.closed_by = source  # closes as soon as it connects
+            return  # the acceptor has not heard of it: nothing to close
+        self._begin_close(stream, source)
+
+    def _begin_close(self, stream: _Stream, closer: Address) -> None:
+        stream.state = _CLOSING
+        stream.closed_by = closer
+        other = stream.other(closer)
+        stream.closes_at = max(self.now + self._latency(), stream.last[closer])
+        self._push_network(
+            stream.closes_at, _STREAM_CLOSE, other, closer, stream, stream.lives[other]
+        )
+
+    def _break(self, stream: _Stream) -> None:
+        if self._streams.get(stream.key) is stream:
+            del self._streams[stream.key]
+        previous = stream.state
+        if previous == _DEAD:
+            return
+        stream.state = _DEAD
+        when = self.now + self.network.stream_break_detect_s
+        # A stream that never connected is known to its opener only.
+        ends = [stream.opener] if previous == _CONNECTING else [stream.opener, stream.acceptor]
+        for end in ends:
+            if end == stream.closed_by:
+                continue  # the closer is done with it
+            node = self._nodes[end]
+            if node.up and node.life == stream.lives.get(end):
+                self._push_network(when, _STREAM_DOWN, end, stream.other(end), stream, node.life)
+
+
+def _describe(action: Callable[[], object]) -> str:
+    return getattr(action, "__qualname__", type(action).__name__)
