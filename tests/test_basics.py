@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,14 @@ def test_console_script_runs() -> None:
         check=True,
     )
     assert out.stdout.startswith("gossamer ")
+
+
+def test_example_simulation_runs_and_converges() -> None:
+    out = subprocess.run(
+        [sys.executable, "examples/simulate_cluster.py", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert "all 8 nodes agree" in out.stderr
