@@ -99,7 +99,7 @@ def test_cli_demo_tells_the_story(capsys: pytest.CaptureFixture[str]) -> None:
         "heals",
         "crashes",
         "restarts",
-        "agree after",
+        "agree, ",
     ]:
         assert phrase in out, phrase
     assert "did not agree" not in out

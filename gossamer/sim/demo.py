@@ -48,8 +48,9 @@ class _Story:
         vectors = {cores[a].known for a in group if a in cores}
         return len(vectors) == 1
 
-    def wait_agreement(self, group: list[Address], what: str, timeout_s: float = 15.0) -> None:
-        started = self.sim.now
+    def wait_agreement(
+        self, group: list[Address], what: str, since: float, event: str, timeout_s: float = 15.0
+    ) -> None:
         # Agreement is checked between publications: a fresh headline always
         # takes a few gossip rounds to spread, so poll often.
         when = self.sim.run_until_true(lambda: self.agree(group), timeout_s, poll_s=0.05)
@@ -58,9 +59,8 @@ class _Story:
             return
         names = ", ".join(self.sim.node_id(a).name for a in group)
         known = self.cores()[group[0]].known
-        self.say(
-            f"{what} agree after {when - started:.2f}s: {names} all know [{_knowledge(known)}]"
-        )
+        self.say(f"{what} agree, {when - since:.2f}s after {event}: {names} all know")
+        self.say(f"    [{_knowledge(known)}]")
 
 
 def run_demo(
@@ -87,7 +87,7 @@ def run_demo(
         sim.add_node(name, factory)
     story.say(f"{nodes} nodes boot; each knows only its own news")
     sim.run_until(4.5)
-    story.wait_agreement(addresses, f"all {nodes} nodes")
+    story.wait_agreement(addresses, f"all {nodes} nodes", 0.0, "boot")
 
     half = max(1, nodes // 2 - 0)
     left, right = addresses[:half], addresses[half:]
@@ -112,8 +112,9 @@ def run_demo(
     else:
         story.say(f"the two sides' knowledge compares as {relation.name}")
     sim.heal()
+    healed = sim.now
     story.say("the network heals")
-    story.wait_agreement(addresses, f"all {nodes} nodes")
+    story.wait_agreement(addresses, f"all {nodes} nodes", healed, "the heal")
 
     victim = addresses[-1]
     sim.run_until(26.0)
@@ -122,17 +123,24 @@ def run_demo(
         f"{sim.node_id(victim).name} crashes (no goodbye); its peers' datagrams to it are now lost"
     )
     survivors = addresses[:-1]
-    sim.run_until(30.0)
-    story.wait_agreement(survivors, "the survivors")
+    crashed = sim.now
+    story.wait_agreement(survivors, "the survivors", crashed, "the crash")
     sim.run_until(32.0)
     ident = sim.restart(victim)
     story.say(
         f"{ident.name} restarts as a new life (epoch {ident.epoch}, author {ident.name}#"
         f"{ident.epoch}); it remembers nothing"
     )
-    story.wait_agreement(addresses, f"all {nodes} nodes, the newcomer included")
+    restarted = sim.now
+    story.wait_agreement(
+        addresses, f"with the newcomer, all {nodes} nodes", restarted, "the restart"
+    )
+    story.say(
+        f"{ident.name}'s first life's news ({ident.name}#{ident.epoch - 1}) is still remembered;"
+        f" its new life publishes as {ident.name}#{ident.epoch}"
+    )
     sim.run_until(40.0)
-    story.wait_agreement(addresses, f"at the end, all {nodes} nodes")
+    story.wait_agreement(addresses, f"at the end, all {nodes} nodes", 0.0, "boot")
 
     stats = sim.stats
     dropped = ", ".join(f"{n} {reason}" for reason, n in stats.dropped.items()) or "none"
