@@ -37,7 +37,7 @@ demo: $(STAMP)
 ## make bench: every benchmark, JSON on stdout
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.sim_throughput --json
-	$(BIN)/python -m benchmarks.sim_throughput --json --no-trace
+	$(BIN)/python -m benchmarks.sim_throughput --json --trace
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -24,7 +24,8 @@ log = logging.getLogger("simulate_cluster")
 
 def main(seed: int) -> int:
     peers = [Address(f"n{i}:7946") for i in range(8)]
-    sim = Simulator(seed, NetworkConfig(loss=0.05, jitter_s=0.002), codec=news_codec)
+    net = NetworkConfig(loss=0.05, jitter_s=0.002)
+    sim = Simulator(seed, net, codec=news_codec, trace=True)
 
     def factory(me: NodeId, rng: random.Random) -> NewsCore:
         return NewsCore(me, rng, peers)

@@ -12,7 +12,7 @@ from gossamer import __version__
 def _demo(args: argparse.Namespace) -> int:
     from gossamer.sim.demo import run_demo
 
-    run_demo(seed=args.seed, nodes=args.nodes, loss=args.loss)
+    run_demo(print, seed=args.seed, nodes=args.nodes, loss=args.loss)
     return 0
 
 

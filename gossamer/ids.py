@@ -28,6 +28,7 @@ Address = NewType("Address", str)
 """``host:port``, or ``[v6-literal]:port``; validated by :func:`parse_address`."""
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,127}$")
 
 
@@ -49,6 +50,11 @@ def address(host: str, port: int) -> Address:
         return Address(f"[{host}]:{port}")
     if not _HOSTNAME.match(host):
         raise AddressError(f"{host!r} is not a valid host name or IPv4 address")
+    if _DOTTED_NUMBERS.match(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise AddressError(f"{host!r} is not a valid IPv4 address") from None
     return Address(f"{host}:{port}")
 
 
@@ -62,6 +68,8 @@ def split_address(addr: str) -> tuple[str, int]:
             raise AddressError(f"{addr!r}: only IPv6 literals go in brackets")
     else:
         host, sep, port_text = addr.rpartition(":")
+        if ":" in host:
+            raise AddressError(f"{addr!r}: an IPv6 address goes in brackets, as [::1]:7946")
     if not sep or not port_text.isdigit():
         raise AddressError(f"{addr!r} is not of the form host:port")
     port = int(port_text)

@@ -195,21 +195,34 @@ def _pack(value: object) -> bytes:
     return cast(bytes, _PACKER.pack(value))
 
 
-# Packs anything: plain data as msgpack, any other object as its repr.  For
-# digests of simulator traces, where speed matters and nothing is decoded.
-_DIGEST_PACKER = msgpack.Packer(
-    use_bin_type=True, use_single_float=False, autoreset=True, default=repr
-)
+def _digest_default(value: object) -> object:
+    """Stand-ins, as plain data, for what msgpack cannot pack itself.  Never a
+    ``repr`` of a set: its order changes with PYTHONHASHSEED."""
+    if isinstance(value, set | frozenset):
+        return ["set", *sorted(digest_bytes(item) for item in value)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [getattr(value, f.name) for f in dataclasses.fields(value)]
+        return [type(value).__qualname__, *fields]
+    if isinstance(value, enum.Enum):
+        return [type(value).__qualname__, value.name]
+    to_wire = getattr(value, "to_wire", None)
+    if callable(to_wire):
+        return [type(value).__qualname__, to_wire()]
+    return repr(value)
 
 
 def digest_bytes(value: object) -> bytes:
     """Deterministic bytes for ``value``, for hashing (never for the wire).
 
     Plain data (None, bool, int, float, str, bytes, tuples, lists, dicts) is
-    packed as msgpack in C; any other object stands as its ``repr``.  Equal
-    values built the same way give equal bytes in every process.
+    packed as msgpack in C; sets are sorted, dataclasses become their class
+    name and fields, enums their name, wire values their wire form, anything
+    else its ``repr``.  Equal values built the same way give equal bytes in
+    every process, whatever PYTHONHASHSEED says.
     """
-    return cast(bytes, _DIGEST_PACKER.pack(value))
+    # A fresh packer per call: _digest_default calls back in for set items.
+    packer = msgpack.Packer(use_bin_type=True, use_single_float=False, default=_digest_default)
+    return cast(bytes, packer.pack(value))
 
 
 def _refuse_ext(code: int, data: bytes) -> object:

@@ -41,7 +41,21 @@ def test_addresses_parse(text: str, parts: tuple[str, int]) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "host", "host:", ":80", "host:65536", "host:-1", "[::1:80", "ho st:1", "[zz]:1", "a:b"],
+    [
+        "",
+        "host",
+        "host:",
+        ":80",
+        "host:65536",
+        "host:-1",
+        "[::1:80",
+        "ho st:1",
+        "[zz]:1",
+        "a:b",
+        "::1:80",
+        "999.999.1.1:80",
+        "1.2.3:80",
+    ],
 )
 def test_bad_addresses_raise_at_once(text: str) -> None:
     with pytest.raises(AddressError):

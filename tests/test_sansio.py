@@ -32,7 +32,19 @@ GUARDED = [
     "config.py",
 ]
 
-FORBIDDEN_MODULES = {"asyncio", "socket", "time", "threading", "selectors", "aiohttp"}
+FORBIDDEN_MODULES = {
+    "asyncio",
+    "socket",
+    "time",
+    "threading",
+    "selectors",
+    "aiohttp",
+    # Other ways to reach the clock or the OS's entropy.
+    "os",
+    "secrets",
+    "uuid",
+    "datetime",
+}
 
 
 def violations(source: str, filename: str = "<source>") -> list[str]:
@@ -65,12 +77,16 @@ def violations(source: str, filename: str = "<source>") -> list[str]:
             and node.attr != "Random"
         ):
             found.append(f"{filename}:{node.lineno}: {node.value.id}.{node.attr}")
-        if (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "__import__"
-        ):
-            found.append(f"{filename}:{node.lineno}: __import__(...)")
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name == "__import__":
+                found.append(f"{filename}:{node.lineno}: __import__(...)")
+            if name in ("Random", "SystemRandom") and not node.args and not node.keywords:
+                # Random() with no seed draws from the OS: not reproducible.
+                found.append(f"{filename}:{node.lineno}: {name}() without a seed")
+            elif name == "SystemRandom":
+                found.append(f"{filename}:{node.lineno}: SystemRandom")
     return found
 
 
@@ -113,6 +129,13 @@ def test_core_does_no_io(path: Path) -> None:
         "from random import choice",
         "from random import Random, shuffle",
         "__import__('time')",
+        "import random\nrandom.Random()",
+        "from random import Random\nRandom()",
+        "import os\nos.urandom(4)",
+        "import secrets",
+        "import uuid",
+        "from datetime import datetime",
+        "import random\nrandom.SystemRandom(1)",
     ],
 )
 def test_guard_catches(source: str) -> None:

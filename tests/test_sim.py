@@ -62,6 +62,7 @@ class ScriptCore:
         self.timers: list[tuple[float, TimerKey]] = []
         self.ups: list[tuple[float, Address]] = []
         self.downs: list[tuple[float, Address]] = []
+        self.log: list[tuple[str, float, object]] = []  # everything heard, in order
         self.out = Outbox()
 
     def start(self, now: float) -> None:
@@ -70,17 +71,21 @@ class ScriptCore:
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
         self.received.append((now, sender, message))
+        self.log.append(("recv", now, getattr(message, "seq", None)))
 
     def on_timer(self, key: TimerKey, now: float) -> None:
         self.timers.append((now, key))
+        self.log.append(("timer", now, key))
         if isinstance(key, tuple) and key[0] == "plan":
             self.out._effects.append(self.plan[key[1]][1])
 
     def on_stream_up(self, peer: Address, now: float) -> None:
         self.ups.append((now, peer))
+        self.log.append(("up", now, peer))
 
     def on_stream_down(self, peer: Address, now: float) -> None:
         self.downs.append((now, peer))
+        self.log.append(("down", now, peer))
 
     def drain(self) -> list[Effect]:
         return self.out.drain()
@@ -292,9 +297,59 @@ def test_pause_delays_inputs_in_order_until_resume() -> None:
     assert all(t2 >= t1 for (t1, _, _), (t2, _, _) in itertools.pairwise(got))
     # B's own timer was held back too.
     assert cores["b"].timers[0][0] >= 2.0
+    assert sim.in_flight == 0
+
+
+def test_resume_keeps_order_held_inputs_first() -> None:
+    plan = [(2.0, SendDatagram(B, Note(1))), (2.2, SendDatagram(B, Note(2)))]
+    sim, cores = build({"a": plan, "b": []}, NetworkConfig(latency_s=0.01, jitter_s=0.0))
+    sim.pause(B, 1.0, 1.0)
+    sim.run_until(2.15)  # Note 1 arrived at 2.01 and is held until 3.01
     sim.resume(B)
-    before = len(cores["a"].received)
-    assert before == 1
+    sim.run_until(5.0)
+    got = [(t, m.seq) for t, _, m in cores["b"].received]  # type: ignore[attr-defined]
+    assert got == [(3.01, 1), (3.01, 2)]
+    # A second pause must not reorder either.
+    sim.pause(B, 0.0, 0.0)
+    sim.resume(B)
+    assert sim.in_flight == 0
+
+
+def test_a_crash_discards_what_waited_in_the_inbox() -> None:
+    plan = [(1.0, SendDatagram(B, Note(1))), (1.0, SendStream(B, Note(2)))]
+    sim, cores = build({"a": plan, "b": []})
+    sim.pause(B, 2.0, 2.0)
+    sim.run_until(1.5)
+    first_b = cores["b"]
+    sim.crash(B)
+    sim.restart(B)
+    sim.run_until(10.0)
+    assert first_b.received == [] and cores["b"].received == []
+    assert sim.stats.dropped["down"] >= 1
+    assert sim.in_flight == 0
+
+
+def test_a_held_input_already_arrived_so_a_later_cut_does_not_take_it_back() -> None:
+    sim, cores = build({"a": [(1.0, SendDatagram(B, Note(1)))], "b": []})
+    sim.pause(B, 2.0, 2.0)
+    sim.run_until(1.5)
+    sim.partition([A], [B])
+    sim.run_until(10.0)
+    assert [m.seq for _, _, m in cores["b"].received] == [1]  # type: ignore[attr-defined]
+
+
+def test_paused_stream_end_hears_up_messages_and_down_in_order() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0, stream_break_detect_s=0.5)
+    plan = [(1.0, SendStream(B, Note(1))), (1.0, SendStream(B, Note(2)))]
+    sim, cores = build({"a": plan, "b": []}, net)
+    sim.pause(B, 1.0, 1.0)
+    sim.run_until(1.2)
+    sim.partition([A], [B])
+    sim.resume(B)
+    sim.run_until(5.0)
+    kinds = [(kind, detail) for kind, _, detail in cores["b"].log]
+    assert kinds == [("up", A), ("recv", 1), ("recv", 2), ("down", A)]
+    assert sim.in_flight == 0
 
 
 # ---------------------------------------------------------------- timers
@@ -340,7 +395,7 @@ def test_stale_timers_are_swept_so_the_heap_stays_bounded() -> None:
     sim = Simulator(1)
     sim.add_node("a", lambda me, rng: ChurnCore(me, rng, []))
     sim.run_until(250.0)
-    assert len(sim._heap) < 110_000
+    assert len(sim._timers) < 110_000
     core = sim.core(A)
     assert isinstance(core, ChurnCore)
     # Every tick fired exactly once, sweeps notwithstanding.
@@ -431,8 +486,47 @@ def test_the_closer_can_reopen_and_the_other_end_hears_down_then_up() -> None:
     sim.run_until(5.0)
     b = cores["b"]
     assert [t for t, _ in b.ups] == [1.1, 2.1] and [t for t, _ in b.downs] == [2.1]
-    assert b.downs[0] < b.ups[1] or b.downs[0][0] == b.ups[1][0]
+    assert [kind for kind, _, _ in b.log] == ["up", "down", "up", "recv"]
     assert [m.seq for _, _, m in b.received] == [5]  # type: ignore[attr-defined]
+
+
+def test_a_crash_during_close_and_reopen_breaks_both_streams() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0, stream_break_detect_s=0.5)
+    plan = [
+        (1.0, OpenStream(B)),
+        (2.0, SendStream(B, Note(1))),
+        (2.0, CloseStream(B)),
+        (2.0, OpenStream(B)),
+    ]
+    sim, cores = build({"a": plan, "b": []}, net)
+    sim.run_until(2.05)
+    first_b = cores["b"]
+    sim.crash(B)
+    sim.restart(B)
+    sim.run_until(5.0)
+    assert first_b.received == []
+    assert cores["b"].received == [] and cores["b"].ups == []
+    assert [kind for kind, _, _ in cores["a"].log if kind in ("up", "down")] == ["up", "down"]
+    assert sim.in_flight == 0
+
+
+def test_the_acceptor_may_close_a_stream_it_has_joined_while_connecting() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0)
+    plan_b = [(1.0, SendStream(A, Note(1))), (1.0, CloseStream(A))]
+    sim, cores = build({"a": [(1.0, OpenStream(B))], "b": plan_b}, net)
+    sim.run_until(3.0)
+    assert [m.seq for _, _, m in cores["a"].received] == [1]  # type: ignore[attr-defined]
+    assert [kind for kind, _, _ in cores["a"].log] == ["timer", "up", "recv", "down"]
+    assert [kind for kind, _, _ in cores["b"].log] == ["timer", "timer"]  # the closer hears nothing
+
+
+def test_a_failed_connect_tells_every_end_that_joined() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0, stream_break_detect_s=0.5)
+    sim, cores = build({"a": [(1.0, OpenStream(B))], "b": [(1.0, SendStream(A, Note(1)))]}, net)
+    sim.run_until(1.05)
+    sim.partition([A], [B])
+    sim.run_until(3.0)
+    assert cores["a"].downs == [(1.55, B)] and cores["b"].downs == [(1.55, A)]
 
 
 def test_stream_to_self_is_a_core_bug() -> None:
@@ -510,6 +604,8 @@ def test_network_config_validates() -> None:
     from gossamer.errors import ConfigError
 
     for bad in (
+        {"max_in_flight": 2.5},
+        {"max_in_flight": float("inf")},
         {"loss": 1.5},
         {"latency_s": -1},
         {"stream_break_detect_s": 0},
@@ -539,20 +635,33 @@ SCENARIO = """
 import random
 from gossamer.ids import Address
 from gossamer.sim import NetworkConfig, Simulator
-from gossamer.sim.news import NewsConfig, NewsCore, news_codec
+from gossamer.sim.news import Digest, NewsConfig, NewsCore, news_codec
+
+class StreamingNews(NewsCore):
+    # Also sends every digest on a stream, and emits set-valued events.
+
+    def handle(self, sender, message, now):
+        super().handle(sender, message, now)
+        self._out.emit(frozenset({sender, self.me.name, "x", "y"}))
+
+    def on_timer(self, key, now):
+        if key == "gossip" and self._peers:
+            self._out.stream(self._rng.choice(self._peers), Digest(self.known))
+        super().on_timer(key, now)
 
 def scenario(seed):
     net = NetworkConfig(loss=0.05, duplicate=0.05, reorder=0.1, jitter_s=0.01)
-    sim = Simulator(seed, net, codec=news_codec)
+    sim = Simulator(seed, net, codec=news_codec, trace=True)
     addrs = [Address(f"n{i}:7946") for i in range(8)]
     for i in range(8):
-        sim.add_node(f"n{i}", lambda me, rng: NewsCore(me, rng, addrs, NewsConfig(0.2, 1.0)))
+        sim.add_node(f"n{i}", lambda me, rng: StreamingNews(me, rng, addrs, NewsConfig(0.2, 1.0)))
     sim.at(3.0, lambda: sim.partition(addrs[:3], addrs[3:]))
     sim.at(4.0, lambda: sim.pause(addrs[5], 0.1, 0.9))
     sim.at(6.0, lambda: sim.crash(addrs[7]))
     sim.at(8.0, sim.heal)
     sim.at(9.0, lambda: sim.restart(addrs[7]))
     sim.at(9.5, lambda: sim.block(addrs[0], addrs[1]))
+    sim.at(10.0, lambda: sim.resume(addrs[5]))
     sim.run_until(15.0)
     return sim
 """
@@ -574,13 +683,22 @@ def test_same_seed_same_trace_different_seed_different_trace() -> None:
     assert first.trace_hash() != other.trace_hash()
 
 
-def test_trace_is_the_same_in_another_process_with_another_hash_seed() -> None:
+def test_trace_is_the_same_in_processes_with_different_hash_seeds() -> None:
     code = SCENARIO + "\nprint(scenario(11).trace_hash())\n"
-    env = dict(os.environ, PYTHONHASHSEED="12345")
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == _scenario(11).trace_hash()
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        digests.add(out.stdout.strip())
+    digests.add(_scenario(11).trace_hash())
+    assert len(digests) == 1, digests
+
+
+def test_trace_hash_needs_trace_on() -> None:
+    with pytest.raises(LocalError, match="trace=True"):
+        Simulator(1).trace_hash()
 
 
 def test_news_nodes_converge_after_faults() -> None:
@@ -605,3 +723,109 @@ def test_news_codec_roundtrips_in_simulation() -> None:
         sim.add_node(f"n{i}", lambda me, rng: NewsCore(me, rng, addrs))
     sim.run_until(10)
     assert sim.stats.messages_delivered > 50
+
+
+# ---------------------------------------------------------------- regressions from review
+
+
+def test_nodes_added_after_a_partition_join_the_unlisted_group() -> None:
+    sim, _ = build({"a": [], "b": []})
+    sim.partition([A])
+    sim.add_node("c", lambda me, rng: ScriptCore(me, rng, []))
+    assert sim.reachable(B, C) and sim.reachable(C, B)
+    assert not sim.reachable(A, C)
+
+
+def test_partition_accepts_generators() -> None:
+    sim, _ = build({"a": [], "b": []})
+    sim.partition(iter([A]), (x for x in [B]))
+    assert not sim.reachable(A, B)
+
+
+class Unbuildable(ScriptCore):
+    def start(self, now: float) -> None:
+        raise RuntimeError("no")
+
+
+def test_a_node_that_fails_to_boot_is_not_left_half_registered() -> None:
+    sim = Simulator(1)
+    with pytest.raises(SimulationError, match="failed to start"):
+        sim.add_node("a", lambda me, rng: Unbuildable(me, rng, []))
+    assert sim.addresses == []
+    with pytest.raises(LocalError):
+        sim.add_node("-bad", lambda me, rng: ScriptCore(me, rng, []))
+    assert sim.addresses == []
+    sim.add_node("a", lambda me, rng: ScriptCore(me, rng, []))  # the name is free again
+
+
+def test_notices_are_never_dropped_by_the_in_flight_bound() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0, max_in_flight=1)
+    plan = [(1.0, OpenStream(B)), (2.0, SendDatagram(B, Note(1))), (2.0, CloseStream(B))]
+    sim, cores = build({"a": plan, "b": []}, net)
+    sim.run_until(5.0)
+    assert [p for _, p in cores["b"].downs] == [A]
+    assert sim.in_flight == 0
+
+
+class Chatter(ScriptCore):
+    """Random datagrams and stream traffic to random peers, on a timer."""
+
+    def __init__(self, me: NodeId, rng: random.Random, peers: list[Address]) -> None:
+        super().__init__(me, rng, [])
+        self.peers = [p for p in peers if p != me.address]
+
+    def start(self, now: float) -> None:
+        self.out.set_timer("tick", now + self.rng.random())
+
+    def on_timer(self, key: TimerKey, now: float) -> None:
+        peer = self.rng.choice(self.peers)
+        roll = self.rng.random()
+        if roll < 0.4:
+            self.out.datagram(peer, Note(1))
+        elif roll < 0.8:
+            self.out.stream(peer, Note(2))
+        elif roll < 0.9:
+            self.out.close_stream(peer)
+        else:
+            self.out.open_stream(peer)
+        if now < 20.0:
+            self.out.set_timer("tick", now + self.rng.random() * 0.2)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_in_flight_returns_to_zero_whatever_the_faults(seed: int) -> None:
+    net = NetworkConfig(
+        latency_s=0.01,
+        jitter_s=0.05,
+        loss=0.1,
+        duplicate=0.1,
+        reorder=0.1,
+        stream_break_detect_s=0.3,
+        max_in_flight=50,
+    )
+    sim = Simulator(seed, net, codec=codec)
+    peers = [Address(f"n{i}:7946") for i in range(6)]
+    for i in range(6):
+        sim.add_node(f"n{i}", lambda me, rng: Chatter(me, rng, peers))
+    faults = random.Random(seed)
+    for t in range(1, 20):
+        victim = faults.choice(peers)
+        action = faults.choice(["partition", "heal", "crash", "pause", "resume", "block"])
+        if action == "partition":
+            sim.at(t, lambda: sim.partition(peers[:3]))
+        elif action == "heal":
+            sim.at(t, sim.heal)
+        elif action == "crash":
+            sim.at(t, lambda v=victim: sim.crash(v) if sim.is_up(v) else sim.restart(v))  # type: ignore[misc]
+        elif action == "pause":
+            sim.at(t, lambda v=victim: sim.pause(v, 0.1, 1.5) if sim.is_up(v) else None)  # type: ignore[misc]
+        elif action == "resume":
+            sim.at(t, lambda v=victim: sim.resume(v))  # type: ignore[misc]
+        else:
+            sim.at(t, lambda v=victim: sim.block(v, peers[0]) if v != peers[0] else None)  # type: ignore[misc]
+    sim.run_until(30.0)
+    for addr in peers:
+        sim.resume(addr)
+    assert sim.run_until_idle(timeout_s=60.0)
+    assert sim.in_flight == 0
+    assert sim.stats.messages_sent > 100

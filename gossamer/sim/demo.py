@@ -64,15 +64,16 @@ class _Story:
 
 
 def run_demo(
-    seed: int = 7, nodes: int = 5, write: Callable[[str], None] = print, loss: float = 0.01
+    write: Callable[[str], None], seed: int = 7, nodes: int = 5, loss: float = 0.01
 ) -> Simulator:
-    """Run the narrated scenario and return the simulator (for tests and the curious)."""
+    """Run the narrated scenario, handing each line to ``write``; return the
+    simulator (for tests and the curious)."""
     if nodes < 3:
         raise ValueError("the demo needs at least 3 nodes")
     names = [f"n{i + 1}" for i in range(nodes)]
     addresses = [Address(f"{name}:7946") for name in names]
     config = NewsConfig(gossip_interval_s=0.5, publish_interval_s=4.0)
-    sim = Simulator(seed, NetworkConfig(loss=loss), codec=news_codec)
+    sim = Simulator(seed, NetworkConfig(loss=loss), codec=news_codec, trace=True)
     story = _Story(sim, write)
 
     def factory(me: NodeId, rng: random.Random) -> NewsCore:
@@ -89,7 +90,7 @@ def run_demo(
     sim.run_until(4.5)
     story.wait_agreement(addresses, f"all {nodes} nodes", 0.0, "boot")
 
-    half = max(1, nodes // 2 - 0)
+    half = max(1, nodes // 2)
     left, right = addresses[:half], addresses[half:]
 
     def label(group: list[Address]) -> str:

@@ -11,6 +11,7 @@ __all__ = ["NetworkConfig"]
 from dataclasses import dataclass
 
 from gossamer.config import check_at_least, check_fraction, check_positive
+from gossamer.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,14 @@ class NetworkConfig:
         check_fraction(owner, "reorder", self.reorder)
         check_at_least(owner, "reorder_delay_s", self.reorder_delay_s, 0)
         check_positive(owner, "stream_break_detect_s", self.stream_break_detect_s)
-        check_at_least(owner, "max_in_flight", self.max_in_flight, 1)
+        if (
+            isinstance(self.max_in_flight, bool)
+            or not isinstance(self.max_in_flight, int)
+            or self.max_in_flight < 1
+        ):
+            raise ConfigError(
+                f"{owner}.max_in_flight must be an integer >= 1, got {self.max_in_flight!r}"
+            )
 
     @classmethod
     def lan(cls) -> NetworkConfig:

@@ -18,6 +18,11 @@ Maintenance*, PODC 1987, "anti-entropy, push-pull"):
   sender lacked anything the receiver knew, the receiver answers with its
   merged vector (an :class:`Update`), which is merged and never answered.
 
+Limits, as a teaching protocol: a vector gains one author per node life and
+never forgets one, so it grows with restarts; a real protocol prunes the
+authors of ended lives (the member table's epochs say which).  Messages of
+other types are ignored and counted in ``NewsCore.ignored``.
+
 Invariants: a node's knowledge only grows (merge is an upper bound), an
 author's own entry is never ahead of what it published, and once the
 network stops changing, every pair of live nodes that can reach each other
@@ -110,6 +115,8 @@ class NewsCore:
         self._peers = sorted(p for p in peers if p != me.address)
         self._config = config if config is not None else NewsConfig()
         self._out = Outbox()
+        self.ignored = 0
+        """Messages of a type this protocol does not know, dropped."""
 
     def start(self, now: float) -> None:
         # Spread the first rounds so nodes booted together do not gossip in lockstep.
@@ -125,6 +132,8 @@ class NewsCore:
                     self._out.datagram(sender, Update(self.known))
             case Update(known=theirs):
                 self._merge(sender, theirs)
+            case _:
+                self.ignored += 1
 
     def on_timer(self, key: TimerKey, now: float) -> None:
         cfg = self._config

@@ -30,7 +30,7 @@ settle rule always leaves the network whole and lossless before calling
 
 from __future__ import annotations
 
-__all__ = ["ClusterMachine"]
+__all__ = ["ClusterMachine", "InvariantViolation"]
 
 import random
 from dataclasses import replace
@@ -45,6 +45,14 @@ from gossamer.ids import Address, NodeId
 from gossamer.sim.network import NetworkConfig
 from gossamer.sim.simulator import Simulator
 from gossamer.wire import Registry
+
+
+class InvariantViolation(AssertionError):
+    """A protocol invariant does not hold (raised by :meth:`ClusterMachine.require`).
+
+    Distinct from a plain ``AssertionError`` so a test can tell a broken
+    protocol from a broken simulator or test.
+    """
 
 
 class ClusterMachine(RuleBasedStateMachine):
@@ -74,6 +82,11 @@ class ClusterMachine(RuleBasedStateMachine):
     def make_core(self, me: NodeId, rng: random.Random, peers: list[Address]) -> Core:
         """Build the core of one node life; ``peers`` lists every node's address."""
         raise NotImplementedError("a ClusterMachine subclass must define make_core")
+
+    def require(self, condition: bool, message: str) -> None:
+        """Check one invariant; raise :class:`InvariantViolation` with ``message`` if it fails."""
+        if not condition:
+            raise InvariantViolation(message)
 
     def always(self) -> None:
         """Invariants that hold after every step, whatever the faults.  Override."""
