@@ -11,7 +11,10 @@ default); ``--trace`` turns the digest on to measure its cost.
 
 prints ``{"nodes", "messages", "messages_per_s", "wall_s"}``; ``messages`` is
 the number of messages delivered.  The goal is 250,000 delivered messages per
-second on one core.
+second on one core.  The workload runs ``--repeat`` times (3 by default) and
+the fastest run is reported, as ``timeit`` does: on a shared machine the
+fastest run is the one least disturbed by others (every run delivers the same
+messages; the same seed gives the same trace).
 """
 
 from __future__ import annotations
@@ -81,7 +84,7 @@ class EchoCore:
 
 def run(
     nodes: int, duration_s: float, interval_s: float, seed: int, trace: bool = False
-) -> dict[str, float | int]:
+) -> tuple[float, int]:
     sim = Simulator(seed, NetworkConfig.lan(), codec=bench_codec, trace=trace)
     addresses = [Address(f"n{i}:7946") for i in range(nodes)]
 
@@ -92,8 +95,16 @@ def run(
         sim.add_node(f"n{i}", factory)
     start = time.perf_counter()
     sim.run_until(duration_s)
-    wall = time.perf_counter() - start
-    delivered = sim.stats.messages_delivered
+    return time.perf_counter() - start, sim.stats.messages_delivered
+
+
+def best_of(
+    repeat: int, nodes: int, duration_s: float, interval_s: float, seed: int, trace: bool = False
+) -> dict[str, float | int]:
+    runs = [run(nodes, duration_s, interval_s, seed, trace) for _ in range(repeat)]
+    if len({delivered for _, delivered in runs}) != 1:
+        raise RuntimeError(f"runs of one seed delivered different counts: {runs}")
+    wall, delivered = min(runs)
     return {
         "nodes": nodes,
         "messages": delivered,
@@ -111,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--trace", action="store_true", help="keep the trace digest too")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the fastest is reported")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    result = run(args.nodes, args.duration, args.interval, args.seed, trace=args.trace)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    result = best_of(args.repeat, args.nodes, args.duration, args.interval, args.seed, args.trace)
     if args.json:
         print(json.dumps(result))
     else:

@@ -20,10 +20,11 @@ Invariants the drivers rely on:
   a timer fires at most once per setting.  A deadline in the past fires as
   soon as the driver can.
 * Streams are reliable and ordered between two nodes while both are up and
-  can reach each other.  At most one stream joins a pair of nodes; either end
-  may open it, and sending on a stream that is not open opens it.  When a
+  can reach each other.  At most one open stream joins a pair of nodes; either
+  end may open it, and sending on a stream that is not open opens it.  When a
   stream breaks (a crash, a partition, the other end closing it) the core
   hears :meth:`Core.on_stream_down`; messages in flight on it may be lost.
+  After closing a stream, a core may open a new one to the same peer.
 """
 
 from __future__ import annotations

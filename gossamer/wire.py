@@ -191,6 +191,10 @@ _PACKER = msgpack.Packer(use_bin_type=True, use_single_float=False, autoreset=Tr
 _Timestamp: Final = cast(type, msgpack.Timestamp)
 
 
+# The packer's own bound method, called directly on the hot path (encode).
+_PACK: Callable[[object], bytes] = _PACKER.pack
+
+
 def _pack(value: object) -> bytes:
     return cast(bytes, _PACKER.pack(value))
 
@@ -1081,8 +1085,11 @@ class Registry:
             raise InvalidMessage(
                 f"{type(message).__qualname__} is not registered in registry {self.name!r}"
             )
+        schema = entry.schema
         try:
-            data = entry.prefix + _pack(entry.schema.encode_body(message))
+            # Fields that are plain data already are packed as the getter's tuple.
+            body = schema.encode_body(message) if schema.converters else schema.getter(message)
+            data = entry.prefix + _PACK(body)
         except LocalError:
             raise
         except Exception as exc:

@@ -50,8 +50,9 @@ class NetworkConfig:
     close is heard after the latency instead."""
 
     max_in_flight: int = 10_000_000
-    """Bound on messages and notices in flight at once; what would exceed it is
-    dropped and counted as ``overflow``, so a runaway core cannot exhaust memory."""
+    """Bound on the messages in flight at once; a message that would exceed it
+    is dropped and counted as ``overflow``, so a runaway core cannot exhaust
+    memory.  Stream notices are never dropped (the streams bound them)."""
 
     def __post_init__(self) -> None:
         owner = "NetworkConfig"
