@@ -584,6 +584,10 @@ class Simulator:
 
     # ---------------------------------------------------------------- internals
 
+    def _error(self, what: str) -> SimulationError:
+        """An error naming the seed and the time, to raise (``raise self._error(...)``)."""
+        return SimulationError(self.seed, self.now, what)
+
     def _node(self, address: Address) -> _Node:
         try:
             return self._nodes[address]
@@ -638,7 +642,7 @@ class Simulator:
         try:
             core = node.factory(ident, rng)
         except Exception as exc:
-            raise SimulationError(self.seed, self.now, f"{ident} failed to build: {exc!r}") from exc
+            raise self._error(f"{ident} failed to build: {exc!r}") from exc
         node.epoch = epoch
         node.life += 1
         node.up = True
@@ -650,7 +654,7 @@ class Simulator:
             core.start(self.now)
         except Exception as exc:
             self._end_life(node)  # it never came up
-            raise SimulationError(self.seed, self.now, f"{ident} failed to start: {exc!r}") from exc
+            raise self._error(f"{ident} failed to start: {exc!r}") from exc
         self._apply(node, core)
 
     def _end_life(self, node: _Node) -> None:
@@ -783,10 +787,8 @@ class Simulator:
         try:
             core.handle(sender, message, self.now)
         except Exception as exc:
-            raise SimulationError(
-                self.seed,
-                self.now,
-                f"{node.name} raised handling {type(message).__name__} from {sender}: {exc!r}",
+            raise self._error(
+                f"{node.name} raised handling {type(message).__name__} from {sender}: {exc!r}"
             ) from exc
         self._apply(node, core)
 
@@ -802,9 +804,7 @@ class Simulator:
         try:
             core.on_timer(key, self.now)
         except Exception as exc:
-            raise SimulationError(
-                self.seed, self.now, f"{node.name} raised on timer {key!r}: {exc!r}"
-            ) from exc
+            raise self._error(f"{node.name} raised on timer {key!r}: {exc!r}") from exc
         self._apply(node, core)
 
     def _notify(self, target: Address, kind: int, peer: Address, life: int) -> None:
@@ -827,10 +827,8 @@ class Simulator:
             else:
                 core.on_stream_down(peer, self.now)
         except Exception as exc:
-            raise SimulationError(
-                self.seed,
-                self.now,
-                f"{node.name} raised on stream {'up' if up else 'down'} {peer}: {exc!r}",
+            raise self._error(
+                f"{node.name} raised on stream {'up' if up else 'down'} {peer}: {exc!r}"
             ) from exc
         self._apply(node, core)
 
@@ -866,9 +864,7 @@ class Simulator:
             elif cls is CloseStream:
                 self._close(node, effect.to)  # type: ignore[union-attr]
             else:
-                raise SimulationError(
-                    self.seed, self.now, f"{node.name} returned a non-effect {effect!r}"
-                )
+                raise self._error(f"{node.name} returned a non-effect {effect!r}")
         stale = self._stale_timers
         if stale > _STALE_SWEEP_MIN and stale * 2 > len(self._timers):
             self._sweep_timers()
@@ -899,25 +895,19 @@ class Simulator:
             try:
                 data = codec.encode(message)
             except Exception as exc:
-                raise SimulationError(
-                    self.seed, self.now, f"cannot encode {message!r}: {exc!r}"
-                ) from exc
+                raise self._error(f"cannot encode {message!r}: {exc!r}") from exc
             if len(data) > limit:
-                raise SimulationError(
-                    self.seed,
-                    self.now,
+                raise self._error(
                     f"{node.name} sent a {type(message).__name__} of {len(data)} bytes,"
-                    f" over the {limit}-byte limit",
+                    f" over the {limit}-byte limit"
                 )
             if self._wire_check:
                 try:
                     copy = codec.decode(data, max_bytes=limit)
                 except Exception as exc:
-                    raise SimulationError(
-                        self.seed, self.now, f"{message!r} does not decode: {exc!r}"
-                    ) from exc
+                    raise self._error(f"{message!r} does not decode: {exc!r}") from exc
                 if copy != message:
-                    raise SimulationError(self.seed, self.now, f"{message!r} decodes as {copy!r}")
+                    raise self._error(f"{message!r} decodes as {copy!r}")
                 message = copy
         size = len(data)
         stats = node.stats
@@ -974,7 +964,7 @@ class Simulator:
     def _open(self, node: _Node, to: Address) -> _Stream:
         source = node.address
         if to == source:
-            raise SimulationError(self.seed, self.now, f"{node.name} opened a stream to itself")
+            raise self._error(f"{node.name} opened a stream to itself")
         key = (source, to) if source < to else (to, source)
         ready_at = self.now + self._latency()
         stream = self._streams.get(key)
