@@ -309,10 +309,19 @@ def test_resume_keeps_order_held_inputs_first() -> None:
     sim.run_until(5.0)
     got = [(t, m.seq) for t, _, m in cores["b"].received]  # type: ignore[attr-defined]
     assert got == [(3.01, 1), (3.01, 2)]
-    # A second pause must not reorder either.
-    sim.pause(B, 0.0, 0.0)
-    sim.resume(B)
     assert sim.in_flight == 0
+
+
+def test_a_second_pause_does_not_let_new_inputs_overtake_held_ones() -> None:
+    plan = [(2.0, SendDatagram(B, Note(1))), (2.2, SendDatagram(B, Note(2)))]
+    sim, cores = build({"a": plan, "b": []}, NetworkConfig(latency_s=0.01, jitter_s=0.0))
+    sim.pause(B, 1.0, 1.0)
+    sim.run_until(2.15)  # Note 1 is held until 3.01
+    sim.resume(B)
+    sim.pause(B, 0.0, 0.0)  # Note 2 arrives during this pause, with no delay of its own
+    sim.run_until(5.0)
+    got = [(t, m.seq) for t, _, m in cores["b"].received]  # type: ignore[attr-defined]
+    assert got == [(3.01, 1), (3.01, 2)]
 
 
 def test_a_crash_discards_what_waited_in_the_inbox() -> None:
@@ -386,9 +395,10 @@ class ChurnCore(ScriptCore):
 
     def on_timer(self, key: TimerKey, now: float) -> None:
         self.timers.append((now, key))
-        for i in range(1000):
-            self.out.set_timer("later", now + 100 + i)
-        self.out.set_timer("tick", now + 1)
+        if key == "tick" and now < 250:
+            for i in range(1000):
+                self.out.set_timer("later", now + 100 + i)
+            self.out.set_timer("tick", now + 1)
 
 
 def test_stale_timers_are_swept_so_the_heap_stays_bounded() -> None:
@@ -400,6 +410,11 @@ def test_stale_timers_are_swept_so_the_heap_stays_bounded() -> None:
     assert isinstance(core, ChurnCore)
     # Every tick fired exactly once, sweeps notwithstanding.
     assert [t for t, key in core.timers if key == "tick"] == [float(t) for t in range(1, 251)]
+    # And the one live "later" (set last by the tick at 249, for 249 + 100 + 999)
+    # fires, once.
+    sim.run_until(2000.0)
+    assert [t for t, key in core.timers if key == "later"] == [1348.0]
+    assert sim._stale_timers >= 0
 
 
 # ---------------------------------------------------------------- streams
@@ -829,3 +844,109 @@ def test_in_flight_returns_to_zero_whatever_the_faults(seed: int) -> None:
     assert sim.run_until_idle(timeout_s=60.0)
     assert sim.in_flight == 0
     assert sim.stats.messages_sent > 100
+
+
+# ---------------------------------------------------------------- second review regressions
+
+
+def test_a_closer_hears_nothing_more_even_of_inputs_held_while_it_was_paused() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0)
+    plan = [(1.0, OpenStream(B)), (1.05, CloseStream(B))]
+    sim, cores = build({"a": plan, "b": []}, net)
+    sim.run_until(1.02)
+    # Held back by 0.1 s: a's close (due 1.05) is handed over at 1.15, before
+    # the up notice (due 1.1, held to 1.2) -- which must then not reach it.
+    sim.pause(A, 0.1, 0.1)
+    sim.run_until(1.3)
+    sim.resume(A)
+    sim.run_until(5.0)
+    assert [kind for kind, _, _ in cores["a"].log] == ["timer", "timer"]
+    assert [kind for kind, _, _ in cores["b"].log] == ["up", "down"]
+
+
+def test_closing_a_broken_stream_before_hearing_of_it_silences_the_news() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0, stream_break_detect_s=1.0)
+    sim, cores = build({"a": [(1.0, OpenStream(B)), (2.5, CloseStream(B))]}, net)
+    sim.add_node("b", lambda me, rng: ScriptCore(me, rng, []))
+    sim.run_until(2.0)
+    sim.partition([A], [B])  # a would hear of the break at 3.0, but closes at 2.5
+    sim.run_until(5.0)
+    assert [kind for kind, _, _ in cores["a"].log if kind in ("up", "down")] == ["up"]
+
+
+def test_when_both_ends_close_neither_hears_anything() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0)
+    plan_a = [(1.0, OpenStream(B)), (1.0, CloseStream(B))]
+    plan_b = [(1.0, SendStream(A, Note(1))), (1.0, CloseStream(A))]
+    sim, cores = build({"a": plan_a, "b": plan_b}, net)
+    sim.run_until(3.0)
+    assert [k for k, _, _ in cores["a"].log] == ["timer", "timer"]
+    assert [k for k, _, _ in cores["b"].log] == ["timer", "timer"]
+    # And on an open stream: both close at once; nobody hears down.
+    plan_a = [(1.0, OpenStream(B)), (2.0, CloseStream(B))]
+    plan_b = [(2.0, CloseStream(A))]
+    sim, cores = build({"a": plan_a, "b": plan_b}, net)
+    sim.run_until(5.0)
+    assert [k for k, _, _ in cores["a"].log if k == "down"] == []
+    assert [k for k, _, _ in cores["b"].log if k == "down"] == []
+    assert sim.in_flight == 0
+
+
+def test_what_the_other_end_sends_after_a_close_is_lost_even_if_the_closer_reopened() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0)
+    plan_a = [(1.0, OpenStream(B)), (2.0, CloseStream(B)), (2.0, OpenStream(B))]
+    sim, cores = build({"a": plan_a, "b": [(2.05, SendStream(A, Note(1)))]}, net)
+    sim.run_until(5.0)
+    assert cores["a"].received == []
+    assert sim.stats.dropped["stream_broken"] == 1
+
+
+def test_processed_counts_exactly_what_was_dispatched() -> None:
+    sim, _ = build({"a": [(1.0, OpenStream(B))], "b": []})
+    steps = 0
+    while sim.step():
+        steps += 1
+    assert sim.processed == steps
+
+
+def test_the_in_flight_bound_counts_messages_only() -> None:
+    net = NetworkConfig(latency_s=0.1, jitter_s=0.0, max_in_flight=1)
+    # A pending connect notice does not take the datagram's place.
+    sim, cores = build(
+        {"a": [(1.0, OpenStream(C)), (1.0, SendDatagram(B, Note(1)))], "b": [], "c": []}, net
+    )
+    sim.run_until(3.0)
+    assert [m.seq for _, _, m in cores["b"].received] == [1]  # type: ignore[attr-defined]
+    # Nor does a message waiting in a paused node's inbox.
+    plan = [(1.0, SendDatagram(B, Note(1))), (1.5, SendDatagram(C, Note(2)))]
+    sim, cores = build({"a": plan, "b": [], "c": []}, net)
+    sim.pause(B, 2.0, 2.0)
+    sim.run_until(5.0)
+    assert [m.seq for _, _, m in cores["c"].received] == [2]  # type: ignore[attr-defined]
+    assert "overflow" not in sim.stats.dropped
+
+
+def test_held_timers_that_went_stale_are_swept_and_the_count_stays_sane(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gossamer.sim import simulator as simulator_module
+
+    monkeypatch.setattr(simulator_module, "_STALE_SWEEP_MIN", 5)
+    sim = Simulator(1)
+    sim.add_node("a", lambda me, rng: ChurnCore(me, rng, []))
+    sim.pause(A, 0.5, 0.5)
+    sim.run_until(30.0)
+    sim.resume(A)
+    sim.run_until(2000.0)
+    assert sim._stale_timers >= 0
+    core = sim.core(A)
+    assert isinstance(core, ChurnCore)
+    assert len([k for _, k in core.timers if k == "later"]) == 1
+
+
+def test_times_must_be_finite() -> None:
+    sim, _ = build({"a": []})
+    with pytest.raises(LocalError):
+        sim.at(float("nan"), sim.heal)
+    with pytest.raises(LocalError):
+        sim.pause(A, 0.0, float("inf"))

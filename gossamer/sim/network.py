@@ -50,9 +50,10 @@ class NetworkConfig:
     close is heard after the latency instead."""
 
     max_in_flight: int = 10_000_000
-    """Bound on the messages in flight at once; a message that would exceed it
-    is dropped and counted as ``overflow``, so a runaway core cannot exhaust
-    memory.  Stream notices are never dropped (the streams bound them)."""
+    """Bound on the messages in the network at once; a message that would
+    exceed it is dropped and counted as ``overflow``, so a runaway core cannot
+    exhaust memory.  Stream notices are never dropped (the streams bound
+    them); inputs waiting in a paused node's inbox have left the network."""
 
     def __post_init__(self) -> None:
         owner = "NetworkConfig"

@@ -34,8 +34,9 @@ Invariants:
 * Streams are FIFO and reliable while up: a message's delivery time is never
   earlier than that of the one sent before it in the same direction.  Every
   stream that is not dead is known to the simulator, so a crash or a cut
-  always breaks it.
-* Messages in flight are bounded by ``NetworkConfig.max_in_flight``; what
+  always breaks it.  A core hears only about the streams it holds (opened
+  or heard up, not yet closed or heard down).
+* Messages in the network are bounded by ``NetworkConfig.max_in_flight``; what
   would exceed it is dropped and counted.  Stream notices are never dropped
   (their number is bounded by the number of streams).
 """
@@ -45,6 +46,7 @@ from __future__ import annotations
 __all__ = ["SimulationError", "Simulator"]
 
 import hashlib
+import math
 import random
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -163,6 +165,7 @@ class _Node:
         "name",
         "pause",
         "stats",
+        "streams",
         "timers",
         "up",
     )
@@ -176,6 +179,9 @@ class _Node:
         self.up = False
         self.core: Core | None = None
         self.timers: dict[TimerKey, int] = {}
+        # The streams this life holds, by peer: opened or heard up, not yet
+        # closed or heard down.  Only notices about these reach the core.
+        self.streams: dict[Address, _Stream] = {}
         self.pause: tuple[float, float] | None = None
         # The release time of the latest held-back input; inputs due at or
         # before it wait behind it, so order survives a resume.
@@ -190,7 +196,7 @@ class _Node:
 class _Stream:
     __slots__ = (
         "acceptor",
-        "closed_by",
+        "closers",
         "closes_at",
         "ident",
         "joined",
@@ -216,7 +222,8 @@ class _Stream:
         # The ends that know of the stream while it connects: the opener, and
         # the acceptor too if it sent on it, opened or closed it meanwhile.
         self.joined: list[Address] = [opener]
-        self.closed_by: Address | None = None
+        # The ends that closed it, in order (both: nothing more to tell anyone).
+        self.closers: list[Address] = []
         self.closes_at = 0.0
 
     def other(self, end: Address) -> Address:
@@ -274,7 +281,9 @@ class Simulator:
         self._net: list[_Entry] = []
         self._timers: list[_Entry] = []
         self._seq = 0
-        self._in_flight = 0
+        self._in_flight = 0  # messages and notices in the network, held inputs too
+        self._messages = 0  # messages in the network: what max_in_flight bounds
+        self._stream_ids = 0
         self._stale_timers = 0
         self._swept = 0  # stale timer entries removed without being processed
         self._nodes: dict[Address, _Node] = {}
@@ -352,7 +361,7 @@ class Simulator:
         A held-back input has already reached the node, so a later partition
         does not take it back; a crash does.
         """
-        if not 0 <= min_delay_s <= max_delay_s:
+        if not (math.isfinite(max_delay_s) and 0 <= min_delay_s <= max_delay_s):
             raise LocalError(
                 f"need 0 <= min_delay_s <= max_delay_s, got {min_delay_s}, {max_delay_s}"
             )
@@ -429,6 +438,8 @@ class Simulator:
 
     def at(self, time: float, action: Callable[[], object], label: str = "") -> None:
         """Run ``action()`` at virtual time ``time`` (a crash, a partition, a check)."""
+        if not math.isfinite(time):
+            raise LocalError(f"time must be a finite number of seconds, got {time!r}")
         self._seq += 1
         entry = (max(time, self.now), self._seq, _CONTROL, Address(""), action, label, None)
         _heappush(self._net, entry)
@@ -530,8 +541,8 @@ class Simulator:
 
     @property
     def in_flight(self) -> int:
-        """Messages and stream notices the network holds right now (held-back
-        inputs of paused nodes included)."""
+        """Messages and stream notices the network holds right now, with the
+        messages and notices held back in paused nodes' inboxes (not timers)."""
         return self._in_flight
 
     @property
@@ -604,9 +615,10 @@ class Simulator:
         self, time: float, kind: int, target: Address, a: object, b: object, c: object
     ) -> None:
         """Queue a message, unless the network is full (then drop and count it)."""
-        if self._in_flight >= self._max_in_flight:
+        if self._messages >= self._max_in_flight:
             self._dropped["overflow"] += 1
             return
+        self._messages += 1
         self._in_flight += 1
         self._seq += 1
         _heappush(self._net, (time, self._seq, kind, target, a, b, c))
@@ -663,6 +675,7 @@ class Simulator:
         node.life += 1
         node.pause = None
         node.held_until = node.gate = -1.0
+        node.streams.clear()
         self._stale_timers += len(node.timers)
         node.timers.clear()
 
@@ -679,6 +692,7 @@ class Simulator:
         self.now = time  # never earlier: every entry is scheduled at or after "now"
         if kind == _DATAGRAM:  # the hot path, inlined
             self._in_flight -= 1
+            self._messages -= 1
             node = self._nodes.get(target)
             if node is None or not node.up:
                 self._dropped["down"] += 1
@@ -698,23 +712,23 @@ class Simulator:
                 self._fire(node, a)
         elif kind == _STREAM_MSG:
             self._in_flight -= 1
+            self._messages -= 1
             stream = c
             assert isinstance(stream, _Stream)
             node = self._nodes.get(target)
-            if not (
-                stream.state == _UP or (stream.state == _CLOSING and stream.closed_by == a)
-            ) or (node is None or node.life != stream.lives.get(target)):
+            if not (stream.state == _UP or (stream.state == _CLOSING and a in stream.closers)) or (
+                node is None or node.life != stream.lives.get(target)
+            ):
                 self._dropped["stream_broken"] += 1
             elif node.gate >= time:
                 self._hold(node, entry)
             else:
-                message, data = cast(_Payload, b)
-                self._receive(node, a, message, data)  # type: ignore[arg-type]
+                self._receive_on_stream(node, a, b, stream)  # type: ignore[arg-type]
         elif kind == _HELD:
             self._release(target, a, b)  # type: ignore[arg-type]
         elif kind in (_STREAM_UP, _STREAM_DOWN):
             self._in_flight -= 1
-            self._notify(target, kind, a, c)  # type: ignore[arg-type]
+            self._notify(target, kind, a, c, b)  # type: ignore[arg-type]
         elif kind == _STREAM_CONNECT:
             self._in_flight -= 1
             self._connect(b)  # type: ignore[arg-type]
@@ -724,7 +738,7 @@ class Simulator:
             assert isinstance(stream, _Stream)
             if stream.state == _CLOSING:
                 self._retire(stream)
-                self._notify(target, _STREAM_DOWN, a, c)  # type: ignore[arg-type]
+                self._notify(target, _STREAM_DOWN, a, c, stream)  # type: ignore[arg-type]
         elif kind == _CONTROL:
             self._record("control", "", b or _describe(a))
             assert callable(a)
@@ -758,19 +772,28 @@ class Simulator:
             elif kind == _TIMER:
                 self._stale_timers -= 1  # counted stale when its life ended
             return
-        _, _, _, _, a, b, _ = original
+        _, _, _, _, a, b, c = original
         if kind == _DATAGRAM:
-            self._receive(node, a, b, original[6])  # type: ignore[arg-type]
+            self._receive(node, a, b, c)  # type: ignore[arg-type]
         elif kind == _STREAM_MSG:
-            message, data = cast(_Payload, b)
-            self._receive(node, a, message, data)  # type: ignore[arg-type]
+            # It reached the inbox: only the receiver's own close discards it.
+            self._receive_on_stream(node, a, b, c)  # type: ignore[arg-type]
         elif kind == _TIMER:
             if node.timers.get(a) == b:
                 self._fire(node, a)
             else:
                 self._stale_timers -= 1  # an input released before it reset or cancelled it
         else:
-            self._deliver_notice(node, kind, a)  # type: ignore[arg-type]
+            self._deliver_notice(node, kind, a, b)  # type: ignore[arg-type]
+
+    def _receive_on_stream(
+        self, node: _Node, sender: Address, payload: object, stream: _Stream
+    ) -> None:
+        if node.address in stream.closers:
+            self._dropped["stream_broken"] += 1  # the receiver closed it: it hears nothing more
+            return
+        message, data = cast(_Payload, payload)
+        self._receive(node, sender, message, data)
 
     def _receive(self, node: _Node, sender: Address, message: Message, data: bytes) -> None:
         stats = node.stats
@@ -807,19 +830,32 @@ class Simulator:
             raise self._error(f"{node.name} raised on timer {key!r}: {exc!r}") from exc
         self._apply(node, core)
 
-    def _notify(self, target: Address, kind: int, peer: Address, life: int) -> None:
+    def _notify(
+        self, target: Address, kind: int, peer: Address, life: int, stream: _Stream
+    ) -> None:
         node = self._nodes.get(target)
         if node is None or not node.up or node.life != life:
             return
         if node.gate >= self.now:
-            self._hold(node, (self.now, 0, kind, target, peer, None, life))
+            self._hold(node, (self.now, 0, kind, target, peer, stream, life))
             return
-        self._deliver_notice(node, kind, peer)
+        self._deliver_notice(node, kind, peer, stream)
 
-    def _deliver_notice(self, node: _Node, kind: int, peer: Address) -> None:
+    def _deliver_notice(self, node: _Node, kind: int, peer: Address, stream: _Stream) -> None:
+        # A node hears about a stream only between opening it (or hearing it come
+        # up) and closing it (or hearing it go down), so a notice about an older
+        # stream to the same peer can never be taken for news of the current one.
+        up = kind == _STREAM_UP
+        if up:
+            if node.address in stream.closers:
+                return
+            node.streams[peer] = stream
+        elif node.streams.get(peer) is stream:
+            del node.streams[peer]
+        else:
+            return
         core = node.core
         assert core is not None
-        up = kind == _STREAM_UP
         self._record("stream-up" if up else "stream-down", node.address, peer)
         try:
             if up:
@@ -875,10 +911,12 @@ class Simulator:
         heap = self._timers
         live = []
         for entry in heap:
-            if entry[2] == _TIMER:
-                node = nodes.get(entry[3])
-                if node is None or node.life != entry[6] or node.timers.get(entry[4]) != entry[5]:
-                    continue
+            # A held timer is the original entry wrapped, with the life it waited for.
+            timer = entry if entry[2] == _TIMER else cast(_Entry, entry[4])
+            life = entry[6] if entry[2] == _TIMER else entry[5]
+            node = nodes.get(timer[3])
+            if node is None or node.life != life or node.timers.get(timer[4]) != timer[5]:
+                continue
             live.append(entry)
         self._swept += len(heap) - len(live)
         # In place: the run loops hold a reference to this very list.
@@ -936,7 +974,8 @@ class Simulator:
         delay = net.latency_s + net.jitter_s * rnd()
         if net.reorder and rnd() < net.reorder:
             delay += net.reorder_delay_s * rnd()
-        if self._in_flight < self._max_in_flight:  # _push_message, inlined
+        if self._messages < self._max_in_flight:  # _push_message, inlined
+            self._messages += 1
             self._in_flight += 1
             self._seq += 1
             _heappush(
@@ -965,30 +1004,33 @@ class Simulator:
         source = node.address
         if to == source:
             raise self._error(f"{node.name} opened a stream to itself")
+        known = node.streams.get(to)
+        if known is not None:
+            # The node's own stream to that peer, whatever became of it since:
+            # what it sends on a stream that broke or was closed is lost.
+            return known
         key = (source, to) if source < to else (to, source)
         ready_at = self.now + self._latency()
         stream = self._streams.get(key)
         if stream is not None:
-            if stream.state == _CONNECTING:
-                if source not in stream.joined:
-                    stream.joined.append(source)  # the acceptor acts on it before hearing of it
-                    stream.lives[source] = node.life
-                if stream.closed_by == source:
-                    stream.closed_by = None  # reopened before it connected: keep it
+            if stream.state == _CONNECTING and source not in stream.closers:
+                # The acceptor acts on it before hearing of it: it joins.
+                stream.joined.append(source)
+                stream.lives[source] = node.life
+                node.streams[to] = stream
                 return stream
-            if stream.state == _UP or stream.closed_by != source:
-                # Up, or closing by the other end: what this end sends is lost.
-                return stream
-            # The closer opens again while its close is on the way: a new stream,
-            # which connects only after the other end has heard the old one close.
-            ready_at = max(ready_at, stream.closes_at)
-        self._seq += 1
-        stream = _Stream(self._seq, key, source, to)
+            if stream.state == _CLOSING:
+                # Opening again while a close is on its way: the new stream
+                # connects only after the other end has heard of the close.
+                ready_at = max(ready_at, stream.closes_at)
+        self._stream_ids += 1
+        stream = _Stream(self._stream_ids, key, source, to)
         stream.lives[source] = node.life
         stream.ready_at = ready_at
         stream.last[source] = stream.last[to] = ready_at
         self._streams[key] = stream
         self._live_streams[stream.ident] = stream
+        node.streams[to] = stream
         self._push_notice(ready_at, _STREAM_CONNECT, to, source, stream, None)
         return stream
 
@@ -1009,14 +1051,17 @@ class Simulator:
             return
         stream.state = _UP
         stream.lives[acceptor] = node.life
+        open_ends = [end for end in (acceptor, stream.opener) if end not in stream.closers]
+        if not open_ends:
+            self._retire(stream)  # every end closed it before it connected
+            return
         # Notices go out now, inline, so they come before any message on the
         # stream (those are due at or after this instant but were queued earlier).
-        for end in (acceptor, stream.opener):
-            if end != stream.closed_by:
-                self._notify(end, _STREAM_UP, stream.other(end), stream.lives[end])
-        if stream.closed_by is not None:
-            # Closed while connecting: deliver what was sent, then the close.
-            self._begin_close(stream, stream.closed_by)
+        for end in open_ends:
+            self._notify(end, _STREAM_UP, stream.other(end), stream.lives[end], stream)
+        if stream.closers:
+            # Closed by one end while connecting: deliver what it sent, then the close.
+            self._begin_close(stream, stream.closers[0])
 
     def _send_stream(self, node: _Node, to: Address, message: Message) -> None:
         message, data = self._prepare(node, message, self._wire.max_frame_bytes)
@@ -1027,20 +1072,19 @@ class Simulator:
         self._push_message(when, _STREAM_MSG, to, source, (message, data), stream)
 
     def _close(self, node: _Node, to: Address) -> None:
+        stream = node.streams.pop(to, None)
+        if stream is None or stream.state == _DEAD:
+            return  # nothing open, or it broke already (the news is now moot)
         source = node.address
-        key = (source, to) if source < to else (to, source)
-        stream = self._streams.get(key)
-        if stream is None or stream.state in (_CLOSING, _DEAD):
-            return
-        if stream.state == _CONNECTING:
-            if source in stream.joined:
-                stream.closed_by = source  # closes as soon as it connects
-            return  # the acceptor has not heard of it: nothing to close
-        self._begin_close(stream, source)
+        stream.closers.append(source)
+        if stream.state == _UP:
+            self._begin_close(stream, source)
+        elif stream.state == _CLOSING:
+            self._retire(stream)  # both ends closed: there is no one left to tell
+        # A stream still connecting closes as soon as it connects (_connect).
 
     def _begin_close(self, stream: _Stream, closer: Address) -> None:
         stream.state = _CLOSING
-        stream.closed_by = closer
         other = stream.other(closer)
         stream.closes_at = max(self.now + self._latency(), stream.last[closer])
         self._push_notice(
@@ -1062,8 +1106,8 @@ class Simulator:
         # A stream that never connected is known only to the ends that joined it.
         ends = stream.joined if previous == _CONNECTING else [stream.opener, stream.acceptor]
         for end in ends:
-            if end == stream.closed_by:
-                continue  # the closer is done with it
+            if end in stream.closers:
+                continue  # a closer is done with it
             node = self._nodes[end]
             if node.up and node.life == stream.lives.get(end):
                 self._push_notice(when, _STREAM_DOWN, end, stream.other(end), stream, node.life)
