@@ -20,6 +20,7 @@ __all__ = [
     "WireConfig",
     "check_at_least",
     "check_fraction",
+    "check_int",
     "check_positive",
 ]
 
@@ -46,7 +47,8 @@ def check_fraction(owner: str, name: str, value: float) -> None:
         raise ConfigError(f"{owner}.{name} must be a fraction in [0, 1], got {value!r}")
 
 
-def _check_int(owner: str, name: str, value: int, minimum: int, maximum: int) -> None:
+def check_int(owner: str, name: str, value: int, minimum: int, maximum: int) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an int (not a bool) in [minimum, maximum]."""
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
         raise ConfigError(
             f"{owner}.{name} must be an integer in [{minimum}, {maximum}], got {value!r}"
@@ -78,10 +80,8 @@ class WireConfig:
     hold the largest full state the cluster will exchange."""
 
     def __post_init__(self) -> None:
-        _check_int(
-            "WireConfig", "max_datagram_bytes", self.max_datagram_bytes, 64, _MAX_UDP_PAYLOAD
-        )
-        _check_int("WireConfig", "max_frame_bytes", self.max_frame_bytes, 64, 1 << 31)
+        check_int("WireConfig", "max_datagram_bytes", self.max_datagram_bytes, 64, _MAX_UDP_PAYLOAD)
+        check_int("WireConfig", "max_frame_bytes", self.max_frame_bytes, 64, 1 << 31)
         if self.max_frame_bytes < self.max_datagram_bytes:
             raise ConfigError(
                 "WireConfig.max_frame_bytes must be >= max_datagram_bytes "

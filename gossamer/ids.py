@@ -58,8 +58,8 @@ def address(host: str, port: int) -> Address:
     return Address(f"{host}:{port}")
 
 
-def split_address(addr: str) -> tuple[str, int]:
-    """Split ``host:port`` (or ``[v6]:port``) into its parts, validating both."""
+def _split(addr: str) -> tuple[str, int]:
+    """The syntax of ``host:port`` (or ``[v6]:port``); :func:`address` checks the parts."""
     if not isinstance(addr, str):
         raise AddressError(f"an address is a 'host:port' string, got {addr!r}")
     if addr.startswith("["):
@@ -72,15 +72,19 @@ def split_address(addr: str) -> tuple[str, int]:
             raise AddressError(f"{addr!r}: an IPv6 address goes in brackets, as [::1]:7946")
     if not sep or not port_text.isdigit():
         raise AddressError(f"{addr!r} is not of the form host:port")
-    port = int(port_text)
+    return host, int(port_text)
+
+
+def split_address(addr: str) -> tuple[str, int]:
+    """Split ``host:port`` (or ``[v6]:port``) into its parts, validating both."""
+    host, port = _split(addr)
     address(host, port)  # validates both parts
     return host, port
 
 
 def parse_address(addr: str) -> Address:
     """Validate ``host:port`` (or ``[v6]:port``) and return it as an :data:`Address`."""
-    host, port = split_address(addr)
-    return address(host, port)
+    return address(*_split(addr))
 
 
 @dataclass(frozen=True, slots=True)

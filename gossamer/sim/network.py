@@ -10,8 +10,7 @@ __all__ = ["NetworkConfig"]
 
 from dataclasses import dataclass
 
-from gossamer.config import check_at_least, check_fraction, check_positive
-from gossamer.errors import ConfigError
+from gossamer.config import check_at_least, check_fraction, check_int, check_positive
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,14 +63,7 @@ class NetworkConfig:
         check_fraction(owner, "reorder", self.reorder)
         check_at_least(owner, "reorder_delay_s", self.reorder_delay_s, 0)
         check_positive(owner, "stream_break_detect_s", self.stream_break_detect_s)
-        if (
-            isinstance(self.max_in_flight, bool)
-            or not isinstance(self.max_in_flight, int)
-            or self.max_in_flight < 1
-        ):
-            raise ConfigError(
-                f"{owner}.max_in_flight must be an integer >= 1, got {self.max_in_flight!r}"
-            )
+        check_int(owner, "max_in_flight", self.max_in_flight, 1, 2**63 - 1)
 
     @classmethod
     def lan(cls) -> NetworkConfig:

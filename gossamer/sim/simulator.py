@@ -204,7 +204,6 @@ class _Stream:
         "last",
         "lives",
         "opener",
-        "ready_at",
         "state",
     )
 
@@ -216,7 +215,6 @@ class _Stream:
         self.opener = opener
         self.acceptor = acceptor
         self.state = _CONNECTING
-        self.ready_at = 0.0
         self.last: dict[Address, float] = {}
         self.lives: dict[Address, int] = {}
         # The ends that know of the stream while it connects: the opener, and
@@ -1026,7 +1024,7 @@ class Simulator:
         self._stream_ids += 1
         stream = _Stream(self._stream_ids, key, source, to)
         stream.lives[source] = node.life
-        stream.ready_at = ready_at
+        # Nothing is delivered before the stream connects, in either direction.
         stream.last[source] = stream.last[to] = ready_at
         self._streams[key] = stream
         self._live_streams[stream.ident] = stream
