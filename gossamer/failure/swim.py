@@ -1,0 +1,914 @@
+"""SWIM: failure detection and membership with constant load per node.
+
+Das, Gupta, Motivala, *SWIM: Scalable Weakly-consistent Infection-style
+Process Group Membership Protocol*, DSN 2002, with the Lifeguard extensions
+(``lifeguard.py``) and the push-pull state sync of memberlist.  One
+:class:`SwimCore` is one node; it owns the node's :class:`MemberTable`.
+
+The algorithm
+-------------
+* **Join**: a node given seed addresses sends each a :class:`PushPull` over a
+  stream carrying its whole table; the seed merges it and answers with its
+  own (:class:`PushPullReply`).  Until one answer arrives the node retries
+  every ``join_retry_interval_s``.
+* **Probe**: every probe interval the node pings the next member of a list
+  of all live members, shuffled with the node's ``Random`` at the start of
+  each round (round-robin, so every member is probed once per round).  No
+  ack within the probe timeout: it asks ``indirect_checks`` random alive
+  members to ping the target for it (:class:`PingReq`); they relay the ack,
+  or with Lifeguard answer :class:`Nack` when the target stays silent.  No
+  ack at all by the end of the interval: the target is *suspect*.
+* **Suspicion**: a suspect member is declared *dead* when its suspicion
+  times out (``lifeguard.Suspicion``: from ``max`` down toward ``min`` as
+  independent members confirm it).  A member that hears it is suspected (or
+  declared dead) refutes: it raises its incarnation and announces itself
+  alive, which overrides the suspicion everywhere (``members.py``).
+* **Dissemination**: every change to the table is queued and piggybacked on
+  every datagram the node sends (pings, acks, ping-reqs, nacks) and on
+  gossip datagrams sent every ``gossip_interval_s`` to ``gossip_nodes``
+  random members while news is pending.  Each piece of news is sent
+  ``retransmit_mult * ceil(log10(n + 1))`` times, the least-sent first;
+  newer news about a member replaces older in the queue; a datagram holds as
+  many claims as fit in ``max_payload_bytes``.
+* **Push-pull**: every ``push_pull_interval_s`` (scaled up past 32 members)
+  the node syncs its whole table with one random alive member over a stream,
+  repairing whatever gossip lost.  The same tick also tries one member it
+  believes dead (or a seed it does not see alive), which is how two sides of
+  a healed partition find each other again.
+* **Leave**: the node announces itself *left* under a higher incarnation and
+  stops probing; it goes on gossiping until its driver stops it.
+
+Invariants
+----------
+* The local node's incarnation only grows, and it is alive in its own table
+  until it leaves: every claim against it is refuted.
+* Every queue is bounded and what is shed is counted in :class:`SwimStats`:
+  the broadcast queue (``max_queued_updates``), the ack relays kept for
+  ping-reqs (``max_relays``), the table (``max_members``).
+* Iteration that reaches the wire is deterministic: the table is sorted by
+  name, every random choice uses the injected ``Random``.
+* No I/O and no clock: everything arrives as method calls with ``now``, and
+  everything leaves as effects (``gossamer.effects``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Ack",
+    "Gossip",
+    "Nack",
+    "Ping",
+    "PingReq",
+    "PushPull",
+    "PushPullReply",
+    "SwimConfig",
+    "SwimCore",
+    "SwimStats",
+]
+
+import dataclasses
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sortedcontainers import SortedList
+
+from gossamer.clocks import MAX_COUNTER
+from gossamer.config import check_at_least, check_int, check_positive
+from gossamer.effects import Effect, Outbox, TimerKey
+from gossamer.errors import ConfigError, LocalError
+from gossamer.failure.lifeguard import (
+    Awareness,
+    Suspicion,
+    confirmations_needed,
+    push_pull_scale,
+    retransmit_limit,
+    suspicion_timeout_max_s,
+    suspicion_timeout_min_s,
+)
+from gossamer.ids import Address, NodeId, parse_address
+from gossamer.membership.members import (
+    Claim,
+    Member,
+    MemberTable,
+    Status,
+    claim_order,
+)
+from gossamer.wire import Message, registry
+
+# --------------------------------------------------------------------------
+# Messages (type ids 1..15 are SWIM's; append only).
+
+
+@registry.message(1)
+@dataclass(frozen=True, slots=True)
+class Ping(Message):
+    """A probe of ``target`` (by name, so a new node at an old address does not answer)."""
+
+    seq: int
+    target: str
+    updates: tuple[Claim, ...] = ()
+
+
+@registry.message(2)
+@dataclass(frozen=True, slots=True)
+class Ack(Message):
+    """The answer to :class:`Ping` number ``seq``, direct or relayed."""
+
+    seq: int
+    updates: tuple[Claim, ...] = ()
+
+
+@registry.message(3)
+@dataclass(frozen=True, slots=True)
+class PingReq(Message):
+    """Ping ``target`` for me and relay its ack as my ``seq``; nack if it is silent."""
+
+    seq: int
+    target: str
+    target_address: Address
+    nack: bool
+    updates: tuple[Claim, ...] = ()
+
+
+@registry.message(4)
+@dataclass(frozen=True, slots=True)
+class Nack(Message):
+    """Lifeguard: the target of :class:`PingReq` ``seq`` did not answer me either."""
+
+    seq: int
+    updates: tuple[Claim, ...] = ()
+
+
+@registry.message(5)
+@dataclass(frozen=True, slots=True)
+class Gossip(Message):
+    """News only: claims piggybacked on nothing."""
+
+    updates: tuple[Claim, ...]
+
+
+@registry.message(6)
+@dataclass(frozen=True, slots=True)
+class PushPull(Message):
+    """Sent on a stream: my whole table; answer with yours.  ``join`` on a first contact."""
+
+    join: bool
+    members: tuple[Claim, ...]
+
+
+@registry.message(7)
+@dataclass(frozen=True, slots=True)
+class PushPullReply(Message):
+    """The answer to :class:`PushPull`: the answerer's table before it merged the request."""
+
+    members: tuple[Claim, ...]
+
+
+_EMPTY_GOSSIP_BYTES = registry.encoded_size(Gossip(()))
+_ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 15 items
+_NACK_AT = 0.8  # an intermediary nacks after this fraction of its own probe timeout
+
+
+# --------------------------------------------------------------------------
+# Configuration.
+
+
+@dataclass(frozen=True, slots=True)
+class SwimConfig:
+    """Timing and bounds of SWIM and Lifeguard.  ``docs/configuration.md`` has the trade-offs."""
+
+    probe_interval_s: float = 1.0
+    """Time between two probes, in seconds (times the health multiplier)."""
+    probe_timeout_s: float = 0.5
+    """How long a direct ping waits for its ack before ping-reqs go out, in
+    seconds (times the health multiplier); below ``probe_interval_s``."""
+    indirect_checks: int = 3
+    """Members asked to probe a silent target on our behalf (``k``)."""
+    suspicion_mult: int = 4
+    """Shortest suspicion = ``suspicion_mult * max(1, log10(n)) * probe_interval_s``;
+    also ``suspicion_mult - 2`` confirmations shrink a suspicion to it."""
+    suspicion_max_timeout_mult: float = 6.0
+    """Longest suspicion = this times the shortest (Lifeguard)."""
+    retransmit_mult: int = 4
+    """Each piece of news is sent ``retransmit_mult * ceil(log10(n + 1))`` times."""
+    gossip_interval_s: float = 0.2
+    """Time between two gossip rounds while news is pending, in seconds."""
+    gossip_nodes: int = 3
+    """Members each gossip round sends to."""
+    gossip_to_dead_s: float = 30.0
+    """For how long, in seconds, members declared dead still receive gossip,
+    so one that was wrongly declared hears it and refutes."""
+    push_pull_interval_s: float = 30.0
+    """Time between two full-state syncs, in seconds, before scaling with
+    ``n`` (x ``ceil(log2(n) - 5) + 1`` past 32 members)."""
+    join_retry_interval_s: float = 2.0
+    """How often a node that has not heard from any seed asks again, in seconds."""
+    max_payload_bytes: int = 1_400
+    """Largest datagram SWIM builds, in bytes, piggybacked news included."""
+    max_metadata_bytes: int = 512
+    """Largest metadata a member may publish, in bytes; longer claims are refused."""
+    lifeguard: bool = True
+    """Lifeguard on: health multiplier, nacks, dynamic suspicion, buddy system.
+    Off: plain SWIM with a fixed suspicion timeout (the shortest)."""
+    awareness_max_multiplier: int = 8
+    """The health multiplier's ceiling: timeouts stretch at most this many times."""
+    reap_dead_after_s: float = 3_600.0
+    """How long a dead member stays in the table, in seconds, as a tombstone
+    and as a peer to retry after a partition heals."""
+    reap_left_after_s: float = 300.0
+    """How long a member that left stays in the table, in seconds."""
+    max_members: int = 100_000
+    """Bound on the member table; claims about more names are refused and counted."""
+    max_queued_updates: int = 8_192
+    """Bound on the news waiting to be sent; the most-sent is shed first."""
+    max_relays: int = 1_024
+    """Bound on ping-reqs being relayed for other members at once."""
+
+    def __post_init__(self) -> None:
+        owner = "SwimConfig"
+        for name in (
+            "probe_interval_s",
+            "probe_timeout_s",
+            "gossip_interval_s",
+            "gossip_to_dead_s",
+            "push_pull_interval_s",
+            "join_retry_interval_s",
+            "reap_dead_after_s",
+            "reap_left_after_s",
+        ):
+            check_positive(owner, name, getattr(self, name))
+        check_at_least(owner, "suspicion_max_timeout_mult", self.suspicion_max_timeout_mult, 1)
+        check_int(owner, "indirect_checks", self.indirect_checks, 0, 64)
+        check_int(owner, "suspicion_mult", self.suspicion_mult, 1, 1_000)
+        check_int(owner, "retransmit_mult", self.retransmit_mult, 1, 1_000)
+        check_int(owner, "gossip_nodes", self.gossip_nodes, 1, 64)
+        check_int(owner, "max_payload_bytes", self.max_payload_bytes, 256, 65_507)
+        check_int(owner, "max_metadata_bytes", self.max_metadata_bytes, 0, 65_536)
+        check_int(owner, "awareness_max_multiplier", self.awareness_max_multiplier, 1, 64)
+        check_int(owner, "max_members", self.max_members, 1, 10_000_000)
+        check_int(owner, "max_queued_updates", self.max_queued_updates, 1, 10_000_000)
+        check_int(owner, "max_relays", self.max_relays, 1, 1_000_000)
+        if not isinstance(self.lifeguard, bool):
+            raise ConfigError(f"{owner}.lifeguard must be a bool, got {self.lifeguard!r}")
+        if self.probe_timeout_s >= self.probe_interval_s:
+            raise ConfigError(
+                f"{owner}.probe_timeout_s ({self.probe_timeout_s}) must be below "
+                f"probe_interval_s ({self.probe_interval_s}): the indirect probes "
+                "need the rest of the interval"
+            )
+        if self.max_metadata_bytes > self.max_payload_bytes // 2:
+            raise ConfigError(
+                f"{owner}.max_metadata_bytes ({self.max_metadata_bytes}) must be at most "
+                f"half of max_payload_bytes ({self.max_payload_bytes}) so a claim fits a probe"
+            )
+
+    @classmethod
+    def lan(cls) -> SwimConfig:
+        """A data-centre network: the defaults (memberlist's LAN profile)."""
+        return cls()
+
+    @classmethod
+    def wan(cls) -> SwimConfig:
+        """Links across regions: slower probes, longer suspicion, smaller datagrams."""
+        return cls(
+            probe_interval_s=5.0,
+            probe_timeout_s=3.0,
+            suspicion_mult=6,
+            gossip_interval_s=0.5,
+            gossip_nodes=4,
+            gossip_to_dead_s=60.0,
+            push_pull_interval_s=60.0,
+            join_retry_interval_s=5.0,
+            max_payload_bytes=1_200,
+        )
+
+    @classmethod
+    def local(cls) -> SwimConfig:
+        """Every node on one machine: quick timeouts, one indirect check, less margin."""
+        return cls(
+            probe_timeout_s=0.2,
+            indirect_checks=1,
+            suspicion_mult=3,
+            retransmit_mult=2,
+            gossip_interval_s=0.1,
+            gossip_to_dead_s=15.0,
+            push_pull_interval_s=15.0,
+            join_retry_interval_s=1.0,
+        )
+
+
+@dataclass(slots=True)
+class SwimStats:
+    """Counters of one node's SWIM core (monotonic; the debug endpoint shows them)."""
+
+    probes: int = 0
+    acks: int = 0
+    """Acks to our own probes, direct or relayed, in time or late."""
+    ping_reqs_sent: int = 0
+    nacks_received: int = 0
+    nacks_sent: int = 0
+    suspicions: int = 0
+    """Suspicions this node raised itself (its probe failed)."""
+    refutations: int = 0
+    """Times this node found itself suspected or declared dead and refuted."""
+    deaths_declared: int = 0
+    """Suspicions this node saw run out (it declared the member dead)."""
+    push_pulls: int = 0
+    """Full-state syncs this node started."""
+    misdirected: int = 0
+    """Pings for another name, or claims about this name from another life."""
+    ignored: int = 0
+    """Messages of a type SWIM does not handle."""
+    claims_refused: int = 0
+    """Claims refused: malformed, metadata too large, or counters out of range."""
+    updates_shed: int = 0
+    """News dropped from the full broadcast queue before it was sent enough times."""
+    relays_shed: int = 0
+    """Ping-reqs refused because ``max_relays`` were already in flight."""
+
+
+@dataclass(slots=True)
+class _Probe:
+    seq: int
+    target: str
+    address: Address
+    started: float
+    acked: bool = False
+    direct: bool = True  # still waiting for the direct ack (no ping-req sent yet)
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@dataclass(slots=True)
+class _Relay:
+    origin: Address
+    origin_seq: int
+    nack: bool
+
+
+class _Queue:
+    """The transmit-limited broadcast queue: least-sent first, newest first among equals.
+
+    One entry per member name (newer news replaces older), ordered in a
+    sorted list by ``(transmits, -id)``.  Bounded: past ``limit`` entries the
+    most-sent, oldest is shed.
+    """
+
+    __slots__ = ("_by_name", "_next_id", "_order", "limit", "shed")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.shed = 0
+        self._next_id = 0
+        self._by_name: dict[str, tuple[int, int, str, Claim, int]] = {}
+        # (transmits, -id, name, claim, size); names are unique, so claims are never compared
+        self._order: SortedList = SortedList()
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def push(self, claim: Claim) -> None:
+        old = self._by_name.pop(claim.name, None)
+        if old is not None:
+            self._order.remove(old)
+        self._next_id += 1
+        size = registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+        item = (0, -self._next_id, claim.name, claim, size)
+        self._by_name[claim.name] = item
+        self._order.add(item)
+        while len(self._by_name) > self.limit:
+            worst = self._order.pop()
+            del self._by_name[worst[2]]
+            self.shed += 1
+
+    def take(self, budget: int, limit: int, skip: str | None = None) -> list[Claim]:
+        """Claims that fit in ``budget`` bytes, least-sent first; each counts one
+        transmission and leaves the queue after ``limit`` of them."""
+        budget -= _ARRAY_HEADER_SLACK
+        chosen: list[tuple[int, int, str, Claim, int]] = []
+        for item in self._order:
+            if budget < 16:  # no claim is smaller than this
+                break
+            if item[4] <= budget and item[2] != skip:
+                chosen.append(item)
+                budget -= item[4]
+        for item in chosen:
+            self._order.remove(item)
+            transmits = item[0] + 1
+            if transmits >= limit:
+                del self._by_name[item[2]]
+            else:
+                again = (transmits, item[1], item[2], item[3], item[4])
+                self._by_name[item[2]] = again
+                self._order.add(again)
+        return [item[3] for item in chosen]
+
+    def pending(self, name: str) -> Claim | None:
+        item = self._by_name.get(name)
+        return None if item is None else item[3]
+
+
+# --------------------------------------------------------------------------
+# The core.
+
+
+class SwimCore:
+    """One SWIM node (sans-IO; see the module docstring).
+
+    ``seeds`` are addresses to join through (the node's own is skipped);
+    with none, the node starts a cluster of its own.  ``metadata`` is
+    published with the node's alive claims.
+    """
+
+    def __init__(
+        self,
+        me: NodeId,
+        rng: random.Random,
+        config: SwimConfig | None = None,
+        *,
+        seeds: Iterable[str] = (),
+        metadata: bytes = b"",
+    ) -> None:
+        self.config = cfg = config if config is not None else SwimConfig()
+        if len(metadata) > cfg.max_metadata_bytes:
+            raise LocalError(
+                f"metadata is {len(metadata)} bytes, over max_metadata_bytes "
+                f"({cfg.max_metadata_bytes})"
+            )
+        self.me = me
+        self._rng = rng
+        self._seeds = sorted({parse_address(s) for s in seeds} - {me.address})
+        self._out = Outbox()
+        self._started = False
+        self.stats = SwimStats()
+        self.awareness = Awareness(cfg.awareness_max_multiplier if cfg.lifeguard else 1)
+        self.table = MemberTable(
+            Claim(me.name, me.address, me.epoch, 0, Status.ALIVE, metadata, me.name),
+            0.0,
+            reap_dead_after_s=cfg.reap_dead_after_s,
+            reap_left_after_s=cfg.reap_left_after_s,
+            max_members=cfg.max_members,
+        )
+        """The member table.  Read it; only this core writes it."""
+        self._queue = _Queue(cfg.max_queued_updates)
+        self._suspicions: dict[str, Suspicion] = {}
+        self._probe_list: list[str] = []
+        self._probe_index = 0
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        self._seq = 0
+        self._joined = not self._seeds
+        self._leaving = False
+
+    # ---------------------------------------------------------------- views
+
+    @property
+    def local(self) -> Member:
+        return self.table.local
+
+    @property
+    def incarnation(self) -> int:
+        return self.table.local_claim.incarnation
+
+    @property
+    def joined(self) -> bool:
+        """True once a seed answered (or at once, with no seeds)."""
+        return self._joined
+
+    @property
+    def leaving(self) -> bool:
+        return self._leaving
+
+    def members(self) -> list[Member]:
+        """Every member in the table, dead and left included, sorted by name."""
+        return list(self.table)
+
+    def member(self, name: str) -> Member | None:
+        return self.table.get(name)
+
+    def alive(self) -> list[str]:
+        """Sorted names of the members believed alive, this node included."""
+        return self.table.names(Status.ALIVE)
+
+    def queued_updates(self) -> int:
+        return len(self._queue)
+
+    def suspicion_deadline(self, name: str) -> float | None:
+        s = self._suspicions.get(name)
+        return None if s is None else s.deadline
+
+    # ---------------------------------------------------------------- Core API
+
+    def start(self, now: float) -> None:
+        if self._started:
+            raise LocalError("start() is called once per life of a core")
+        self._started = True
+        cfg = self.config
+        rng = self._rng
+        self._queue.push(self.table.local_claim)
+        # Random first deadlines so nodes booted together do not probe in lockstep.
+        self._out.set_timer("probe", now + rng.uniform(0, cfg.probe_interval_s))
+        self._out.set_timer("gossip", now + rng.uniform(0, cfg.gossip_interval_s))
+        self._out.set_timer("push-pull", now + rng.uniform(0.5, 1) * cfg.push_pull_interval_s)
+        self._out.set_timer("reap", now + cfg.probe_interval_s)
+        if self._seeds:
+            self._join(now)
+
+    def handle(self, sender: Address, message: Message, now: float) -> None:
+        match message:
+            case Ping(seq=seq, target=target, updates=updates):
+                self._merge(updates, now)
+                if target == self.me.name:
+                    self._send(sender, Ack(seq))
+                else:
+                    self.stats.misdirected += 1
+            case Ack(seq=seq, updates=updates):
+                self._merge(updates, now)
+                self._on_ack(seq, now)
+            case PingReq():
+                self._merge(message.updates, now)
+                self._on_ping_req(sender, message, now)
+            case Nack(seq=seq, updates=updates):
+                self._merge(updates, now)
+                probe = self._probe
+                if probe is not None and probe.seq == seq:
+                    probe.nacks += 1
+                    self.stats.nacks_received += 1
+            case Gossip(updates=updates):
+                self._merge(updates, now)
+            case PushPull(members=members):
+                # Answer with the table as it was, so the reply carries only news.
+                self._out.stream(sender, PushPullReply(tuple(self.table.claims())))
+                self._merge(members, now)
+            case PushPullReply(members=members):
+                self._merge(members, now)
+                self._out.close_stream(sender)
+                if not self._joined:
+                    self._joined = True
+                    self._out.cancel_timer("join")
+            case _:
+                self.stats.ignored += 1
+
+    def on_timer(self, key: TimerKey, now: float) -> None:
+        if key == "probe":
+            self._probe_tick(now)
+        elif key == "probe-timeout":
+            self._probe_timeout(now)
+        elif key == "gossip":
+            self._gossip_tick(now)
+        elif key == "push-pull":
+            self._push_pull_tick(now)
+        elif key == "reap":
+            self._emit_all(self.table.reap(now))
+            self._out.set_timer("reap", now + self.config.probe_interval_s)
+        elif key == "join":
+            if not self._joined:
+                self._join(now)
+        elif isinstance(key, tuple) and len(key) == 2:
+            kind, arg = key
+            if kind == "suspicion" and isinstance(arg, str):
+                self._suspicion_timeout(arg, now)
+            elif kind == "relay" and isinstance(arg, int):
+                self._relay_timeout(arg)
+
+    def on_stream_up(self, peer: Address, now: float) -> None:
+        """Streams carry only push-pull, which is sent as soon as it is asked for."""
+
+    def on_stream_down(self, peer: Address, now: float) -> None:
+        """A push-pull that broke is simply lost; the next tick (or join retry) tries again."""
+
+    def drain(self) -> list[Effect]:
+        return self._out.drain()
+
+    # ---------------------------------------------------------------- the application
+
+    def leave(self, now: float) -> None:
+        """Announce that this node leaves: peers will see it *left*, not dead.
+
+        The node stops probing and goes on gossiping the news; stop driving
+        it once that has had time to spread (a few gossip intervals).
+        """
+        if self._leaving:
+            return
+        self._leaving = True
+        self._set_local(Status.LEFT, self.table.local_claim.metadata, now)
+        self._out.cancel_timer("probe")
+        self._out.cancel_timer("probe-timeout")
+        self._probe = None
+
+    def update_metadata(self, metadata: bytes, now: float) -> None:
+        """Publish new metadata under a higher incarnation."""
+        if not isinstance(metadata, bytes):
+            raise LocalError(f"metadata must be bytes, got {type(metadata).__name__}")
+        if len(metadata) > self.config.max_metadata_bytes:
+            raise LocalError(
+                f"metadata is {len(metadata)} bytes, over max_metadata_bytes "
+                f"({self.config.max_metadata_bytes})"
+            )
+        if self._leaving:
+            raise LocalError("this node has left the cluster")
+        self._set_local(Status.ALIVE, metadata, now)
+
+    # ---------------------------------------------------------------- probing
+
+    def _probe_tick(self, now: float) -> None:
+        cfg = self.config
+        if self._probe is not None:
+            self._finish_probe(self._probe, now)
+        self._probe = None
+        self._out.set_timer("probe", now + self.awareness.scale(cfg.probe_interval_s))
+        target = self._next_target()
+        if target is None:
+            return
+        claim = self.table.claim(target)
+        assert claim is not None
+        self._seq += 1
+        self._probe = _Probe(self._seq, target, claim.address, now)
+        self.stats.probes += 1
+        # The buddy system: a suspect hears of its suspicion first, and refutes at once.
+        first = (claim,) if cfg.lifeguard and claim.status is Status.SUSPECT else ()
+        self._send(claim.address, Ping(self._seq, target), first)
+        self._out.set_timer("probe-timeout", now + self.awareness.scale(cfg.probe_timeout_s))
+
+    def _next_target(self) -> str | None:
+        """The next live member in the shuffled round; reshuffle at the end of a round."""
+        table = self.table
+        for _ in range(2):
+            while self._probe_index < len(self._probe_list):
+                name = self._probe_list[self._probe_index]
+                self._probe_index += 1
+                claim = table.claim(name)
+                if claim is not None and claim.status.live:
+                    return name
+            self._probe_list = [
+                c.name for c in table.claims() if c.status.live and c.name != self.me.name
+            ]
+            self._rng.shuffle(self._probe_list)
+            self._probe_index = 0
+        return None
+
+    def _probe_timeout(self, now: float) -> None:
+        probe = self._probe
+        if probe is None or probe.acked or not probe.direct:
+            return
+        probe.direct = False
+        helpers = self._random_members(
+            self.config.indirect_checks, exclude=probe.target, statuses=(Status.ALIVE,)
+        )
+        nack = self.config.lifeguard
+        for name in helpers:
+            claim = self.table.claim(name)
+            assert claim is not None
+            self._send(claim.address, PingReq(probe.seq, probe.target, probe.address, nack))
+            self.stats.ping_reqs_sent += 1
+        probe.expected_nacks = len(helpers) if nack else 0
+
+    def _on_ack(self, seq: int, now: float) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == seq:
+            if not probe.acked:
+                probe.acked = True
+                self.stats.acks += 1
+                if probe.direct:
+                    self.awareness.apply(-1)
+                    self._out.cancel_timer("probe-timeout")
+            return
+        relay = self._relays.pop(seq, None)
+        if relay is not None:
+            self._out.cancel_timer(("relay", seq))
+            self._send(relay.origin, Ack(relay.origin_seq))
+
+    def _finish_probe(self, probe: _Probe, now: float) -> None:
+        """The probe interval is over: an unanswered target becomes suspect."""
+        if probe.acked:
+            return
+        if self.config.lifeguard:
+            # Helpers that did not even nack point at us, not at the target.
+            missed = probe.expected_nacks - probe.nacks
+            self.awareness.apply(missed if probe.expected_nacks > 0 else 1)
+        claim = self.table.claim(probe.target)
+        if claim is None or claim.address != probe.address or not claim.status.live:
+            return
+        if claim.status is Status.ALIVE:
+            self.stats.suspicions += 1
+        self._process(dataclasses.replace(claim, status=Status.SUSPECT, source=self.me.name), now)
+
+    def _on_ping_req(self, sender: Address, req: PingReq, now: float) -> None:
+        if len(self._relays) >= self.config.max_relays:
+            self.stats.relays_shed += 1
+            return
+        self._seq += 1
+        self._relays[self._seq] = _Relay(sender, req.seq, req.nack)
+        self._send(req.target_address, Ping(self._seq, req.target))
+        self._out.set_timer(("relay", self._seq), now + self.config.probe_timeout_s * _NACK_AT)
+
+    def _relay_timeout(self, seq: int) -> None:
+        relay = self._relays.pop(seq, None)
+        if relay is not None and relay.nack:
+            self.stats.nacks_sent += 1
+            self._send(relay.origin, Nack(relay.origin_seq))
+
+    # ---------------------------------------------------------------- suspicion
+
+    def _suspicion_timeout(self, name: str, now: float) -> None:
+        suspicion = self._suspicions.pop(name, None)
+        claim = self.table.claim(name)
+        if suspicion is None or claim is None or claim.status is not Status.SUSPECT:
+            return
+        self.stats.deaths_declared += 1
+        self._process(dataclasses.replace(claim, status=Status.DEAD, source=self.me.name), now)
+
+    def _start_suspicion(self, claim: Claim, now: float) -> None:
+        cfg = self.config
+        n = self.table.live_count()
+        min_s = suspicion_timeout_min_s(cfg.suspicion_mult, n, cfg.probe_interval_s)
+        if cfg.lifeguard:
+            k = confirmations_needed(cfg.suspicion_mult, n)
+            max_s = suspicion_timeout_max_s(min_s, cfg.suspicion_max_timeout_mult)
+        else:
+            k, max_s = 0, min_s
+        suspicion = Suspicion(claim.source, k, min_s, max_s, now)
+        self._suspicions[claim.name] = suspicion
+        self._out.set_timer(("suspicion", claim.name), suspicion.deadline)
+
+    def _confirm(self, claim: Claim) -> None:
+        """An independent member suspects the same life and incarnation."""
+        suspicion = self._suspicions.get(claim.name)
+        if suspicion is not None and suspicion.confirm(claim.source):
+            self._out.set_timer(("suspicion", claim.name), suspicion.deadline)
+            # Pass the confirmation on, so the others can count it too.
+            self._queue.push(claim)
+
+    # ---------------------------------------------------------------- news
+
+    def _merge(self, claims: Sequence[Claim], now: float) -> None:
+        for claim in claims:
+            self._process(claim, now)
+
+    def _process(self, claim: Claim, now: float) -> None:
+        """The one way a claim gets in: refute, merge, start or end suspicions, pass it on."""
+        if claim.name == self.me.name:
+            self._about_me(claim, now)
+            return
+        if len(claim.metadata) > self.config.max_metadata_bytes:
+            self.stats.claims_refused += 1
+            return
+        before = self.table.claim(claim.name)
+        events = self.table.apply(claim, now)
+        if events is None:
+            if (
+                claim.status is Status.SUSPECT
+                and before is not None
+                and before.status is Status.SUSPECT
+                and claim_order(claim) == claim_order(before)
+            ):
+                self._confirm(claim)
+            elif before is None or claim_order(claim) > claim_order(before):
+                self.stats.claims_refused += 1
+            return
+        self._queue.push(claim)
+        if claim.status is Status.SUSPECT:
+            self._start_suspicion(claim, now)
+        elif self._suspicions.pop(claim.name, None) is not None:
+            self._out.cancel_timer(("suspicion", claim.name))
+        if claim.status.live and (before is None or not before.status.live):
+            # A newcomer goes to a random place in this round, so its first
+            # probes do not all come at once (and it is probed this round).
+            index = self._rng.randint(self._probe_index, len(self._probe_list))
+            self._probe_list.insert(index, claim.name)
+        self._emit_all(events)
+
+    def _about_me(self, claim: Claim, now: float) -> None:
+        local = self.table.local_claim
+        if claim.epoch != local.epoch:
+            if claim.epoch > local.epoch:
+                self.stats.misdirected += 1  # another node with our name and a newer life
+            return
+        if self._leaving or claim_order(claim) <= claim_order(local):
+            return
+        if claim.status is not Status.ALIVE:
+            self.stats.refutations += 1
+            if self.config.lifeguard:
+                self.awareness.apply(1)
+        incarnation = max(claim.incarnation, local.incarnation)
+        if incarnation + 1 >= MAX_COUNTER:
+            self.stats.claims_refused += 1
+            return
+        self._set_local(Status.ALIVE, local.metadata, now, at_least=incarnation)
+
+    def _set_local(
+        self, status: Status, metadata: bytes, now: float, at_least: int | None = None
+    ) -> None:
+        local = self.table.local_claim
+        incarnation = max(local.incarnation, at_least or 0) + 1
+        claim = Claim(
+            local.name, local.address, local.epoch, incarnation, status, metadata, local.name
+        )
+        self._emit_all(self.table.set_local(claim, now))
+        self._queue.push(claim)
+
+    # ---------------------------------------------------------------- gossip and sync
+
+    def _send(self, to: Address, message: Message, first: tuple[Claim, ...] = ()) -> None:
+        """Send a datagram with as much pending news piggybacked as fits."""
+        if first or len(self._queue):
+            budget = self.config.max_payload_bytes - registry.encoded_size(message)
+            for claim in first:
+                budget -= registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+            skip = first[0].name if first else None
+            updates = first + tuple(self._queue.take(budget, self._retransmit_limit(), skip))
+            if updates:
+                message = dataclasses.replace(message, updates=updates)  # type: ignore[type-var]
+        self._out.datagram(to, message)
+
+    def _retransmit_limit(self) -> int:
+        return retransmit_limit(self.config.retransmit_mult, self.table.live_count())
+
+    def _gossip_tick(self, now: float) -> None:
+        cfg = self.config
+        self._out.set_timer("gossip", now + cfg.gossip_interval_s)
+        self.stats.updates_shed = self._queue.shed
+        if not len(self._queue):
+            return
+        targets = self._random_members(cfg.gossip_nodes, exclude=None, statuses=None)
+        for name in self._recently_dead(now):
+            if len(targets) >= cfg.gossip_nodes + 1:
+                break
+            targets.append(name)
+        for name in targets:
+            if not len(self._queue):
+                break
+            claim = self.table.claim(name)
+            assert claim is not None
+            self._send(claim.address, Gossip(()))
+
+    def _recently_dead(self, now: float) -> list[str]:
+        """At most one member declared dead within ``gossip_to_dead_s``, picked at random."""
+        recent = []
+        for name in self.table.gone():
+            member = self.table.get(name)
+            if (
+                member is not None
+                and member.status is Status.DEAD
+                and now - member.since < self.config.gossip_to_dead_s
+            ):
+                recent.append(name)
+        return [self._rng.choice(recent)] if recent else []
+
+    def _push_pull_tick(self, now: float) -> None:
+        cfg = self.config
+        n = self.table.live_count()
+        self._out.set_timer("push-pull", now + push_pull_scale(cfg.push_pull_interval_s, n))
+        peers = self._random_members(1, exclude=None, statuses=(Status.ALIVE,))
+        # Reconnect: one member we believe dead, or a seed we do not see alive.
+        alive_addresses = {c.address for c in self.table.claims() if c.status.live}
+        lost = [
+            c.address
+            for c in (self.table.claim(n) for n in self.table.gone())
+            if c is not None and c.status is Status.DEAD
+        ]
+        lost += [s for s in self._seeds if s not in alive_addresses]
+        targets = [self.table.claim(p).address for p in peers]  # type: ignore[union-attr]
+        if lost:
+            targets.append(self._rng.choice(sorted(set(lost))))
+        state = tuple(self.table.claims())
+        for address in dict.fromkeys(targets):
+            self.stats.push_pulls += 1
+            self._out.stream(address, PushPull(False, state))
+
+    def _join(self, now: float) -> None:
+        state = tuple(self.table.claims())
+        for seed in self._seeds:
+            self._out.stream(seed, PushPull(True, state))
+        self._out.set_timer("join", now + self.config.join_retry_interval_s)
+
+    def _random_members(
+        self, count: int, exclude: str | None, statuses: tuple[Status, ...] | None
+    ) -> list[str]:
+        """Up to ``count`` distinct random live members other than us and ``exclude``.
+
+        Drawn from the probe round's list (every live member, in random order)
+        by random index, so the cost does not grow with the table.
+        """
+        pool = self._probe_list
+        if not pool:
+            return []
+        chosen: list[str] = []
+        for _ in range(count * 4):
+            name = pool[self._rng.randrange(len(pool))]
+            if name in chosen or name == exclude:
+                continue
+            claim = self.table.claim(name)
+            if claim is None or not claim.status.live:
+                continue
+            if statuses is not None and claim.status not in statuses:
+                continue
+            chosen.append(name)
+            if len(chosen) == count:
+                break
+        return chosen
+
+    def _emit_all(self, events: Iterable[object]) -> None:
+        for event in events:
+            self._out.emit(event)
