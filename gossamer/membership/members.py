@@ -280,6 +280,7 @@ class MemberTable:
     """
 
     __slots__ = (
+        "_alive",
         "_by_name",
         "_gone",
         "_live",
@@ -306,7 +307,8 @@ class MemberTable:
             raise LocalError(f"max_members must be >= 1, got {max_members}")
         self._local = local.name
         self._by_name: dict[str, _Entry] = {local.name: _Entry(local, now)}
-        self._live = 1  # alive and suspect entries, kept as entries change
+        self._alive = 1  # alive entries, kept as entries change
+        self._live = 1  # alive and suspect entries
         self._gone: set[str] = set()  # dead and left entries: what reap() visits
         self._max_members = max_members
         self._reap_dead_after_s = reap_dead_after_s
@@ -362,6 +364,10 @@ class MemberTable:
     def live_count(self) -> int:
         """Alive and suspect members, the local node included: the cluster size estimate."""
         return self._live
+
+    def alive_count(self) -> int:
+        """Members believed alive, the local node included (if it has not left)."""
+        return self._alive
 
     def gone(self) -> list[str]:
         """Sorted names of the dead and left members still in the table."""
@@ -430,6 +436,8 @@ class MemberTable:
         previous = entry.view() if entry is not None else None
         if previous is not None and previous.status.live:
             self._live -= 1
+            self._alive -= previous.status is Status.ALIVE
+        self._alive += claim.status is Status.ALIVE
         self._gone.discard(claim.name)
         if claim.status.live:
             self._live += 1

@@ -161,6 +161,7 @@ class _Node:
         "factory",
         "gate",
         "held_until",
+        "hold_timers",
         "life",
         "name",
         "pause",
@@ -183,6 +184,7 @@ class _Node:
         # closed or heard down.  Only notices about these reach the core.
         self.streams: dict[Address, _Stream] = {}
         self.pause: tuple[float, float] | None = None
+        self.hold_timers = True  # False: a pause starves the inbox only
         # The release time of the latest held-back input; inputs due at or
         # before it wait behind it, so order survives a resume.
         self.held_until = -1.0
@@ -351,10 +353,16 @@ class Simulator:
         self._boot(node)
         return self.node_id(address)
 
-    def pause(self, address: Address, min_delay_s: float, max_delay_s: float) -> None:
+    def pause(
+        self, address: Address, min_delay_s: float, max_delay_s: float, *, timers: bool = True
+    ) -> None:
         """Starve a node: every input it gets (messages, timers, notices) is held
         back by a delay uniform in ``[min_delay_s, max_delay_s]``, in order, as if
         its process got no CPU for that long.  Lasts until :meth:`resume`.
+
+        With ``timers=False`` only the inbox is starved (messages and stream
+        notices wait; timers fire on time), the slow receiver of the Lifeguard
+        paper: the node's own deadlines pass while its replies sit unread.
 
         A held-back input has already reached the node, so a later partition
         does not take it back; a crash does.
@@ -367,8 +375,9 @@ class Simulator:
         if not node.up:
             raise LocalError(f"{address} is down; only a live node can be paused")
         node.pause = (min_delay_s, max_delay_s)
+        node.hold_timers = timers
         node.gate = _INFINITY
-        self._record("pause", address, min_delay_s, max_delay_s)
+        self._record("pause", address, min_delay_s, max_delay_s, timers)
 
     def resume(self, address: Address) -> None:
         """End a :meth:`pause`.  Inputs already held back arrive when they were due,
@@ -704,7 +713,7 @@ class Simulator:
             node = self._nodes.get(target)
             if node is None or node.life != c or node.timers.get(a) != b:
                 self._stale_timers -= 1
-            elif node.gate >= time:
+            elif node.gate >= time and node.hold_timers:
                 self._hold(node, entry)
             else:
                 self._fire(node, a)
