@@ -124,11 +124,6 @@ def test_suspicion_timeout_within_a_millisecond_of_the_bounds(
     assert min_s - 0.001 < timeout <= max_s
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: suspicion_timeout_s clamps to min_s before flooring to the ms, so it can"
-    " return less than min_s (memberlist floors first, then clamps)",
-)
 @LAWS
 @given(_timeout_args(), st.integers(0, 12))
 @example(args=(2, 1.005, 5.025), c=2)  # 1.005 * 1000 = 1004.999... -> 1.004

@@ -75,16 +75,16 @@ def confirmations_needed(suspicion_mult: int, n: int) -> int:
 def suspicion_timeout_s(confirmations: int, k: int, min_s: float, max_s: float) -> float:
     """The suspicion timeout after ``confirmations`` of ``k`` expected, in seconds.
 
-    ``max_s - (max_s - min_s) * log(c + 1) / log(k + 1)``, never below
-    ``min_s``, floored to the millisecond.  The logarithm makes the first
+    ``max_s - (max_s - min_s) * log(c + 1) / log(k + 1)``, floored to the
+    millisecond, never below ``min_s``.  The logarithm makes the first
     confirmations count most: one independent accuser halves the excess far
     sooner than a linear rule would.
     """
     if k < 1:
         return min_s
     fraction = math.log(confirmations + 1) / math.log(k + 1)
-    timeout = max(min_s, max_s - fraction * (max_s - min_s))
-    return math.floor(timeout * 1000) / 1000
+    timeout = max_s - fraction * (max_s - min_s)
+    return max(min_s, math.floor(timeout * 1000) / 1000)
 
 
 def retransmit_limit(retransmit_mult: int, n: int) -> int:

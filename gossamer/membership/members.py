@@ -390,8 +390,9 @@ class MemberTable:
         if entry is not None:
             if claim_order(claim) <= claim_order(entry.claim):
                 return None
-            if (claim.address != entry.claim.address or claim.epoch != entry.claim.epoch) and (
-                not _well_formed(claim)
+            if not _counters_in_range(claim) or (
+                (claim.address != entry.claim.address or claim.epoch != entry.claim.epoch)
+                and not _valid_identity(claim.name, claim.address)
             ):
                 self.refused_bad += 1
                 return None
@@ -468,6 +469,16 @@ class MemberTable:
                 events.append(MemberDead(member, claim.source))
             else:
                 events.append(MemberLeft(member))
+        if (
+            same_life
+            and previous is not None
+            and previous.status.live
+            and claim.status.live
+            and (previous.address, previous.metadata) != (member.address, member.metadata)
+            and not any(isinstance(e, MemberUpdated) for e in events)
+        ):
+            # New metadata can come with a suspicion or a refutation too.
+            events.append(MemberUpdated(member, previous))
         if not same_life and previous is not None and previous.status.live and not events:
             # A new life that is already over: the old one ended too.
             if claim.status is Status.LEFT:
@@ -477,11 +488,14 @@ class MemberTable:
         return events
 
 
+def _counters_in_range(claim: Claim) -> bool:
+    # The incarnation stays below the ceiling so the member can still refute.
+    return 1 <= claim.epoch <= MAX_COUNTER and 0 <= claim.incarnation < MAX_COUNTER
+
+
 def _well_formed(claim: Claim) -> bool:
     """A claim a peer may make: a valid name and address, and counters in range."""
-    if not (1 <= claim.epoch <= MAX_COUNTER and 0 <= claim.incarnation < MAX_COUNTER):
-        return False
-    return _valid_identity(claim.name, claim.address)
+    return _counters_in_range(claim) and _valid_identity(claim.name, claim.address)
 
 
 @functools.lru_cache(maxsize=65_536)
