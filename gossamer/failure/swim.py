@@ -32,9 +32,11 @@ The algorithm
   many claims as fit in ``max_payload_bytes``.
 * **Push-pull**: every ``push_pull_interval_s`` (scaled up past 32 members)
   the node syncs its whole table with one random alive member over a stream,
-  repairing whatever gossip lost.  The same tick also tries one member it
-  believes dead (or a seed it does not see alive), which is how two sides of
-  a healed partition find each other again.
+  repairing whatever gossip lost.  A death in a full state that this node
+  has not seen is taken as a suspicion, so the member can still refute.  The
+  same tick also tries one member it believes dead (or a seed it does not
+  see alive), which is how two sides of a healed partition find each other
+  again.
 * **Leave**: the node announces itself *left* under a higher incarnation and
   stops probing; it goes on gossiping until its driver stops it.
 
@@ -540,9 +542,9 @@ class SwimCore:
             case PushPull(members=members):
                 # Answer with the table as it was, so the reply carries only news.
                 self._out.stream(sender, PushPullReply(tuple(self.table.claims())))
-                self._merge(members, now)
+                self._merge_state(members, now)
             case PushPullReply(members=members):
-                self._merge(members, now)
+                self._merge_state(members, now)
                 self._out.close_stream(sender)
                 if not self._joined:
                     self._joined = True
@@ -746,6 +748,19 @@ class SwimCore:
         for claim in claims:
             self._process(claim, now)
 
+    def _merge_state(self, claims: Sequence[Claim], now: float) -> None:
+        """Merge a full state.  A death we did not see ourselves becomes a suspicion:
+        the other side of a healed partition declared everyone on ours dead,
+        and a suspect still gets probed and told, so it can refute in time."""
+        table = self.table
+        for theirs in claims:
+            claim = theirs
+            if theirs.status is Status.DEAD:
+                mine = table.claim(theirs.name)
+                if mine is not None and mine.status.live and mine.epoch == theirs.epoch:
+                    claim = dataclasses.replace(theirs, status=Status.SUSPECT)
+            self._process(claim, now)
+
     def _process(self, claim: Claim, now: float) -> None:
         """The one way a claim gets in: refute, merge, start or end suspicions, pass it on."""
         if claim.name == self.me.name:
@@ -787,14 +802,14 @@ class SwimCore:
             return
         if self._leaving or claim_order(claim) <= claim_order(local):
             return
+        incarnation = max(claim.incarnation, local.incarnation)
+        if incarnation + 1 >= MAX_COUNTER:
+            self.stats.claims_refused += 1  # no room left to refute: a peer's garbage
+            return
         if claim.status is not Status.ALIVE:
             self.stats.refutations += 1
             if self.config.lifeguard:
                 self.awareness.apply(1)
-        incarnation = max(claim.incarnation, local.incarnation)
-        if incarnation + 1 >= MAX_COUNTER:
-            self.stats.claims_refused += 1
-            return
         self._set_local(Status.ALIVE, local.metadata, now, at_least=incarnation)
 
     def _set_local(

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from heapq import heapify as _heapify
 from heapq import heappop as _heappop
 from heapq import heappush as _heappush
-from typing import cast
+from typing import TypeVar, cast
 
 from gossamer.config import WireConfig
 from gossamer.effects import (
@@ -80,6 +80,7 @@ EventHook = Callable[[float, Address, object], None]
 """Called with ``(now, address, event)`` for every event a core emits."""
 
 # Kinds of heap entries.
+_T = TypeVar("_T")
 _CONTROL = 0  # a = callable, b = label
 _DATAGRAM = 1  # target, a = sender, b = message, c = encoded bytes (b"" without a codec)
 _STREAM_MSG = 2  # target, a = sender, b = (message, encoded bytes), c = stream
@@ -537,6 +538,22 @@ class Simulator:
     def core(self, address: Address) -> Core | None:
         """The current core of a node, or None while it is crashed."""
         return self._node(address).core
+
+    def call(self, address: Address, action: Callable[[Core, float], _T]) -> _T:
+        """The application calls into a node: run ``action(core, now)`` at once,
+        then carry out the effects it queued.  Returns what ``action`` returns.
+
+        This is how a simulated application leaves, publishes metadata and so
+        on; a caller's mistake (a :class:`LocalError` from the core) propagates.
+        """
+        node = self._node(address)
+        core = node.core
+        if not node.up or core is None:
+            raise LocalError(f"{address} is down; only a live node can be called")
+        result = action(core, self.now)
+        self._record("call", address, _describe(action))
+        self._apply(node, core)
+        return result
 
     def node_id(self, address: Address) -> NodeId:
         node = self._node(address)

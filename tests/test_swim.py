@@ -1,0 +1,587 @@
+"""SWIM with Lifeguard: the core driven by hand, then clusters in the simulator."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+import pytest
+
+from gossamer.cli import main
+from gossamer.config import WireConfig
+from gossamer.effects import Effect, Emit, SendDatagram, SendStream, SetTimer
+from gossamer.errors import ConfigError, LocalError
+from gossamer.failure.swim import (
+    Ack,
+    Gossip,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    PushPullReply,
+    SwimConfig,
+    SwimCore,
+)
+from gossamer.ids import Address, NodeId
+from gossamer.membership.members import (
+    Claim,
+    MemberDead,
+    MemberJoined,
+    MemberLeft,
+    MemberSuspect,
+    MemberUpdated,
+    Status,
+)
+from gossamer.sim import NetworkConfig, Simulator
+from gossamer.sim.swim_experiment import run_swim_experiment
+from gossamer.wire import registry
+
+A = NodeId("a", Address("a:1"), 1)
+B = NodeId("b", Address("b:1"), 1)
+C = NodeId("c", Address("c:1"), 1)
+
+
+def core(me: NodeId = A, config: SwimConfig | None = None, **kw: object) -> SwimCore:
+    c = SwimCore(me, random.Random(1), config, **kw)  # type: ignore[arg-type]
+    c.start(0.0)
+    c.drain()
+    return c
+
+
+def alive(who: NodeId, inc: int = 0, meta: bytes = b"") -> Claim:
+    return Claim(who.name, who.address, who.epoch, inc, Status.ALIVE, meta, who.name)
+
+
+def datagrams(effects: list[Effect]) -> list[SendDatagram]:
+    return [e for e in effects if isinstance(e, SendDatagram)]
+
+
+def events(effects: list[Effect]) -> list[object]:
+    return [e.event for e in effects if isinstance(e, Emit)]
+
+
+def timers(effects: list[Effect]) -> dict[object, float]:
+    return {e.key: e.at for e in effects if isinstance(e, SetTimer)}
+
+
+# --------------------------------------------------------------------------
+# Configuration.
+
+
+def test_presets_are_valid_and_differ() -> None:
+    assert SwimConfig.lan() == SwimConfig()
+    assert SwimConfig.wan().probe_interval_s > SwimConfig.lan().probe_interval_s
+    assert SwimConfig.local().probe_timeout_s < SwimConfig.lan().probe_timeout_s
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"probe_interval_s": 0},
+        {"probe_timeout_s": 1.0},  # not below the interval
+        {"indirect_checks": -1},
+        {"gossip_nodes": 0},
+        {"max_payload_bytes": 100},
+        {"max_metadata_bytes": 1_000},  # more than half the payload
+        {"suspicion_max_timeout_mult": 0.5},
+        {"lifeguard": 1},
+    ],
+)
+def test_bad_config_is_refused(change: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        dataclasses.replace(SwimConfig(), **change)
+
+
+def test_caller_mistakes_raise_at_once() -> None:
+    with pytest.raises(LocalError, match="max_metadata_bytes"):
+        SwimCore(A, random.Random(1), metadata=b"x" * 600)
+    c = core()
+    with pytest.raises(LocalError, match="max_metadata_bytes"):
+        c.update_metadata(b"x" * 600, 1.0)
+    with pytest.raises(LocalError, match="bytes"):
+        c.update_metadata("text", 1.0)  # type: ignore[arg-type]
+    with pytest.raises(LocalError, match="once"):
+        c.start(1.0)
+
+
+# --------------------------------------------------------------------------
+# One core, by hand.
+
+
+def test_a_ping_is_acked_with_the_same_seq() -> None:
+    b = core(B)
+    b.handle(A.address, Ping(7, "b"), 1.0)
+    (sent,) = datagrams(b.drain())
+    assert sent.to == A.address
+    assert isinstance(sent.message, Ack) and sent.message.seq == 7
+
+
+def test_a_ping_for_another_name_is_not_acked() -> None:
+    b = core(B)
+    b.handle(A.address, Ping(7, "someone-else"), 1.0)
+    assert datagrams(b.drain()) == []
+    assert b.stats.misdirected == 1
+
+
+def test_unknown_messages_are_counted_and_dropped() -> None:
+    from gossamer.clocks import VersionVector
+    from gossamer.sim.news import Digest
+
+    b = core(B)
+    b.handle(A.address, Digest(VersionVector()), 1.0)
+    assert b.drain() == []
+    assert b.stats.ignored == 1
+
+
+def test_join_sends_the_table_to_every_seed_and_retries() -> None:
+    c = SwimCore(A, random.Random(1), seeds=["b:1", "c:1", "a:1"])
+    c.start(0.0)
+    effects = c.drain()
+    streams = [e for e in effects if isinstance(e, SendStream)]
+    assert sorted(e.to for e in streams) == ["b:1", "c:1"]  # not itself
+    assert all(isinstance(e.message, PushPull) and e.message.join for e in streams)
+    assert timers(effects)["join"] == SwimConfig().join_retry_interval_s
+    c.on_timer("join", 2.0)
+    assert len([e for e in c.drain() if isinstance(e, SendStream)]) == 2
+    assert not c.joined
+    c.handle(Address("b:1"), PushPullReply((alive(B),)), 2.5)
+    assert c.joined
+    assert c.member("b") is not None
+
+
+def test_push_pull_answers_with_the_table_before_merging() -> None:
+    b = core(B)
+    b.handle(A.address, PushPull(True, (alive(A),)), 1.0)
+    effects = b.drain()
+    (reply,) = [e for e in effects if isinstance(e, SendStream)]
+    assert isinstance(reply.message, PushPullReply)
+    assert [c.name for c in reply.message.members] == ["b"]
+    assert [type(e) for e in events(effects)] == [MemberJoined]
+
+
+def test_a_death_heard_in_a_full_state_becomes_a_suspicion() -> None:
+    b = core(B)
+    b.handle(A.address, Gossip((alive(C),)), 1.0)
+    b.drain()
+    dead_c = dataclasses.replace(alive(C), status=Status.DEAD, source="a")
+    b.handle(A.address, PushPull(False, (alive(A), dead_c)), 2.0)
+    assert b.member("c").status is Status.SUSPECT  # type: ignore[union-attr]
+    # The same death by gossip is taken as it is.
+    b.handle(A.address, Gossip((dead_c,)), 3.0)
+    assert b.member("c").status is Status.DEAD  # type: ignore[union-attr]
+
+
+def test_refutes_a_suspicion_with_a_higher_incarnation() -> None:
+    b = core(B)
+    suspect_me = Claim("b", B.address, 1, 0, Status.SUSPECT, b"", "a")
+    b.handle(A.address, Ping(1, "b", (suspect_me,)), 1.0)
+    (ack,) = datagrams(b.drain())
+    assert b.incarnation == 1
+    assert b.local.status is Status.ALIVE
+    assert b.stats.refutations == 1
+    assert b.awareness.score == 1
+    # The refutation rides on the ack straight back to the accuser.
+    assert isinstance(ack.message, Ack)
+    assert any(c.name == "b" and c.incarnation == 1 for c in ack.message.updates)
+
+
+def test_refutes_a_death_and_ignores_an_older_life() -> None:
+    b = core(B)
+    b.handle(A.address, Gossip((Claim("b", B.address, 1, 4, Status.DEAD, b"", "a"),)), 1.0)
+    assert b.incarnation == 5
+    b.handle(A.address, Gossip((Claim("b", B.address, 0 + 1, 2, Status.DEAD, b"", "a"),)), 2.0)
+    assert b.incarnation == 5  # older incarnation: nothing to refute
+    old_life = SwimCore(NodeId("b", B.address, 2), random.Random(1))
+    old_life.start(0.0)
+    old_life.handle(A.address, Gossip((Claim("b", B.address, 1, 9, Status.DEAD, b"", "a"),)), 1.0)
+    assert old_life.incarnation == 0
+
+
+def test_counters_at_the_ceiling_are_refused() -> None:
+    from gossamer.clocks import MAX_COUNTER
+
+    b = core(B)
+    b.handle(A.address, Gossip((alive(C, inc=MAX_COUNTER),)), 1.0)
+    assert b.member("c") is None
+    b.handle(A.address, Gossip((Claim("b", B.address, 1, MAX_COUNTER - 1, Status.SUSPECT),)), 1)
+    assert b.incarnation == 0
+    assert b.stats.claims_refused == 2
+    assert b.stats.refutations == 0
+
+
+def test_oversized_metadata_from_a_peer_is_refused() -> None:
+    b = core(B)
+    b.handle(A.address, Gossip((alive(C, meta=b"x" * 513),)), 1.0)
+    assert b.member("c") is None
+    assert b.stats.claims_refused == 1
+
+
+def probe_until_sent(a: SwimCore, now: float) -> tuple[SendDatagram, list[Effect]]:
+    a.on_timer("probe", now)
+    effects = a.drain()
+    (ping,) = [d for d in datagrams(effects) if isinstance(d.message, Ping)]
+    return ping, effects
+
+
+def test_probe_round_visits_every_member_once() -> None:
+    a = core()
+    others = [NodeId(f"m{i}", Address(f"m{i}:1"), 1) for i in range(7)]
+    a.handle(others[0].address, Gossip(tuple(alive(o) for o in others)), 0.0)
+    a.drain()
+    targets = []
+    for t in range(7):
+        ping, _ = probe_until_sent(a, 1.0 + t)
+        assert isinstance(ping.message, Ping)
+        targets.append(ping.message.target)
+        a.handle(ping.to, Ack(ping.message.seq), 1.1 + t)
+        a.drain()
+    assert sorted(targets) == [o.name for o in others]
+
+
+def test_silent_target_gets_ping_reqs_then_suspected_then_dead() -> None:
+    cfg = SwimConfig()
+    a = core(config=cfg)
+    a.handle(B.address, Gossip((alive(B), alive(C))), 0.0)
+    a.drain()
+    ping, effects = probe_until_sent(a, 1.0)
+    target = ping.message.target  # type: ignore[attr-defined]
+    helper = "c" if target == "b" else "b"
+    assert timers(effects)["probe-timeout"] == pytest.approx(1.0 + cfg.probe_timeout_s)
+    a.on_timer("probe-timeout", 1.5)
+    (req,) = datagrams(a.drain())
+    assert isinstance(req.message, PingReq)
+    assert req.message.target == target and req.message.nack
+    assert req.to == f"{helper}:1"
+    # The helper nacks: the target is silent, and we are not the problem.
+    a.handle(req.to, Nack(req.message.seq), 1.9)
+    _, effects = probe_until_sent(a, 2.0)
+    assert a.member(target).status is Status.SUSPECT  # type: ignore[union-attr]
+    assert a.awareness.score == 0
+    assert a.stats.suspicions == 1
+    [suspect] = [e for e in events(effects) if isinstance(e, MemberSuspect)]
+    assert suspect.source == "a"
+    deadline = a.suspicion_deadline(target)
+    # n = 3: too few members to confirm, so the shortest timeout applies.
+    assert deadline == pytest.approx(2.0 + cfg.suspicion_mult * cfg.probe_interval_s)
+    a.on_timer(("suspicion", target), deadline)  # type: ignore[arg-type]
+    dead = [e for e in events(a.drain()) if isinstance(e, MemberDead)]
+    assert [d.member.name for d in dead] == [target]
+    assert a.stats.deaths_declared == 1
+
+
+def test_a_missed_nack_raises_local_health() -> None:
+    a = core()
+    a.handle(B.address, Gossip((alive(B), alive(C))), 0.0)
+    a.drain()
+    probe_until_sent(a, 1.0)
+    a.on_timer("probe-timeout", 1.5)
+    a.drain()
+    _, effects = probe_until_sent(a, 2.0)  # no ack, no nack
+    assert a.awareness.score == 1
+    # ... which stretches the next probe interval.
+    assert timers(effects)["probe"] == pytest.approx(2.0 + 2 * SwimConfig().probe_interval_s)
+
+
+def test_a_direct_ack_lowers_local_health() -> None:
+    a = core()
+    a.awareness.apply(3)
+    a.handle(B.address, Gossip((alive(B),)), 0.0)
+    a.drain()
+    ping, _ = probe_until_sent(a, 1.0)
+    a.handle(ping.to, Ack(ping.message.seq), 1.1)  # type: ignore[attr-defined]
+    assert a.awareness.score == 2
+    assert a.stats.acks == 1
+
+
+def test_intermediary_relays_the_ack_or_nacks() -> None:
+    b = core(B)
+    b.handle(A.address, PingReq(41, "c", C.address, True), 1.0)
+    effects = b.drain()
+    (ping,) = datagrams(effects)
+    assert ping.to == C.address and isinstance(ping.message, Ping)
+    b.handle(C.address, Ack(ping.message.seq), 1.1)
+    (relayed,) = datagrams(b.drain())
+    assert relayed.to == A.address
+    assert isinstance(relayed.message, Ack) and relayed.message.seq == 41
+    # A second request whose target stays silent gets a nack at 80% of the timeout.
+    b.handle(A.address, PingReq(42, "c", C.address, True), 2.0)
+    effects = b.drain()
+    ((key, at),) = [(k, v) for k, v in timers(effects).items() if isinstance(k, tuple)]
+    assert at == pytest.approx(2.0 + 0.8 * SwimConfig().probe_timeout_s)
+    b.on_timer(key, at)
+    (nack,) = datagrams(b.drain())
+    assert nack.to == A.address
+    assert isinstance(nack.message, Nack) and nack.message.seq == 42
+
+
+def test_relays_are_bounded() -> None:
+    b = core(B, dataclasses.replace(SwimConfig(), max_relays=2))
+    for seq in range(5):
+        b.handle(A.address, PingReq(seq, "c", C.address, True), 1.0)
+    assert len(datagrams(b.drain())) == 2
+    assert b.stats.relays_shed == 3
+
+
+def test_buddy_system_puts_the_suspicion_first() -> None:
+    a = core()
+    suspect_b = Claim("b", B.address, 1, 0, Status.SUSPECT, b"", "c")
+    a.handle(C.address, Gossip((alive(B), alive(C))), 0.0)
+    a.handle(C.address, Gossip((suspect_b,)), 0.1)
+    a.drain()
+    for t in range(2):
+        ping, _ = probe_until_sent(a, 1.0 + t)
+        if ping.message.target == "b":  # type: ignore[attr-defined]
+            assert ping.message.updates[0].name == "b"  # type: ignore[attr-defined]
+            assert ping.message.updates[0].status is Status.SUSPECT  # type: ignore[attr-defined]
+            return
+        a.handle(ping.to, Ack(ping.message.seq), 1.1 + t)  # type: ignore[attr-defined]
+    pytest.fail("b was never probed")
+
+
+def test_confirmations_shorten_a_suspicion() -> None:
+    a = core()
+    others = [NodeId(f"m{i}", Address(f"m{i}:1"), 1) for i in range(20)]
+    a.handle(others[0].address, Gossip(tuple(alive(o) for o in others)), 0.0)
+    suspect = Claim("m3", others[3].address, 1, 0, Status.SUSPECT, b"", "m1")
+    a.handle(others[1].address, Gossip((suspect,)), 1.0)
+    first = a.suspicion_deadline("m3")
+    a.handle(others[2].address, Gossip((dataclasses.replace(suspect, source="m2"),)), 1.5)
+    second = a.suspicion_deadline("m3")
+    a.handle(others[4].address, Gossip((dataclasses.replace(suspect, source="m4"),)), 1.6)
+    third = a.suspicion_deadline("m3")
+    assert first is not None and second is not None and third is not None
+    assert first > second > third
+    # n = 21 (a and m0..m19): k = 2 confirmations bring it to the shortest,
+    # 4 * log10(21) s after the suspicion began (floored to the ms).
+    assert third == pytest.approx(1.0 + 4 * 1.3222192947339193, abs=1e-3)
+    assert second < first - 10  # one confirmation already took a good part off
+
+
+def test_without_lifeguard_the_suspicion_is_fixed_and_no_nacks() -> None:
+    cfg = dataclasses.replace(SwimConfig(), lifeguard=False)
+    a = core(config=cfg)
+    a.handle(B.address, Gossip((alive(B), alive(C))), 0.0)
+    a.drain()
+    probe_until_sent(a, 1.0)
+    a.on_timer("probe-timeout", 1.5)
+    (req,) = datagrams(a.drain())
+    assert isinstance(req.message, PingReq) and not req.message.nack
+    probe_until_sent(a, 2.0)
+    assert a.awareness.score == 0
+
+
+def test_leave_is_announced_and_probing_stops() -> None:
+    a = core()
+    a.handle(B.address, Gossip((alive(B),)), 0.0)
+    a.drain()
+    a.leave(1.0)
+    assert a.local.status is Status.LEFT and a.leaving
+    a.on_timer("gossip", 1.2)
+    (gossip,) = datagrams(a.drain())
+    assert any(c.name == "a" and c.status is Status.LEFT for c in gossip.message.updates)  # type: ignore[attr-defined]
+    b = core(B)
+    b.handle(A.address, Gossip((alive(A),)), 0.0)
+    b.handle(A.address, gossip.message, 1.3)
+    assert [type(e) for e in events(b.drain())][-1] is MemberLeft
+    with pytest.raises(LocalError, match="left"):
+        a.update_metadata(b"x", 2.0)
+
+
+def test_metadata_updates_reach_peers() -> None:
+    a = core()
+    a.update_metadata(b"role=web", 1.0)
+    assert a.incarnation == 1
+    a.handle(B.address, Gossip((alive(B),)), 1.0)
+    a.drain()
+    a.on_timer("gossip", 1.2)
+    (gossip,) = datagrams(a.drain())
+    b = core(B)
+    b.handle(A.address, Gossip((alive(A),)), 0.0)
+    b.drain()
+    b.handle(A.address, gossip.message, 1.3)
+    (updated,) = events(b.drain())
+    assert isinstance(updated, MemberUpdated) and updated.member.metadata == b"role=web"
+
+
+def test_each_update_is_sent_a_limited_number_of_times() -> None:
+    cfg = SwimConfig()
+    a = core(config=cfg)
+    a.handle(B.address, Gossip((alive(B),)), 0.0)
+    a.drain()
+    sends = 0
+    for t in range(40):
+        a.on_timer("gossip", 1.0 + t * 0.2)
+        for d in datagrams(a.drain()):
+            sends += sum(1 for c in d.message.updates if c.name == "b")  # type: ignore[attr-defined]
+    # n = 2: retransmit_mult * ceil(log10(3)) = 4 sends of b's news, then silence.
+    assert sends == cfg.retransmit_mult * 1
+    assert a.queued_updates() == 0
+
+
+def test_the_broadcast_queue_is_bounded_and_sheds_the_most_sent() -> None:
+    cfg = dataclasses.replace(SwimConfig(), max_queued_updates=5)
+    a = core(config=cfg)
+    members = [alive(NodeId(f"m{i}", Address(f"m{i}:1"), 1)) for i in range(9)]
+    a.handle(B.address, Gossip(tuple(members)), 0.0)
+    assert a.queued_updates() == 5
+    a.on_timer("gossip", 0.2)
+    assert a.stats.updates_shed == 5  # a's own alive claim and four others
+
+
+def test_datagrams_stay_within_the_payload_limit() -> None:
+    cfg = dataclasses.replace(SwimConfig(), max_payload_bytes=300, max_metadata_bytes=100)
+    a = core(config=cfg)
+    members = [alive(NodeId(f"member-{i:03}", Address(f"m{i}:1"), 1)) for i in range(50)]
+    a.handle(B.address, Gossip(tuple(members)), 0.0)
+    a.drain()
+    carried = set()
+    for t in range(30):
+        a.on_timer("gossip", 1.0 + t * 0.2)
+        for d in datagrams(a.drain()):
+            assert len(registry.encode(d.message)) <= 300
+            carried.update(c.name for c in d.message.updates)  # type: ignore[attr-defined]
+    assert len(carried) == 51  # everything went out, a bit at a time
+
+
+# --------------------------------------------------------------------------
+# Clusters in the simulator.
+
+
+def swim_cluster(
+    n: int, seed: int, config: SwimConfig | None = None, loss: float = 0.0
+) -> Simulator:
+    sim = Simulator(
+        seed,
+        dataclasses.replace(NetworkConfig.lan(), loss=loss),
+        codec=registry,
+        wire=WireConfig.lan(),
+        wire_check=True,
+    )
+    for i in range(n):
+        sim.add_node(
+            f"n{i}",
+            lambda me, rng: SwimCore(me, rng, config, seeds=["n0:7946"]),
+        )
+    return sim
+
+
+def swim(sim: Simulator, address: Address) -> SwimCore:
+    c = sim.core(address)
+    assert isinstance(c, SwimCore)
+    return c
+
+
+def everyone_sees(sim: Simulator, names: set[str]) -> bool:
+    return all(set(swim(sim, a).alive()) == names for a in sim.addresses if sim.is_up(a))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_ten_nodes_join_detect_a_crash_and_see_a_restart(seed: int) -> None:
+    sim = swim_cluster(10, seed, loss=0.01)
+    names = {f"n{i}" for i in range(10)}
+    assert sim.run_until_true(lambda: everyone_sees(sim, names), 5.0) is not None
+    victim = sim.address_of("n7")
+    sim.crash(victim)
+    crashed = sim.now
+
+    def all_dead() -> bool:
+        return all(
+            swim(sim, a).member("n7").status is Status.DEAD  # type: ignore[union-attr]
+            for a in sim.addresses
+            if sim.is_up(a)
+        )
+
+    assert sim.run_until_true(all_dead, 60.0) is not None
+    assert everyone_sees(sim, names - {"n7"})
+    assert sim.now - crashed < 30
+    sim.restart(victim)
+    assert sim.run_until_true(lambda: everyone_sees(sim, names), 10.0) is not None
+    for a in sim.addresses:
+        assert swim(sim, a).member("n7").epoch == 2  # type: ignore[union-attr]
+
+
+def test_a_graceful_leave_is_seen_as_left_not_dead() -> None:
+    sim = swim_cluster(8, 4)
+    names = {f"n{i}" for i in range(8)}
+    assert sim.run_until_true(lambda: everyone_sees(sim, names), 5.0) is not None
+    leaver = sim.address_of("n3")
+    sim.call(leaver, lambda core, now: core.leave(now))  # type: ignore[attr-defined]
+    sim.run_for(1.0)
+    sim.crash(leaver)
+    sim.run_for(30.0)
+    for a in sim.addresses:
+        if sim.is_up(a):
+            assert swim(sim, a).member("n3").status is Status.LEFT  # type: ignore[union-attr]
+
+
+def test_same_seed_same_trace() -> None:
+    def trace(seed: int) -> str:
+        sim = Simulator(seed, NetworkConfig.lan(), codec=registry, trace=True)
+        for i in range(6):
+            sim.add_node(f"n{i}", lambda me, rng: SwimCore(me, rng, seeds=["n0:7946"]))
+        sim.run_for(5)
+        sim.crash(sim.address_of("n2"))
+        sim.run_for(20)
+        return sim.trace_hash()
+
+    assert trace(5) == trace(5)
+    assert trace(5) != trace(6)
+
+
+def test_the_experiment_reports_every_key() -> None:
+    report = run_swim_experiment(12, 3, loss=0.01, duration_s=60.0)
+    assert report.converge_s is not None and report.converge_s < 2
+    assert report.detect_first_s is not None and report.detect_all_s is not None
+    assert report.detect_first_s <= report.detect_all_s < 30
+    assert report.false_deaths == 0
+    assert 0 < report.bytes_per_node_per_s < 1_000
+    assert report == run_swim_experiment(12, 3, loss=0.01, duration_s=60.0)
+
+
+def test_cli_sim_swim_json_has_exactly_the_documented_keys(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["sim", "swim", "--nodes", "8", "--seed", "2", "--duration", "50", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == [
+        "nodes",
+        "seed",
+        "loss",
+        "slow",
+        "lifeguard",
+        "converge_s",
+        "detect_first_s",
+        "detect_all_s",
+        "false_suspicions",
+        "false_deaths",
+        "bytes_per_node_per_s",
+        "msgs_per_node_per_s",
+        "wall_s",
+    ]
+    assert out["nodes"] == 8 and out["lifeguard"] is True
+    assert main(["sim", "swim", "--nodes", "8", "--duration", "50", "--no-lifeguard"]) == 0
+    text = capsys.readouterr().out
+    assert "lifeguard off" in text and "declared dead" in text
+
+
+def test_lifeguard_quiets_a_starved_node() -> None:
+    on = run_swim_experiment(30, 1, slow=0.07, duration_s=80.0)
+    off = run_swim_experiment(30, 1, slow=0.07, lifeguard=False, duration_s=80.0)
+    assert off.false_suspicions >= 4 * max(on.false_suspicions, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("nodes", "loss"), [(50, 0.05), (200, 0.01)])
+def test_no_false_deaths_under_loss(nodes: int, loss: float) -> None:
+    report = run_swim_experiment(nodes, 11, loss=loss)
+    assert report.false_deaths == 0
+    assert report.detect_all_s is not None
+
+
+@pytest.mark.slow
+def test_a_thousand_nodes_for_two_minutes() -> None:
+    report = run_swim_experiment(1000, 1)
+    assert report.converge_s is not None
+    assert report.detect_all_s is not None
+    assert report.false_deaths == 0
