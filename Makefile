@@ -38,6 +38,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.sim_throughput --json
 	$(BIN)/python -m benchmarks.sim_throughput --json --trace
+	$(BIN)/python -m benchmarks.swim_goals --seeds 20
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

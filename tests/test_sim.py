@@ -300,6 +300,35 @@ def test_pause_delays_inputs_in_order_until_resume() -> None:
     assert sim.in_flight == 0
 
 
+def test_an_inbox_only_pause_holds_messages_but_not_timers() -> None:
+    plan = [(1.0 + i * 0.01, SendDatagram(B, Note(i))) for i in range(5)]
+    sim, cores = build({"a": plan, "b": [(1.5, SendDatagram(A, Note(99)))]})
+    sim.pause(B, 2.0, 2.0, timers=False)
+    sim.run_until(10.0)
+    b = cores["b"]
+    assert [m.seq for _, _, m in b.received] == list(range(5))  # type: ignore[attr-defined]
+    assert all(t >= 3.0 for t, _, _ in b.received)
+    assert b.timers[0][0] == 1.5  # on time, ahead of the messages that came before it
+    assert [entry[0] for entry in b.log][:2] == ["timer", "recv"]
+
+
+def test_call_runs_an_application_action_and_carries_out_its_effects() -> None:
+    sim, cores = build({"a": [], "b": []})
+
+    def send(core: object, now: float) -> float:
+        assert isinstance(core, ScriptCore)
+        core.out.datagram(B, Note(5))
+        return now
+
+    sim.run_until(1.0)
+    assert sim.call(A, send) == 1.0
+    sim.run_until(2.0)
+    assert [m.seq for _, _, m in cores["b"].received] == [5]  # type: ignore[attr-defined]
+    sim.crash(A)
+    with pytest.raises(LocalError, match="down"):
+        sim.call(A, send)
+
+
 def test_resume_keeps_order_held_inputs_first() -> None:
     plan = [(2.0, SendDatagram(B, Note(1))), (2.2, SendDatagram(B, Note(2)))]
     sim, cores = build({"a": plan, "b": []}, NetworkConfig(latency_s=0.01, jitter_s=0.0))
