@@ -304,11 +304,15 @@ def test_intermediary_relays_the_ack_or_nacks() -> None:
     (relayed,) = datagrams(b.drain())
     assert relayed.to == A.address
     assert isinstance(relayed.message, Ack) and relayed.message.seq == 41
-    # A second request whose target stays silent gets a nack at 80% of the timeout.
+    # A second request whose target stays silent gets a nack in time for the prober.
     b.handle(A.address, PingReq(42, "c", C.address, True), 2.0)
     effects = b.drain()
     ((key, at),) = [(k, v) for k, v in timers(effects).items() if isinstance(k, tuple)]
-    assert at == pytest.approx(2.0 + 0.8 * SwimConfig().probe_timeout_s)
+    assert at == pytest.approx(2.0 + 0.8 * 0.5)  # the LAN timeout is also half the interval
+    wan = core(B, SwimConfig.wan())
+    wan.handle(A.address, PingReq(43, "c", C.address, True), 1.0)
+    ((_, at),) = [(k, v) for k, v in timers(wan.drain()).items() if isinstance(k, tuple)]
+    assert at == pytest.approx(1.0 + 0.8 * (5.0 - 3.0))  # WAN: what is left of the interval
     b.on_timer(key, at)
     (nack,) = datagrams(b.drain())
     assert nack.to == A.address

@@ -169,7 +169,7 @@ class PushPullReply(Message):
 
 _EMPTY_GOSSIP_BYTES = registry.encoded_size(Gossip(()))
 _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 15 items
-_NACK_AT = 0.8  # an intermediary nacks after this fraction of its own probe timeout
+_NACK_AT = 0.8  # share of the time left for a nack to reach the prober in time
 
 
 # --------------------------------------------------------------------------
@@ -703,7 +703,18 @@ class SwimCore:
         self._seq += 1
         self._relays[self._seq] = _Relay(sender, req.seq, req.nack)
         self._send(req.target_address, Ping(self._seq, req.target))
-        self._out.set_timer(("relay", self._seq), now + self.config.probe_timeout_s * _NACK_AT)
+        self._out.set_timer(("relay", self._seq), now + self._nack_after_s())
+
+    def _nack_after_s(self) -> float:
+        """How long a relay waits for the target before nacking.
+
+        The prober sent the ping-req at its probe timeout and closes the probe
+        at the end of its interval, so a nack is only useful inside that
+        window; the helper assumes the prober runs the same configuration at
+        a health score of 0 (the tightest case).
+        """
+        cfg = self.config
+        return _NACK_AT * min(cfg.probe_timeout_s, cfg.probe_interval_s - cfg.probe_timeout_s)
 
     def _relay_timeout(self, seq: int) -> None:
         relay = self._relays.pop(seq, None)
