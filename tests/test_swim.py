@@ -198,6 +198,30 @@ def test_refutes_a_death_and_ignores_an_older_life() -> None:
     assert old_life.incarnation == 0
 
 
+def test_stale_news_is_answered_with_the_newer_claim() -> None:
+    b = core(B)
+    b.handle(C.address, Gossip((alive(C, inc=1),)), 0.5)
+    b.drain()
+    stale = Claim("c", C.address, 1, 0, Status.SUSPECT, b"", "a")
+    b.handle(A.address, Gossip((stale,)), 1.0)
+    (reply,) = datagrams(b.drain())
+    assert reply.to == A.address
+    assert isinstance(reply.message, Gossip)
+    assert reply.message.updates[0] == alive(C, inc=1)
+    assert b.stats.corrections == 1
+    # The same for a stale claim about b itself, after it refuted.
+    b.handle(A.address, Gossip((Claim("b", B.address, 1, 0, Status.SUSPECT, b"", "a"),)), 2.0)
+    b.drain()
+    b.handle(C.address, Gossip((Claim("b", B.address, 1, 0, Status.DEAD, b"", "a"),)), 3.0)
+    (reply,) = datagrams(b.drain())
+    assert reply.to == C.address
+    assert reply.message.updates[0].name == "b"  # type: ignore[attr-defined]
+    assert reply.message.updates[0].incarnation == 1  # type: ignore[attr-defined]
+    # News no older than ours is not answered.
+    b.handle(C.address, Gossip((alive(C, inc=1),)), 4.0)
+    assert datagrams(b.drain()) == []
+
+
 def test_counters_at_the_ceiling_are_refused() -> None:
     from gossamer.clocks import MAX_COUNTER
 

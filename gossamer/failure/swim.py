@@ -10,7 +10,9 @@ The algorithm
 * **Join**: a node given seed addresses sends each a :class:`PushPull` over a
   stream carrying its whole table; the seed merges it and answers with its
   own (:class:`PushPullReply`).  Until one answer arrives the node retries
-  every ``join_retry_interval_s``.
+  every ``join_retry_interval_s``.  Once joined, it syncs once more with a
+  random member 0.5-1.5 probe intervals later, to pick up whoever joined at
+  the same time.
 * **Probe**: every probe interval the node pings the next member of a list
   of all live members, shuffled with the node's ``Random`` at the start of
   each round (round-robin, so every member is probed once per round).  No
@@ -169,6 +171,7 @@ class PushPullReply(Message):
 
 _EMPTY_GOSSIP_BYTES = registry.encoded_size(Gossip(()))
 _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 15 items
+_MAX_CORRECTIONS = 2  # newer claims sent back for stale ones; each may carry 512 B of metadata
 _NACK_AT = 0.8  # share of the time left for a nack to reach the prober in time
 
 
@@ -318,6 +321,8 @@ class SwimStats:
     """Suspicions this node saw run out (it declared the member dead)."""
     push_pulls: int = 0
     """Full-state syncs this node started."""
+    corrections: int = 0
+    """Datagrams sent back to a peer that gossiped news older than ours."""
     misdirected: int = 0
     """Pings for another name, or claims about this name from another life."""
     ignored: int = 0
@@ -384,7 +389,7 @@ class _Queue:
             del self._by_name[worst[2]]
             self.shed += 1
 
-    def take(self, budget: int, limit: int, skip: str | None = None) -> list[Claim]:
+    def take(self, budget: int, limit: int, skip: frozenset[str] = frozenset()) -> list[Claim]:
         """Claims that fit in ``budget`` bytes, least-sent first; each counts one
         transmission and leaves the queue after ``limit`` of them."""
         budget -= _ARRAY_HEADER_SLACK
@@ -392,7 +397,7 @@ class _Queue:
         for item in self._order:
             if budget < 16:  # no claim is smaller than this
                 break
-            if item[4] <= budget and item[2] != skip:
+            if item[4] <= budget and item[2] not in skip:
                 chosen.append(item)
                 budget -= item[4]
         for item in chosen:
@@ -520,25 +525,25 @@ class SwimCore:
     def handle(self, sender: Address, message: Message, now: float) -> None:
         match message:
             case Ping(seq=seq, target=target, updates=updates):
-                self._merge(updates, now)
+                self._merge(updates, now, sender)
                 if target == self.me.name:
                     self._send(sender, Ack(seq))
                 else:
                     self.stats.misdirected += 1
             case Ack(seq=seq, updates=updates):
-                self._merge(updates, now)
+                self._merge(updates, now, sender)
                 self._on_ack(seq, now)
             case PingReq():
-                self._merge(message.updates, now)
+                self._merge(message.updates, now, sender)
                 self._on_ping_req(sender, message, now)
             case Nack(seq=seq, updates=updates):
-                self._merge(updates, now)
+                self._merge(updates, now, sender)
                 probe = self._probe
                 if probe is not None and probe.seq == seq:
                     probe.nacks += 1
                     self.stats.nacks_received += 1
             case Gossip(updates=updates):
-                self._merge(updates, now)
+                self._merge(updates, now, sender)
             case PushPull(members=members):
                 # Answer with the table as it was, so the reply carries only news.
                 self._out.stream(sender, PushPullReply(tuple(self.table.claims())))
@@ -549,6 +554,11 @@ class SwimCore:
                 if not self._joined:
                     self._joined = True
                     self._out.cancel_timer("join")
+                    # Members joining at the same time are not in the seed's
+                    # answer yet, and gossip can miss one; a second sync with
+                    # a random member a moment later picks them up.
+                    interval = self.config.probe_interval_s
+                    self._out.set_timer("push-pull", now + self._rng.uniform(0.5, 1.5) * interval)
             case _:
                 self.stats.ignored += 1
 
@@ -755,9 +765,24 @@ class SwimCore:
 
     # ---------------------------------------------------------------- news
 
-    def _merge(self, claims: Sequence[Claim], now: float) -> None:
+    def _merge(self, claims: Sequence[Claim], now: float, sender: Address) -> None:
+        """Merge piggybacked claims; tell ``sender`` what it has not heard yet.
+
+        A claim older than the one held here means the sender missed newer
+        news (a refutation, most often), and infection-style gossip has no
+        second chance once news has been sent its quota of times: so the
+        newer claims go straight back to the sender in one datagram.
+        """
+        newer: dict[str, Claim] = {}
+        table = self.table
         for claim in claims:
+            held = table.claim(claim.name)
+            if held is not None and claim_order(claim) < claim_order(held):
+                newer.setdefault(claim.name, held)
             self._process(claim, now)
+        if newer:
+            self.stats.corrections += 1
+            self._send(sender, Gossip(()), first=tuple(newer.values())[:_MAX_CORRECTIONS])
 
     def _merge_state(self, claims: Sequence[Claim], now: float) -> None:
         """Merge a full state.  A death we did not see ourselves becomes a suspicion:
@@ -840,10 +865,16 @@ class SwimCore:
         """Send a datagram with as much pending news piggybacked as fits."""
         if first or len(self._queue):
             budget = self.config.max_payload_bytes - registry.encoded_size(message)
+            budget -= _ARRAY_HEADER_SLACK
+            kept: list[Claim] = []
             for claim in first:
-                budget -= registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
-            skip = first[0].name if first else None
-            updates = first + tuple(self._queue.take(budget, self._retransmit_limit(), skip))
+                size = registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+                if size > budget:
+                    break
+                kept.append(claim)
+                budget -= size
+            skip = frozenset(c.name for c in kept)
+            updates = (*kept, *self._queue.take(budget, self._retransmit_limit(), skip))
             if updates:
                 message = dataclasses.replace(message, updates=updates)  # type: ignore[type-var]
         self._out.datagram(to, message)
