@@ -32,6 +32,10 @@ The algorithm
   ``retransmit_mult * ceil(log10(n + 1))`` times, the least-sent first;
   newer news about a member replaces older in the queue; a datagram holds as
   many claims as fit in ``max_payload_bytes``.
+* **Corrections**: a datagram carrying a claim older than ours is answered
+  with the newer claim, so a member that missed a refutation (gossip sends
+  each piece of news a fixed number of times) is put right as soon as it
+  repeats the stale news.
 * **Push-pull**: every ``push_pull_interval_s`` (scaled up past 32 members)
   the node syncs its whole table with one random alive member over a stream,
   repairing whatever gossip lost.  A death in a full state that this node
