@@ -920,7 +920,9 @@ class SwimCore:
     def _push_pull_tick(self, now: float) -> None:
         cfg = self.config
         n = self.table.live_count()
-        self._out.set_timer("push-pull", now + push_pull_scale(cfg.push_pull_interval_s, n))
+        # Jittered, so syncs that happened together (a mass join) drift apart.
+        interval = push_pull_scale(cfg.push_pull_interval_s, n)
+        self._out.set_timer("push-pull", now + self._rng.uniform(0.5, 1.5) * interval)
         peers = self._random_members(1, exclude=None, statuses=(Status.ALIVE,))
         # Reconnect: one member we believe dead, or a seed we do not see alive.
         alive_addresses = {c.address for c in self.table.claims() if c.status.live}
