@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -98,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-lifeguard", action="store_true", help="plain SWIM: no Lifeguard extensions"
     )
     swim.add_argument(
-        "--duration", type=float, default=120.0, help="simulated seconds from boot (120)"
+        "--duration",
+        type=_seconds_over(40.0),
+        default=120.0,
+        help="simulated seconds from boot, over 40 (120)",
     )
     swim.add_argument("--json", action="store_true", help="print one JSON object")
     swim.set_defaults(run=_sim_swim)
@@ -110,6 +114,16 @@ def _at_least(minimum: int) -> Callable[[str], int]:
         value = int(text)
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _seconds_over(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (math.isfinite(value) and value > minimum):
+            raise argparse.ArgumentTypeError(f"must be a number of seconds over {minimum:g}")
         return value
 
     return parse

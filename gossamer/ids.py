@@ -15,7 +15,15 @@ and a distinct type to the type checker (:data:`Address`).  Build them with
 
 from __future__ import annotations
 
-__all__ = ["Address", "AddressError", "NodeId", "address", "parse_address", "split_address"]
+__all__ = [
+    "Address",
+    "AddressError",
+    "NodeId",
+    "address",
+    "is_valid_name",
+    "parse_address",
+    "split_address",
+]
 
 import ipaddress
 import re
@@ -48,14 +56,20 @@ def address(host: str, port: int) -> Address:
         except ValueError:
             raise AddressError(f"{host!r} is not a valid IPv6 address") from None
         return Address(f"[{host}]:{port}")
-    if not _HOSTNAME.match(host):
+    if not _HOSTNAME.fullmatch(host):
         raise AddressError(f"{host!r} is not a valid host name or IPv4 address")
-    if _DOTTED_NUMBERS.match(host):
+    if _DOTTED_NUMBERS.fullmatch(host):
         try:
             ipaddress.IPv4Address(host)
         except ValueError:
             raise AddressError(f"{host!r} is not a valid IPv4 address") from None
     return Address(f"{host}:{port}")
+
+
+def is_valid_name(name: object) -> bool:
+    """True for a valid node name: 1-128 letters, digits and ``_ . @ : -``,
+    not starting with punctuation other than ``_``."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
 
 
 def _split(addr: str) -> tuple[str, int]:
@@ -104,7 +118,7 @@ class NodeId:
     """Boot epoch, >= 1; larger means a later life of the same name."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
+        if not is_valid_name(self.name):
             raise LocalError(
                 f"node name {self.name!r} must be 1-128 characters of letters, digits"
                 " and _ . @ : - (not starting with punctuation other than _)"

@@ -613,3 +613,144 @@ def test_a_thousand_nodes_for_two_minutes() -> None:
     assert report.converge_s is not None
     assert report.detect_all_s is not None
     assert report.false_deaths == 0
+
+
+# --------------------------------------------------------------------------
+# What a peer's garbage or bad luck must not do (found in review).
+
+
+def test_a_claim_too_big_for_any_datagram_is_shed_not_stuck() -> None:
+    cfg = dataclasses.replace(SwimConfig(), max_payload_bytes=256, max_metadata_bytes=128)
+    a = core(config=cfg)
+    a.handle(B.address, Gossip((alive(B),)), 0.0)
+    a.drain()
+    a.on_timer("gossip", 0.2)  # sends a's and b's news until they are used up
+    for t in range(20):
+        a.on_timer("gossip", 0.4 + t * 0.2)
+    a.drain()
+    # 120 bytes of metadata and a 128-character name fit the table but no datagram.
+    big = Claim("x" * 128, Address("h" * 60 + ":1"), 1, 0, Status.ALIVE, b"m" * 120, "b")
+    a.handle(B.address, Gossip((big,)), 5.0)
+    a.drain()
+    assert a.stats.updates_shed == 1
+    assert a.queued_updates() == 0
+    a.on_timer("gossip", 5.2)
+    assert datagrams(a.drain()) == []  # no empty gossip either
+
+
+def test_the_full_state_is_bounded() -> None:
+    cfg = dataclasses.replace(SwimConfig(), max_state_bytes=2_048)
+    b = core(B, cfg)
+    tombs = [
+        Claim(f"gone-{i:03}", Address(f"g{i}:1"), 1, 0, Status.DEAD, b"", "z") for i in range(100)
+    ]
+    b.handle(A.address, Gossip(tuple(tombs)), 1.0)
+    b.handle(A.address, PushPull(False, (alive(A),)), 2.0)
+    (reply,) = [e for e in b.drain() if isinstance(e, SendStream)]
+    assert isinstance(reply.message, PushPullReply)
+    assert len(registry.encode(reply.message)) <= 2_048
+    names = [c.name for c in reply.message.members]
+    assert names[0] == "b" and len(names) < 101
+    assert b.stats.state_truncated == 1
+
+
+def test_tombstones_keep_no_metadata() -> None:
+    b = core(B)
+    b.handle(A.address, Gossip((alive(C, meta=b"big" * 100),)), 1.0)
+    dead = Claim("c", C.address, 1, 0, Status.DEAD, b"big" * 100, "a")
+    b.handle(A.address, Gossip((dead,)), 2.0)
+    assert b.member("c").metadata == b""  # type: ignore[union-attr]
+    # The same claim again is no news (it is compared as stored).
+    before = b.queued_updates()
+    b.handle(A.address, Gossip((dead,)), 3.0)
+    assert b.queued_updates() == before
+    assert datagrams(b.drain()) == []
+
+
+def test_flapping_claims_do_not_grow_the_probe_round() -> None:
+    a = core()
+    for inc in range(0, 400, 2):
+        a.handle(
+            B.address,
+            Gossip(
+                (
+                    Claim("x", Address("x:1"), 1, inc, Status.ALIVE, b"", "x"),
+                    Claim("x", Address("x:1"), 1, inc + 1, Status.DEAD, b"", "y"),
+                )
+            ),
+            inc / 100,
+        )
+    assert len(a._probe_list) <= 2
+
+
+def test_duplicate_nacks_from_one_helper_count_once() -> None:
+    a = core()
+    a.awareness.apply(3)
+    a.handle(B.address, Gossip((alive(B), alive(C))), 0.0)
+    a.drain()
+    probe_until_sent(a, 1.0)
+    a.on_timer("probe-timeout", 1.5)
+    (req,) = datagrams(a.drain())
+    for _ in range(6):
+        a.handle(req.to, Nack(req.message.seq), 1.8)  # type: ignore[attr-defined]
+    a.handle(Address("z:1"), Nack(req.message.seq), 1.8)  # type: ignore[attr-defined]
+    probe_until_sent(a, 2.0)
+    assert a.awareness.score == 3  # the one helper nacked: no blame, and no credit either
+
+
+def test_a_probe_of_an_older_life_does_not_suspect_the_new_one() -> None:
+    a = core()
+    a.handle(B.address, Gossip((alive(B),)), 0.0)
+    a.drain()
+    probe_until_sent(a, 1.0)
+    a.on_timer("probe-timeout", 1.5)
+    b2 = NodeId("b", B.address, 2)
+    a.handle(C.address, Gossip((alive(b2),)), 1.7)
+    a.drain()
+    probe_until_sent(a, 2.0)
+    member = a.member("b")
+    assert member is not None and member.epoch == 2 and member.status is Status.ALIVE
+
+
+def test_nothing_is_sent_to_the_nodes_own_address() -> None:
+    a = core()
+    # An earlier node at a's address, under another name, died.
+    a.handle(B.address, Gossip((alive(B), alive(NodeId("old", A.address, 1)))), 0.0)
+    a.handle(B.address, Gossip((Claim("old", A.address, 1, 0, Status.DEAD, b"", "b"),)), 0.1)
+    a.drain()
+    for t in range(5):
+        a.on_timer("push-pull", 10.0 * (t + 1))
+        a.on_timer("gossip", 10.0 * (t + 1) + 0.1)
+        effects = a.drain()
+        assert all(getattr(e, "to", None) != A.address for e in effects)
+
+
+def test_a_late_ack_is_still_relayed_after_the_nack() -> None:
+    b = core(B)
+    b.handle(A.address, PingReq(7, "c", C.address, True), 1.0)
+    (ping,) = datagrams(b.drain())
+    b.on_timer(("relay", ping.message.seq), 1.4)  # type: ignore[attr-defined]
+    (nack,) = datagrams(b.drain())
+    assert isinstance(nack.message, Nack)
+    b.handle(C.address, Ack(ping.message.seq), 1.45)  # type: ignore[attr-defined]
+    (ack,) = datagrams(b.drain())
+    assert isinstance(ack.message, Ack) and ack.message.seq == 7 and ack.to == A.address
+
+
+@pytest.mark.parametrize(
+    ("target", "address"),
+    [("c", "not an address"), ("bad name", "c:1"), ("c", "b:1"), ("b", "c:1")],
+)
+def test_a_ping_req_with_a_bad_target_is_dropped(target: str, address: str) -> None:
+    b = core(B)
+    b.handle(A.address, PingReq(7, target, Address(address), True), 1.0)
+    assert datagrams(b.drain()) == []
+    assert b.stats.misdirected == 1
+
+
+@pytest.mark.parametrize("duration", ["30", "nan", "inf", "-5"])
+def test_cli_refuses_a_bad_duration(duration: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sim", "swim", "--nodes", "5", "--duration", duration])
+    assert exit_info.value.code == 2
+    assert "--duration" in capsys.readouterr().err

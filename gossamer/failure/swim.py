@@ -76,6 +76,7 @@ __all__ = [
 
 import dataclasses
 import random
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -101,6 +102,8 @@ from gossamer.membership.members import (
     MemberTable,
     Status,
     claim_order,
+    tombstone,
+    valid_identity,
 )
 from gossamer.wire import Message, registry
 
@@ -175,6 +178,9 @@ class PushPullReply(Message):
 
 _EMPTY_GOSSIP_BYTES = registry.encoded_size(Gossip(()))
 _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 15 items
+_RECENT_DEATHS = 64  # members declared dead lately, kept to gossip to
+_CLAIM_OVERHEAD_BYTES = 40  # a claim's encoding beyond its strings, at the most
+_MAX_QUEUE_MISSES = 32  # claims a datagram skips for size before it is sent as it is
 _MAX_CORRECTIONS = 2  # newer claims sent back for stale ones; each may carry 512 B of metadata
 _NACK_AT = 0.8  # share of the time left for a nack to reach the prober in time
 
@@ -233,6 +239,10 @@ class SwimConfig:
     """Bound on the news waiting to be sent; the most-sent is shed first."""
     max_relays: int = 1_024
     """Bound on ping-reqs being relayed for other members at once."""
+    max_state_bytes: int = 4 * 1024 * 1024
+    """Bound on a full state sent in a push-pull, in bytes: live members
+    first, then the newest tombstones.  Keep it below the stream frame limit
+    (``WireConfig.max_frame_bytes``)."""
 
     def __post_init__(self) -> None:
         owner = "SwimConfig"
@@ -258,6 +268,7 @@ class SwimConfig:
         check_int(owner, "max_members", self.max_members, 1, 10_000_000)
         check_int(owner, "max_queued_updates", self.max_queued_updates, 1, 10_000_000)
         check_int(owner, "max_relays", self.max_relays, 1, 1_000_000)
+        check_int(owner, "max_state_bytes", self.max_state_bytes, 1_024, 1 << 30)
         if not isinstance(self.lifeguard, bool):
             raise ConfigError(f"{owner}.lifeguard must be a bool, got {self.lifeguard!r}")
         if self.probe_timeout_s >= self.probe_interval_s:
@@ -327,8 +338,11 @@ class SwimStats:
     """Full-state syncs this node started."""
     corrections: int = 0
     """Datagrams sent back to a peer that gossiped news older than ours."""
+    stale_acks: int = 0
+    """Acks for no probe or relay of ours (late, duplicated, or forged)."""
     misdirected: int = 0
-    """Pings for another name, or claims about this name from another life."""
+    """Pings for another name, ping-reqs naming this node or a bad address,
+    datagrams addressed to this node itself, claims about this name from a newer life."""
     ignored: int = 0
     """Messages of a type SWIM does not handle."""
     claims_refused: int = 0
@@ -337,6 +351,8 @@ class SwimStats:
     """News dropped from the full broadcast queue before it was sent enough times."""
     relays_shed: int = 0
     """Ping-reqs refused because ``max_relays`` were already in flight."""
+    state_truncated: int = 0
+    """Full states cut short to stay within ``max_state_bytes``."""
 
 
 @dataclass(slots=True)
@@ -344,11 +360,12 @@ class _Probe:
     seq: int
     target: str
     address: Address
-    started: float
+    epoch: int
+    incarnation: int  # the life and incarnation probed: only they may be suspected
     acked: bool = False
     direct: bool = True  # still waiting for the direct ack (no ping-req sent yet)
-    expected_nacks: int = 0
-    nacks: int = 0
+    helpers: frozenset[Address] = frozenset()  # asked by ping-req, expected to nack
+    nackers: set[Address] = dataclasses.field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -356,6 +373,7 @@ class _Relay:
     origin: Address
     origin_seq: int
     nack: bool
+    expires: float  # after the nack, a late ack is still relayed until then
 
 
 class _Queue:
@@ -366,10 +384,11 @@ class _Queue:
     most-sent, oldest is shed.
     """
 
-    __slots__ = ("_by_name", "_next_id", "_order", "limit", "shed")
+    __slots__ = ("_by_name", "_next_id", "_order", "limit", "max_item_bytes", "shed")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, max_item_bytes: int) -> None:
         self.limit = limit
+        self.max_item_bytes = max_item_bytes
         self.shed = 0
         self._next_id = 0
         self._by_name: dict[str, tuple[int, int, str, Claim, int]] = {}
@@ -385,6 +404,9 @@ class _Queue:
             self._order.remove(old)
         self._next_id += 1
         size = registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+        if size > self.max_item_bytes:
+            self.shed += 1  # could never fit a datagram
+            return
         item = (0, -self._next_id, claim.name, claim, size)
         self._by_name[claim.name] = item
         self._order.add(item)
@@ -396,14 +418,18 @@ class _Queue:
     def take(self, budget: int, limit: int, skip: frozenset[str] = frozenset()) -> list[Claim]:
         """Claims that fit in ``budget`` bytes, least-sent first; each counts one
         transmission and leaves the queue after ``limit`` of them."""
-        budget -= _ARRAY_HEADER_SLACK
         chosen: list[tuple[int, int, str, Claim, int]] = []
+        misses = 0
         for item in self._order:
             if budget < 16:  # no claim is smaller than this
                 break
             if item[4] <= budget and item[2] not in skip:
                 chosen.append(item)
                 budget -= item[4]
+            else:
+                misses += 1
+                if misses > _MAX_QUEUE_MISSES:  # the rest waits for a datagram of its own
+                    break
         for item in chosen:
             self._order.remove(item)
             transmits = item[0] + 1
@@ -442,6 +468,8 @@ class SwimCore:
         metadata: bytes = b"",
     ) -> None:
         self.config = cfg = config if config is not None else SwimConfig()
+        if not isinstance(metadata, bytes):
+            raise LocalError(f"metadata must be bytes, got {type(metadata).__name__}")
         if len(metadata) > cfg.max_metadata_bytes:
             raise LocalError(
                 f"metadata is {len(metadata)} bytes, over max_metadata_bytes "
@@ -462,10 +490,15 @@ class SwimCore:
             max_members=cfg.max_members,
         )
         """The member table.  Read it; only this core writes it."""
-        self._queue = _Queue(cfg.max_queued_updates)
+        self._queue = _Queue(
+            cfg.max_queued_updates,
+            cfg.max_payload_bytes - _EMPTY_GOSSIP_BYTES - _ARRAY_HEADER_SLACK,
+        )
         self._suspicions: dict[str, Suspicion] = {}
         self._probe_list: list[str] = []
+        self._in_round: set[str] = set()  # the names in _probe_list, so none goes in twice
         self._probe_index = 0
+        self._recent_deaths: deque[tuple[float, str]] = deque(maxlen=_RECENT_DEATHS)
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
         self._seq = 0
@@ -517,7 +550,7 @@ class SwimCore:
         self._started = True
         cfg = self.config
         rng = self._rng
-        self._queue.push(self.table.local_claim)
+        self._enqueue(self.table.local_claim)
         # Random first deadlines so nodes booted together do not probe in lockstep.
         self._out.set_timer("probe", now + rng.uniform(0, cfg.probe_interval_s))
         self._out.set_timer("gossip", now + rng.uniform(0, cfg.gossip_interval_s))
@@ -543,14 +576,14 @@ class SwimCore:
             case Nack(seq=seq, updates=updates):
                 self._merge(updates, now, sender)
                 probe = self._probe
-                if probe is not None and probe.seq == seq:
-                    probe.nacks += 1
+                if probe is not None and probe.seq == seq and sender in probe.helpers:
+                    probe.nackers.add(sender)  # one per helper, however many arrive
                     self.stats.nacks_received += 1
             case Gossip(updates=updates):
                 self._merge(updates, now, sender)
             case PushPull(members=members):
                 # Answer with the table as it was, so the reply carries only news.
-                self._out.stream(sender, PushPullReply(tuple(self.table.claims())))
+                self._out.stream(sender, PushPullReply(self._full_state()))
                 self._merge_state(members, now)
             case PushPullReply(members=members):
                 self._merge_state(members, now)
@@ -586,7 +619,7 @@ class SwimCore:
             if kind == "suspicion" and isinstance(arg, str):
                 self._suspicion_timeout(arg, now)
             elif kind == "relay" and isinstance(arg, int):
-                self._relay_timeout(arg)
+                self._relay_timeout(arg, now)
 
     def on_stream_up(self, peer: Address, now: float) -> None:
         """Streams carry only push-pull, which is sent as soon as it is asked for."""
@@ -608,7 +641,7 @@ class SwimCore:
         if self._leaving:
             return
         self._leaving = True
-        self._set_local(Status.LEFT, self.table.local_claim.metadata, now)
+        self._set_local(Status.LEFT, b"", now)  # tombstones keep no metadata
         self._out.cancel_timer("probe")
         self._out.cancel_timer("probe-timeout")
         self._probe = None
@@ -640,7 +673,7 @@ class SwimCore:
         claim = self.table.claim(target)
         assert claim is not None
         self._seq += 1
-        self._probe = _Probe(self._seq, target, claim.address, now)
+        self._probe = _Probe(self._seq, target, claim.address, claim.epoch, claim.incarnation)
         self.stats.probes += 1
         # The buddy system: a suspect hears of its suspicion first, and refutes at once.
         first = (claim,) if cfg.lifeguard and claim.status is Status.SUSPECT else ()
@@ -661,6 +694,7 @@ class SwimCore:
                 c.name for c in table.claims() if c.status.live and c.name != self.me.name
             ]
             self._rng.shuffle(self._probe_list)
+            self._in_round = set(self._probe_list)
             self._probe_index = 0
         return None
 
@@ -673,12 +707,14 @@ class SwimCore:
             self.config.indirect_checks, exclude=probe.target, statuses=(Status.ALIVE,)
         )
         nack = self.config.lifeguard
+        asked = []
         for name in helpers:
             claim = self.table.claim(name)
             assert claim is not None
             self._send(claim.address, PingReq(probe.seq, probe.target, probe.address, nack))
             self.stats.ping_reqs_sent += 1
-        probe.expected_nacks = len(helpers) if nack else 0
+            asked.append(claim.address)
+        probe.helpers = frozenset(asked) if nack else frozenset()
 
     def _on_ack(self, seq: int, now: float) -> None:
         probe = self._probe
@@ -694,6 +730,8 @@ class SwimCore:
         if relay is not None:
             self._out.cancel_timer(("relay", seq))
             self._send(relay.origin, Ack(relay.origin_seq))
+        else:
+            self.stats.stale_acks += 1
 
     def _finish_probe(self, probe: _Probe, now: float) -> None:
         """The probe interval is over: an unanswered target becomes suspect."""
@@ -701,23 +739,38 @@ class SwimCore:
             return
         if self.config.lifeguard:
             # Helpers that did not even nack point at us, not at the target.
-            missed = probe.expected_nacks - probe.nacks
-            self.awareness.apply(missed if probe.expected_nacks > 0 else 1)
+            missed = len(probe.helpers - probe.nackers)
+            self.awareness.apply(missed if probe.helpers else 1)
         claim = self.table.claim(probe.target)
-        if claim is None or claim.address != probe.address or not claim.status.live:
-            return
+        if (
+            claim is None
+            or not claim.status.live
+            or (claim.epoch, claim.incarnation) != (probe.epoch, probe.incarnation)
+        ):
+            return  # it restarted or refuted meanwhile: the probe was of an older claim
         if claim.status is Status.ALIVE:
             self.stats.suspicions += 1
         self._process(dataclasses.replace(claim, status=Status.SUSPECT, source=self.me.name), now)
 
     def _on_ping_req(self, sender: Address, req: PingReq, now: float) -> None:
+        if (
+            req.target_address == self.me.address
+            or req.target == self.me.name
+            or not valid_identity(req.target, req.target_address)
+        ):
+            self.stats.misdirected += 1
+            return
         if len(self._relays) >= self.config.max_relays:
             self.stats.relays_shed += 1
             return
         self._seq += 1
-        self._relays[self._seq] = _Relay(sender, req.seq, req.nack)
+        cfg = self.config
+        # Relay a late ack until the prober's interval would have ended.
+        expires = now + cfg.probe_interval_s - cfg.probe_timeout_s
+        self._relays[self._seq] = _Relay(sender, req.seq, req.nack, expires)
         self._send(req.target_address, Ping(self._seq, req.target))
-        self._out.set_timer(("relay", self._seq), now + self._nack_after_s())
+        deadline = now + self._nack_after_s() if req.nack else expires
+        self._out.set_timer(("relay", self._seq), deadline)
 
     def _nack_after_s(self) -> float:
         """How long a relay waits for the target before nacking.
@@ -730,11 +783,18 @@ class SwimCore:
         cfg = self.config
         return _NACK_AT * min(cfg.probe_timeout_s, cfg.probe_interval_s - cfg.probe_timeout_s)
 
-    def _relay_timeout(self, seq: int) -> None:
-        relay = self._relays.pop(seq, None)
-        if relay is not None and relay.nack:
+    def _relay_timeout(self, seq: int, now: float) -> None:
+        relay = self._relays.get(seq)
+        if relay is None:
+            return
+        if relay.nack:
+            relay.nack = False
             self.stats.nacks_sent += 1
             self._send(relay.origin, Nack(relay.origin_seq))
+            if relay.expires > now:
+                self._out.set_timer(("relay", seq), relay.expires)
+                return
+        del self._relays[seq]
 
     # ---------------------------------------------------------------- suspicion
 
@@ -765,7 +825,7 @@ class SwimCore:
         if suspicion is not None and suspicion.confirm(claim.source):
             self._out.set_timer(("suspicion", claim.name), suspicion.deadline)
             # Pass the confirmation on, so the others can count it too.
-            self._queue.push(claim)
+            self._enqueue(claim)
 
     # ---------------------------------------------------------------- news
 
@@ -809,6 +869,8 @@ class SwimCore:
         if len(claim.metadata) > self.config.max_metadata_bytes:
             self.stats.claims_refused += 1
             return
+        if not claim.status.live and claim.metadata:
+            claim = tombstone(claim)  # as the table stores it, and as it is passed on
         before = self.table.claim(claim.name)
         events = self.table.apply(claim, now)
         if events is None:
@@ -822,16 +884,19 @@ class SwimCore:
             elif before is None or claim_order(claim) > claim_order(before):
                 self.stats.claims_refused += 1
             return
-        self._queue.push(claim)
+        self._enqueue(claim)
         if claim.status is Status.SUSPECT:
             self._start_suspicion(claim, now)
         elif self._suspicions.pop(claim.name, None) is not None:
             self._out.cancel_timer(("suspicion", claim.name))
-        if claim.status.live and (before is None or not before.status.live):
+        if claim.status.live and claim.name not in self._in_round:
             # A newcomer goes to a random place in this round, so its first
             # probes do not all come at once (and it is probed this round).
             index = self._rng.randint(self._probe_index, len(self._probe_list))
             self._probe_list.insert(index, claim.name)
+            self._in_round.add(claim.name)
+        elif claim.status is Status.DEAD:
+            self._recent_deaths.append((now, claim.name))
         self._emit_all(events)
 
     def _about_me(self, claim: Claim, now: float) -> None:
@@ -861,12 +926,19 @@ class SwimCore:
             local.name, local.address, local.epoch, incarnation, status, metadata, local.name
         )
         self._emit_all(self.table.set_local(claim, now))
-        self._queue.push(claim)
+        self._enqueue(claim)
 
     # ---------------------------------------------------------------- gossip and sync
 
     def _send(self, to: Address, message: Message, first: tuple[Claim, ...] = ()) -> None:
-        """Send a datagram with as much pending news piggybacked as fits."""
+        """Send a datagram with as much pending news piggybacked as fits.
+
+        A ``Gossip`` that ends up carrying nothing is not sent, and nothing is
+        sent to this node's own address (a tombstone of an earlier node there).
+        """
+        if to == self.me.address:
+            self.stats.misdirected += 1
+            return
         if first or len(self._queue):
             budget = self.config.max_payload_bytes - registry.encoded_size(message)
             budget -= _ARRAY_HEADER_SLACK
@@ -881,7 +953,13 @@ class SwimCore:
             updates = (*kept, *self._queue.take(budget, self._retransmit_limit(), skip))
             if updates:
                 message = dataclasses.replace(message, updates=updates)  # type: ignore[type-var]
+        if isinstance(message, Gossip) and not message.updates:
+            return
         self._out.datagram(to, message)
+
+    def _enqueue(self, claim: Claim) -> None:
+        self._queue.push(claim)
+        self.stats.updates_shed = self._queue.shed
 
     def _retransmit_limit(self) -> int:
         return retransmit_limit(self.config.retransmit_mult, self.table.live_count())
@@ -889,7 +967,6 @@ class SwimCore:
     def _gossip_tick(self, now: float) -> None:
         cfg = self.config
         self._out.set_timer("gossip", now + cfg.gossip_interval_s)
-        self.stats.updates_shed = self._queue.shed
         if not len(self._queue):
             return
         targets = self._random_members(cfg.gossip_nodes, exclude=None, statuses=None)
@@ -906,15 +983,16 @@ class SwimCore:
 
     def _recently_dead(self, now: float) -> list[str]:
         """At most one member declared dead within ``gossip_to_dead_s``, picked at random."""
-        recent = []
-        for name in self.table.gone():
-            member = self.table.get(name)
-            if (
-                member is not None
-                and member.status is Status.DEAD
-                and now - member.since < self.config.gossip_to_dead_s
-            ):
-                recent.append(name)
+        deaths = self._recent_deaths
+        while deaths and now - deaths[0][0] >= self.config.gossip_to_dead_s:
+            deaths.popleft()
+        recent = sorted(
+            {
+                name
+                for _, name in deaths
+                if (c := self.table.claim(name)) is not None and c.status is Status.DEAD
+            }
+        )
         return [self._rng.choice(recent)] if recent else []
 
     def _push_pull_tick(self, now: float) -> None:
@@ -925,26 +1003,51 @@ class SwimCore:
         self._out.set_timer("push-pull", now + self._rng.uniform(0.5, 1.5) * interval)
         peers = self._random_members(1, exclude=None, statuses=(Status.ALIVE,))
         # Reconnect: one member we believe dead, or a seed we do not see alive.
-        alive_addresses = {c.address for c in self.table.claims() if c.status.live}
-        lost = [
-            c.address
-            for c in (self.table.claim(n) for n in self.table.gone())
-            if c is not None and c.status is Status.DEAD
-        ]
-        lost += [s for s in self._seeds if s not in alive_addresses]
+        claims = self.table.claims()
+        alive_addresses = {c.address for c in claims if c.status.live}
+        lost = {c.address for c in claims if c.status is Status.DEAD}
+        lost.update(s for s in self._seeds if s not in alive_addresses)
+        lost -= alive_addresses | {self.me.address}
         targets = [self.table.claim(p).address for p in peers]  # type: ignore[union-attr]
         if lost:
-            targets.append(self._rng.choice(sorted(set(lost))))
-        state = tuple(self.table.claims())
+            targets.append(self._rng.choice(sorted(lost)))
+        state = self._full_state()
         for address in dict.fromkeys(targets):
             self.stats.push_pulls += 1
             self._out.stream(address, PushPull(False, state))
 
     def _join(self, now: float) -> None:
-        state = tuple(self.table.claims())
+        state = self._full_state()
         for seed in self._seeds:
             self._out.stream(seed, PushPull(True, state))
         self._out.set_timer("join", now + self.config.join_retry_interval_s)
+
+    def _full_state(self) -> tuple[Claim, ...]:
+        """The table for a push-pull, within ``max_state_bytes``: this node and the
+        live members first, then the newest tombstones, as many as fit."""
+        claims = self.table.claims()
+        live = [c for c in claims if c.status.live]
+        gone = sorted(
+            (c for c in claims if not c.status.live),
+            key=lambda c: -(self.table.get(c.name).since),  # type: ignore[union-attr]
+        )
+        budget = self.config.max_state_bytes
+        state: list[Claim] = []
+        for claim in (*live, *gone):
+            # An upper bound on the claim's encoding, so the frame never overflows.
+            size = (
+                len(claim.name.encode())
+                + len(claim.address.encode())
+                + len(claim.metadata)
+                + len(claim.source.encode())
+                + _CLAIM_OVERHEAD_BYTES
+            )
+            if size > budget:
+                self.stats.state_truncated += 1
+                break
+            budget -= size
+            state.append(claim)
+        return tuple(state)
 
     def _random_members(
         self, count: int, exclude: str | None, statuses: tuple[Status, ...] | None

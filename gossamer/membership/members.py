@@ -56,8 +56,11 @@ __all__ = [
     "MemberUpdated",
     "Status",
     "claim_order",
+    "tombstone",
+    "valid_identity",
 ]
 
+import dataclasses
 import enum
 import functools
 from collections.abc import Iterator
@@ -66,7 +69,7 @@ from typing import Final, TypeAlias
 
 from gossamer.clocks import MAX_COUNTER
 from gossamer.errors import LocalError
-from gossamer.ids import Address, AddressError, NodeId, parse_address
+from gossamer.ids import Address, AddressError, NodeId, is_valid_name, parse_address
 from gossamer.wire import Record
 
 
@@ -118,6 +121,12 @@ class Claim(Record):
     """Application data of this incarnation (bounded by the failure detector's config)."""
     source: str = ""
     """Who makes the claim: counts independent confirmations of a suspicion."""
+
+
+def tombstone(claim: Claim) -> Claim:
+    """``claim`` without its metadata: dead and left members keep none, so a
+    table full of tombstones stays small, and claims are compared as stored."""
+    return dataclasses.replace(claim, metadata=b"")
 
 
 def claim_order(claim: Claim) -> tuple[int, int, int, str, bytes]:
@@ -386,13 +395,15 @@ class MemberTable:
         """
         if claim.name == self._local:
             return None
+        if not claim.status.live and claim.metadata:
+            claim = tombstone(claim)
         entry = self._by_name.get(claim.name)
         if entry is not None:
             if claim_order(claim) <= claim_order(entry.claim):
                 return None
             if not _counters_in_range(claim) or (
                 (claim.address != entry.claim.address or claim.epoch != entry.claim.epoch)
-                and not _valid_identity(claim.name, claim.address)
+                and not valid_identity(claim.name, claim.address)
             ):
                 self.refused_bad += 1
                 return None
@@ -489,17 +500,28 @@ class MemberTable:
 
 
 def _counters_in_range(claim: Claim) -> bool:
-    # The incarnation stays below the ceiling so the member can still refute.
-    return 1 <= claim.epoch <= MAX_COUNTER and 0 <= claim.incarnation < MAX_COUNTER
+    # The incarnation stays below the ceiling minus one, so the member can
+    # always refute with one more; the source is a node name (or empty).
+    return (
+        1 <= claim.epoch <= MAX_COUNTER
+        and 0 <= claim.incarnation < MAX_COUNTER - 1
+        and (not claim.source or _valid_name(claim.source))
+    )
 
 
 def _well_formed(claim: Claim) -> bool:
     """A claim a peer may make: a valid name and address, and counters in range."""
-    return _counters_in_range(claim) and _valid_identity(claim.name, claim.address)
+    return _counters_in_range(claim) and valid_identity(claim.name, claim.address)
 
 
 @functools.lru_cache(maxsize=65_536)
-def _valid_identity(name: str, addr: str) -> bool:
+def _valid_name(name: str) -> bool:
+    return is_valid_name(name)
+
+
+@functools.lru_cache(maxsize=65_536)
+def valid_identity(name: str, addr: str) -> bool:
+    """True if ``name`` is a valid node name and ``addr`` a valid address."""
     # Pure, so memoised: a gossip storm repeats the same few identities.
     try:
         NodeId(name, parse_address(addr), 1)

@@ -684,6 +684,7 @@ class Simulator:
         node.up = True
         node.core = core
         node.pause = None
+        node.hold_timers = True
         node.held_until = node.gate = -1.0
         self._record("boot", node.address, epoch)
         try:
@@ -698,6 +699,7 @@ class Simulator:
         node.core = None
         node.life += 1
         node.pause = None
+        node.hold_timers = True
         node.held_until = node.gate = -1.0
         node.streams.clear()
         self._stale_timers += len(node.timers)

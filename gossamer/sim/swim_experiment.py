@@ -7,7 +7,7 @@ One run, fully determined by its arguments (the seed above all):
    and held to the LAN datagram limit (1,400 bytes), so byte counts are real.
 2. *Convergence*: the first time every node sees all ``nodes`` members alive
    (checked every 10 ms of virtual time, for at most ``join_timeout_s``).
-3. The cluster settles for ``settle_s``.  Then a fraction ``slow`` of the
+3. The cluster settles for ``settle_s``.  Then ``ceil(slow * nodes)`` of the
    nodes (never the seed or the victim) are starved for the rest of the run:
    every message they get is held back 0.5-2.5 s (their timers keep time),
    as in the Lifeguard paper.
@@ -36,6 +36,7 @@ from __future__ import annotations
 __all__ = ["SwimReport", "run_swim_experiment"]
 
 import dataclasses
+import math
 import random
 from dataclasses import dataclass
 
@@ -116,7 +117,7 @@ def run_swim_experiment(
         raise LocalError(f"the experiment needs at least 3 nodes, got {nodes}")
     if not 0 <= slow < 1:
         raise LocalError(f"slow must be a fraction in [0, 1), got {slow}")
-    if duration_s <= join_timeout_s + settle_s:
+    if not math.isfinite(duration_s) or duration_s <= join_timeout_s + settle_s:
         raise LocalError(
             f"duration_s ({duration_s}) must exceed join_timeout_s + settle_s "
             f"({join_timeout_s + settle_s}) to leave time for the crash"
@@ -161,7 +162,7 @@ def run_swim_experiment(
     picker.shuffle(others)
     victim = others[0]
     victim_name = sim.node_id(victim).name
-    slow_nodes = others[1 : 1 + round(slow * nodes)]
+    slow_nodes = others[1 : 1 + math.ceil(slow * nodes)]
     for address in slow_nodes:
         sim.pause(address, *_SLOW_DELAY_S, timers=False)
     slow_names = {sim.node_id(a).name for a in slow_nodes}
