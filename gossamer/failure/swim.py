@@ -51,8 +51,13 @@ Invariants
 * The local node's incarnation only grows, and it is alive in its own table
   until it leaves: every claim against it is refuted.
 * Every queue is bounded and what is shed is counted in :class:`SwimStats`:
-  the broadcast queue (``max_queued_updates``), the ack relays kept for
-  ping-reqs (``max_relays``), the table (``max_members``).
+  the broadcast queue (``max_queued_updates``; a claim too big for any
+  datagram is shed at once), the ack relays kept for ping-reqs
+  (``max_relays``), the table (``max_members``), the full state sent in a
+  push-pull (``max_state_bytes``), the recent deaths gossiped to (64).  The
+  probe round holds each name once, so it is bounded by the table.
+* A probe suspects only the life and incarnation it probed; nacks count once
+  per helper asked; nothing is sent to this node's own address.
 * Iteration that reaches the wire is deterministic: the table is sorted by
   name, every random choice uses the injected ``Random``.
 * No I/O and no clock: everything arrives as method calls with ``now``, and
