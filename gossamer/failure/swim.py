@@ -106,8 +106,8 @@ from gossamer.membership.members import (
     Member,
     MemberTable,
     Status,
+    as_stored,
     claim_order,
-    tombstone,
     valid_identity,
 )
 from gossamer.wire import Message, registry
@@ -182,6 +182,13 @@ class PushPullReply(Message):
 
 
 _EMPTY_GOSSIP_BYTES = registry.encoded_size(Gossip(()))
+
+
+def _claim_bytes(claim: Claim) -> int:
+    """What one claim adds to a datagram's list of updates, exactly."""
+    return registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+
+
 _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 15 items
 _RECENT_DEATHS = 64  # members declared dead lately, kept to gossip to
 _CLAIM_OVERHEAD_BYTES = 40  # a claim's encoding beyond its strings, at the most
@@ -408,7 +415,7 @@ class _Queue:
         if old is not None:
             self._order.remove(old)
         self._next_id += 1
-        size = registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+        size = _claim_bytes(claim)
         if size > self.max_item_bytes:
             self.shed += 1  # could never fit a datagram
             return
@@ -588,7 +595,7 @@ class SwimCore:
                 self._merge(updates, now, sender)
             case PushPull(members=members):
                 # Answer with the table as it was, so the reply carries only news.
-                self._out.stream(sender, PushPullReply(self._full_state()))
+                self._out.stream(sender, PushPullReply(self._full_state(self.table.claims())))
                 self._merge_state(members, now)
             case PushPullReply(members=members):
                 self._merge_state(members, now)
@@ -843,12 +850,10 @@ class SwimCore:
         newer claims go straight back to the sender in one datagram.
         """
         newer: dict[str, Claim] = {}
-        table = self.table
         for claim in claims:
-            held = table.claim(claim.name)
-            if held is not None and claim_order(claim) < claim_order(held):
+            held = self._process(claim, now)
+            if held is not None:
                 newer.setdefault(claim.name, held)
-            self._process(claim, now)
         if newer:
             self.stats.corrections += 1
             self._send(sender, Gossip(()), first=tuple(newer.values())[:_MAX_CORRECTIONS])
@@ -866,17 +871,21 @@ class SwimCore:
                     claim = dataclasses.replace(theirs, status=Status.SUSPECT)
             self._process(claim, now)
 
-    def _process(self, claim: Claim, now: float) -> None:
-        """The one way a claim gets in: refute, merge, start or end suspicions, pass it on."""
+    def _process(self, claim: Claim, now: float) -> Claim | None:
+        """The one way a claim gets in: refute, merge, start or end suspicions, pass it on.
+
+        Returns the claim held here when ``claim`` is older than it (the
+        sender missed that news), else None.
+        """
         if claim.name == self.me.name:
-            self._about_me(claim, now)
-            return
+            return self._about_me(claim, now)
+        before = self.table.claim(claim.name)
+        if before is not None and claim_order(claim) < claim_order(before):
+            return before
         if len(claim.metadata) > self.config.max_metadata_bytes:
             self.stats.claims_refused += 1
-            return
-        if not claim.status.live and claim.metadata:
-            claim = tombstone(claim)  # as the table stores it, and as it is passed on
-        before = self.table.claim(claim.name)
+            return None
+        claim = as_stored(claim)  # as the table stores it, and as it is passed on
         events = self.table.apply(claim, now)
         if events is None:
             if (
@@ -888,7 +897,7 @@ class SwimCore:
                 self._confirm(claim)
             elif before is None or claim_order(claim) > claim_order(before):
                 self.stats.claims_refused += 1
-            return
+            return None
         self._enqueue(claim)
         if claim.status is Status.SUSPECT:
             self._start_suspicion(claim, now)
@@ -903,24 +912,28 @@ class SwimCore:
         elif claim.status is Status.DEAD:
             self._recent_deaths.append((now, claim.name))
         self._emit_all(events)
+        return None
 
-    def _about_me(self, claim: Claim, now: float) -> None:
+    def _about_me(self, claim: Claim, now: float) -> Claim | None:
+        """Refute a claim against this node; return our own if ``claim`` is older."""
         local = self.table.local_claim
+        if claim_order(claim) < claim_order(local):
+            return local
         if claim.epoch != local.epoch:
-            if claim.epoch > local.epoch:
-                self.stats.misdirected += 1  # another node with our name and a newer life
-            return
-        if self._leaving or claim_order(claim) <= claim_order(local):
-            return
+            self.stats.misdirected += 1  # another node with our name and a newer life
+            return None
+        if self._leaving or claim_order(claim) == claim_order(local):
+            return None
         incarnation = max(claim.incarnation, local.incarnation)
         if incarnation + 1 >= MAX_COUNTER:
             self.stats.claims_refused += 1  # no room left to refute: a peer's garbage
-            return
+            return None
         if claim.status is not Status.ALIVE:
             self.stats.refutations += 1
             if self.config.lifeguard:
                 self.awareness.apply(1)
         self._set_local(Status.ALIVE, local.metadata, now, at_least=incarnation)
+        return None
 
     def _set_local(
         self, status: Status, metadata: bytes, now: float, at_least: int | None = None
@@ -949,7 +962,7 @@ class SwimCore:
             budget -= _ARRAY_HEADER_SLACK
             kept: list[Claim] = []
             for claim in first:
-                size = registry.encoded_size(Gossip((claim,))) - _EMPTY_GOSSIP_BYTES
+                size = _claim_bytes(claim)
                 if size > budget:
                     break
                 kept.append(claim)
@@ -1016,21 +1029,21 @@ class SwimCore:
         targets = [self.table.claim(p).address for p in peers]  # type: ignore[union-attr]
         if lost:
             targets.append(self._rng.choice(sorted(lost)))
-        state = self._full_state()
+        state = self._full_state(claims)
         for address in dict.fromkeys(targets):
             self.stats.push_pulls += 1
             self._out.stream(address, PushPull(False, state))
 
     def _join(self, now: float) -> None:
-        state = self._full_state()
+        state = self._full_state(self.table.claims())
         for seed in self._seeds:
             self._out.stream(seed, PushPull(True, state))
         self._out.set_timer("join", now + self.config.join_retry_interval_s)
 
-    def _full_state(self) -> tuple[Claim, ...]:
-        """The table for a push-pull, within ``max_state_bytes``: this node and the
-        live members first, then the newest tombstones, as many as fit."""
-        claims = self.table.claims()
+    def _full_state(self, claims: list[Claim]) -> tuple[Claim, ...]:
+        """The table (``claims``, sorted by name) for a push-pull, within
+        ``max_state_bytes``: this node and the live members first, then the
+        newest tombstones, as many as fit."""
         live = [c for c in claims if c.status.live]
         gone = sorted(
             (c for c in claims if not c.status.live),

@@ -55,8 +55,8 @@ __all__ = [
     "MemberTable",
     "MemberUpdated",
     "Status",
+    "as_stored",
     "claim_order",
-    "tombstone",
     "valid_identity",
 ]
 
@@ -123,9 +123,11 @@ class Claim(Record):
     """Who makes the claim: counts independent confirmations of a suspicion."""
 
 
-def tombstone(claim: Claim) -> Claim:
-    """``claim`` without its metadata: dead and left members keep none, so a
-    table full of tombstones stays small, and claims are compared as stored."""
+def as_stored(claim: Claim) -> Claim:
+    """``claim`` as the table stores, compares and passes it on: a dead or left
+    member keeps no metadata, so a table full of tombstones stays small."""
+    if claim.status.live or not claim.metadata:
+        return claim
     return dataclasses.replace(claim, metadata=b"")
 
 
@@ -395,8 +397,7 @@ class MemberTable:
         """
         if claim.name == self._local:
             return None
-        if not claim.status.live and claim.metadata:
-            claim = tombstone(claim)
+        claim = as_stored(claim)
         entry = self._by_name.get(claim.name)
         if entry is not None:
             if claim_order(claim) <= claim_order(entry.claim):
