@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -58,6 +59,42 @@ def _swim_report(r: dict[str, object], slow_suspicions: int, slow_deaths: int) -
     return "\n".join(lines)
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    from gossamer.keyring import (
+        Keyring,
+        KeyringError,
+        encode_key,
+        fingerprint,
+        generate_key,
+        load_keyring,
+        save_keyring,
+    )
+
+    key = generate_key()
+    try:
+        if args.keyring is None:
+            if args.install:
+                raise KeyringError("--install needs --keyring FILE")
+            print(encode_key(key))
+            return 0
+        if not os.path.exists(args.keyring):
+            save_keyring(args.keyring, Keyring([key]))
+            print(f"created {args.keyring} with primary key {fingerprint(key)}", file=sys.stderr)
+            return 0
+        if not args.install:
+            raise KeyringError(
+                f"{args.keyring} already exists; pass --install to add a new secondary key to it"
+            )
+        keyring = load_keyring(args.keyring)
+        keyring.install(key)
+        save_keyring(args.keyring, keyring)
+    except KeyringError as exc:
+        print(f"gossamer keygen: {exc}", file=sys.stderr)
+        return 2
+    print(f"installed secondary key {fingerprint(key)} in {args.keyring}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gossamer",
@@ -106,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     swim.add_argument("--json", action="store_true", help="print one JSON object")
     swim.set_defaults(run=_sim_swim)
+
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a new cluster key, or create or extend a keyring file",
+        description=(
+            "Print a new base64 key (32 random bytes).  With --keyring FILE, create FILE "
+            "(mode 0600) holding one new key, or with --install add a new secondary key "
+            "to an existing FILE; an existing keyring is never overwritten."
+        ),
+    )
+    keygen.add_argument("--keyring", metavar="FILE", help="the keyring file to create or extend")
+    keygen.add_argument(
+        "--install", action="store_true", help="add a new secondary key to an existing FILE"
+    )
+    keygen.set_defaults(run=_keygen)
     return parser
 
 

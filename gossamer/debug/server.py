@@ -1,0 +1,329 @@
+"""The debug HTTP endpoint: a read-only view of one node, as JSON, metrics and a page.
+
+Every handler reads a :class:`DebugSource` and nothing else: there is no route
+that changes the node, and every route is ``GET`` (aiohttp answers any other
+method with 405).  The server runs on the node's engine loop, so each handler
+runs between two inputs to the core and sees a consistent state; the source's
+methods never block, so neither does a handler.
+
+It binds ``127.0.0.1`` unless told otherwise: member names, addresses and
+metadata are not for the open network, and nothing here authenticates.
+
+Routes (see ``docs/debug-endpoint.md`` for the shapes):
+
+* ``/healthz`` -- 200 while the node is alive, 503 once it left.
+* ``/api/node``, ``/api/members``, ``/api/events``, ``/api/counters`` -- JSON.
+* ``/metrics`` -- the Prometheus text exposition (:mod:`gossamer.debug.metrics`).
+* ``/`` -- a self-contained HTML dashboard polling the JSON routes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SOURCE_KEY", "DebugServer", "DebugServerError", "build_app"]
+
+import base64
+import dataclasses
+import math
+from collections import Counter as Tally
+from collections.abc import Mapping
+from typing import Any, Final
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from gossamer.debug.metrics import render_metrics
+from gossamer.debug.source import DebugSource, EventRecord
+from gossamer.errors import LocalError
+from gossamer.ids import address
+from gossamer.membership.members import Member, Status
+
+SOURCE_KEY: Final = web.AppKey("gossamer_debug_source", DebugSource)
+"""Where :func:`build_app` keeps the source in the application."""
+
+_STATUS_NAMES: Final = tuple(sorted(s.name.lower() for s in Status))
+
+_CSP: Final = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+"""The dashboard loads nothing from anywhere; say so to the browser too."""
+
+
+class DebugServerError(LocalError, RuntimeError):
+    """The debug server was used out of order (started twice, or read before start)."""
+
+
+# -------------------------------------------------------------------- handlers
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    info = request.app[SOURCE_KEY].info()
+    alive = info.status == "alive"
+    body = {"status": "ok" if alive else info.status, "name": info.name, "joined": info.joined}
+    return web.json_response(body, status=200 if alive else 503)
+
+
+async def _node(request: web.Request) -> web.Response:
+    info = request.app[SOURCE_KEY].info()
+    body = dataclasses.asdict(info)
+    body["address"] = str(info.address)
+    body["uptime_s"] = round(info.uptime_s, 3)
+    return web.json_response(body)
+
+
+async def _members(request: web.Request) -> web.Response:
+    source = request.app[SOURCE_KEY]
+    now = source.clock()
+    members = sorted(source.member_list(), key=lambda m: m.name)
+    tally = Tally(m.status.name.lower() for m in members)
+    return web.json_response(
+        {
+            "members": [_member_json(m, now) for m in members],
+            "counts": {status: tally[status] for status in _STATUS_NAMES},
+        }
+    )
+
+
+async def _events(request: web.Request) -> web.Response:
+    events = request.app[SOURCE_KEY].recent_events()
+    raw = request.query.get("since")
+    if raw is not None:
+        try:
+            since = float(raw)
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since):
+            return _error(400, f"since must be a finite number of Unix seconds, got {raw!r}")
+        events = [e for e in events if e.at > since]
+    return web.json_response({"events": [_event_json(e) for e in events]})
+
+
+async def _counters(request: web.Request) -> web.Response:
+    counters = request.app[SOURCE_KEY].counters()
+    return web.json_response(
+        {
+            "swim": dataclasses.asdict(counters.swim),
+            "messages_in": _sorted(counters.messages_in),
+            "bytes_in": _sorted(counters.bytes_in),
+            "messages_out": _sorted(counters.messages_out),
+            "bytes_out": _sorted(counters.bytes_out),
+            "dropped": _sorted(counters.dropped),
+            "shed": _sorted(counters.shed),
+            "refused": _sorted(counters.refused),
+            "streams_open": counters.streams_open,
+        }
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    # CONTENT_TYPE_LATEST carries parameters (version, charset), which
+    # Response(content_type=...) refuses; set the header whole instead.
+    body = render_metrics(request.app[SOURCE_KEY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _dashboard(request: web.Request) -> web.Response:
+    return web.Response(
+        text=DASHBOARD_HTML,
+        content_type="text/html",
+        headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
+    )
+
+
+def _member_json(member: Member, now: float) -> dict[str, Any]:
+    try:
+        text: str | None = member.metadata.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {
+        "name": member.name,
+        "address": str(member.address),
+        "epoch": member.epoch,
+        "incarnation": member.incarnation,
+        "status": member.status.name.lower(),
+        "metadata": base64.b64encode(member.metadata).decode("ascii"),
+        "metadata_text": text,
+        "for_s": round(now - member.since, 3),
+    }
+
+
+def _event_json(event: EventRecord) -> dict[str, Any]:
+    return {
+        "at": event.at,
+        "kind": event.kind,
+        "member": event.member,
+        "address": str(event.address),
+        "epoch": event.epoch,
+        "incarnation": event.incarnation,
+        "source": event.source,
+    }
+
+
+def _sorted(values: Mapping[str, int]) -> dict[str, int]:
+    return {key: values[key] for key in sorted(values)}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def build_app(source: DebugSource) -> web.Application:
+    """The debug application for ``source``: read-only GET routes, nothing else."""
+    app = web.Application()
+    app[SOURCE_KEY] = source
+    app.router.add_get("/", _dashboard)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/api/node", _node)
+    app.router.add_get("/api/members", _members)
+    app.router.add_get("/api/events", _events)
+    app.router.add_get("/api/counters", _counters)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+# ---------------------------------------------------------------------- server
+
+
+class DebugServer:
+    """Serves :func:`build_app` for one source on ``host:port`` (port 0: any free port).
+
+    ``start`` twice without a ``stop`` raises :class:`DebugServerError`, as
+    does reading ``address`` or ``url`` while stopped.  ``stop`` is idempotent:
+    stopping a server that is not running does nothing, so shutdown paths
+    need not track whether start succeeded.  A stopped server may be started
+    again (with port 0 it may then get a different port).
+    """
+
+    __slots__ = ("_address", "_host", "_port", "_runner", "_source")
+
+    def __init__(self, source: DebugSource, host: str = "127.0.0.1", port: int = 0) -> None:
+        address(host, port)  # validates both; raises AddressError (a LocalError)
+        self._source = source
+        self._host = host
+        self._port = port
+        self._runner: web.AppRunner | None = None
+        self._address: str | None = None
+
+    @property
+    def address(self) -> str:
+        """The bound ``host:port``, with the real port when asked for port 0."""
+        if self._address is None:
+            raise DebugServerError("the debug server is not running")
+        return self._address
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    async def start(self) -> None:
+        if self._runner is not None:
+            raise DebugServerError("the debug server is already running")
+        runner = web.AppRunner(build_app(self._source), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+            sockname = runner.addresses[0]
+            host, port = str(sockname[0]), int(sockname[1])
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._address = address(host, port)
+
+    async def stop(self) -> None:
+        runner, self._runner, self._address = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+# ------------------------------------------------------------------- dashboard
+
+DASHBOARD_HTML: Final = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>gossamer node</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+  h1 { font-size: 1.3em; margin: 0 0 .2em; }
+  #node { color: #555; margin-bottom: 1em; }
+  table { border-collapse: collapse; margin-bottom: 1.5em; }
+  th, td { text-align: left; padding: .2em .8em; border-bottom: 1px solid #ddd; }
+  td.meta { font-family: monospace; max-width: 30em; overflow-wrap: anywhere; }
+  .alive { color: #1a7f37; } .suspect { color: #b58100; }
+  .dead { color: #cf222e; } .left { color: #777; }
+  #error { color: #cf222e; }
+</style>
+</head>
+<body>
+<h1 id="title">gossamer</h1>
+<div id="node"></div>
+<div id="error"></div>
+<h2>Members <span id="counts"></span></h2>
+<table>
+  <thead><tr><th>name</th><th>address</th><th>status</th><th>for (s)</th>
+  <th>epoch</th><th>incarnation</th><th>metadata</th></tr></thead>
+  <tbody id="members"></tbody>
+</table>
+<h2>Recent events</h2>
+<table>
+  <thead><tr><th>at</th><th>kind</th><th>member</th><th>address</th>
+  <th>incarnation</th><th>source</th></tr></thead>
+  <tbody id="events"></tbody>
+</table>
+<script>
+"use strict";
+// Every string from the node goes in through textContent, so none is parsed as HTML.
+function row(cells, cls) {
+  const tr = document.createElement("tr");
+  for (const [text, tdClass] of cells) {
+    const td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "" : String(text);
+    if (tdClass) td.className = tdClass;
+    tr.appendChild(td);
+  }
+  if (cls) tr.className = cls;
+  return tr;
+}
+async function getJson(path) {
+  const r = await fetch(path, {cache: "no-store"});
+  if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+  return r.json();
+}
+async function refresh() {
+  try {
+    const [node, members, events] = await Promise.all(
+      [getJson("api/node"), getJson("api/members"), getJson("api/events")]);
+    document.getElementById("title").textContent = "gossamer: " + node.name;
+    document.getElementById("node").textContent =
+      node.address + " | cluster " + node.cluster + " | " + node.status +
+      (node.joined ? ", joined" : ", not joined") + " | incarnation " + node.incarnation +
+      " | health " + node.health_score + " | up " + node.uptime_s.toFixed(0) + " s" +
+      " | v" + node.version + (node.encrypted ? "" : " | PLAINTEXT");
+    const c = members.counts;
+    document.getElementById("counts").textContent =
+      "(" + c.alive + " alive, " + c.suspect + " suspect, " + c.dead + " dead, " +
+      c.left + " left)";
+    document.getElementById("members").replaceChildren(...members.members.map(m => row([
+      [m.name], [m.address], [m.status, m.status], [m.for_s.toFixed(1)], [m.epoch],
+      [m.incarnation],
+      [m.metadata_text !== null ? m.metadata_text : "base64:" + m.metadata, "meta"],
+    ])));
+    const recent = events.events.slice(-50).reverse();
+    document.getElementById("events").replaceChildren(...recent.map(e => row([
+      [new Date(e.at * 1000).toLocaleTimeString()], [e.kind, e.kind], [e.member],
+      [e.address], [e.incarnation], [e.source],
+    ])));
+    document.getElementById("error").textContent = "";
+  } catch (err) {
+    document.getElementById("error").textContent = "refresh failed: " + err.message;
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+"""
+"""The page served at ``/``: no external assets, polls the JSON routes every second."""

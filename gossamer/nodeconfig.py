@@ -1,0 +1,321 @@
+"""The configuration of a running node: identity, sockets, security, bounds.
+
+:class:`NodeConfig` gathers what the runtime needs besides the protocol
+settings it carries (``swim``, ``wire``): where to bind and what address to
+advertise, the cluster name and keyring, the debug endpoint, the transport's
+bounds and the application-facing queues.  Like every config in gossamer it
+is a frozen dataclass, validated when built (a :class:`ConfigError` names the
+field), with presets ``lan()``, ``wan()`` and ``local()`` taking the name and
+the bind address.  :func:`load_toml` reads the agent's ``--config`` file.
+
+One rule ties the pieces together: a SWIM datagram, once the transport has
+added the sender's address and sealed it, must fit ``wire.max_datagram_bytes``
+(``swim.max_payload_bytes + datagram_overhead(advertise, encrypted)``), and a
+full state must fit a stream frame.  The presets size SWIM's payload so that
+it does; a hand-built config that breaks the rule is refused with the number
+to use.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_ADVERTISE_LENGTH",
+    "NodeConfig",
+    "TransportConfig",
+    "datagram_overhead",
+    "load_toml",
+]
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gossamer.config import WireConfig, check_int, check_positive
+from gossamer.errors import ConfigError
+from gossamer.failure.swim import SwimConfig
+from gossamer.ids import AddressError, is_valid_name, parse_address, split_address
+from gossamer.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
+
+MAX_ADVERTISE_LENGTH = 64
+"""Longest advertised ``host:port``, in characters: every datagram carries it."""
+
+_PLAINTEXT_OVERHEAD = 1
+
+
+def datagram_overhead(advertise: str, encrypted: bool) -> int:
+    """Bytes the transport adds to a message: the sender's address and the seal."""
+    seal = SEALED_OVERHEAD if encrypted else _PLAINTEXT_OVERHEAD
+    return seal + 1 + len(advertise.encode("ascii"))
+
+
+# Room for the longest advertise address the header accepts, sealed.
+_WORST_OVERHEAD = SEALED_OVERHEAD + 1 + MAX_ADVERTISE_LENGTH
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Bounds and timeouts of the sockets (``gossamer.transport``)."""
+
+    idle_timeout_s: float = 60.0
+    """A stream with nothing sent or received for this long is closed, in
+    seconds, so occasional syncs do not leave a full mesh of idle links."""
+    connect_timeout_s: float = 5.0
+    """How long opening a stream may take before the peer counts as unreachable."""
+    hello_timeout_s: float = 5.0
+    """How long an accepted stream may wait before its first frame names the peer."""
+    max_streams: int = 1_024
+    """Bound on open streams; connections past it are refused and counted."""
+    max_stream_queue_bytes: int = 16 * 1024 * 1024
+    """Bound on the bytes waiting to be written on one stream; frames past it
+    are shed and counted."""
+    max_udp_queue_bytes: int = 1024 * 1024
+    """Bound on the datagram bytes waiting for the kernel; past it, datagrams
+    are shed and counted."""
+
+    def __post_init__(self) -> None:
+        owner = "TransportConfig"
+        for name in ("idle_timeout_s", "connect_timeout_s", "hello_timeout_s"):
+            check_positive(owner, name, getattr(self, name))
+        check_int(owner, "max_streams", self.max_streams, 1, 1_000_000)
+        check_int(owner, "max_stream_queue_bytes", self.max_stream_queue_bytes, 1_024, 1 << 34)
+        check_int(owner, "max_udp_queue_bytes", self.max_udp_queue_bytes, 1_024, 1 << 34)
+
+
+def _fitted_swim(swim: SwimConfig, wire: WireConfig) -> SwimConfig:
+    """``swim`` with its payload shrunk so a sealed datagram fits ``wire``."""
+    room = wire.max_datagram_bytes - _WORST_OVERHEAD
+    if swim.max_payload_bytes <= room:
+        return swim
+    return dataclasses.replace(
+        swim,
+        max_payload_bytes=room,
+        max_metadata_bytes=min(swim.max_metadata_bytes, room // 2),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """Everything a node needs to run.  ``docs/configuration.md`` lists every field."""
+
+    name: str
+    """The node's name, unique in the cluster: letters, digits and ``_.@:-``."""
+    bind: str = "127.0.0.1:7946"
+    """``host:port`` for both the UDP socket and the TCP listener.  Port 0
+    picks a free port (tests)."""
+    advertise: str | None = None
+    """``host:port`` peers reach this node at; the bind address when unset.
+    Required when binding a wildcard address (0.0.0.0 or ::)."""
+    seeds: tuple[str, ...] = ()
+    """Addresses of nodes to join through; none starts a cluster of its own."""
+    cluster: str = "gossamer"
+    """The cluster's name, sealed into every packet: nodes of two clusters
+    that share a key still refuse each other."""
+    keyring: Keyring | None = None
+    """Keys to seal and open packets with (primary first).  Required unless
+    ``plaintext`` is set."""
+    plaintext: bool = False
+    """Run without encryption or authentication.  Only for a trusted network
+    such as loopback; the node logs a warning when it starts this way."""
+    metadata: bytes = b""
+    """Published with the node's membership (at most ``swim.max_metadata_bytes``)."""
+    swim: SwimConfig = field(default_factory=lambda: _fitted_swim(SwimConfig.lan(), WireConfig()))
+    """Failure detection and dissemination (``SwimConfig``)."""
+    wire: WireConfig = field(default_factory=WireConfig)
+    """Size limits of datagrams and stream frames (``WireConfig``)."""
+    transport: TransportConfig = field(default_factory=TransportConfig)
+    """Socket bounds and timeouts (``TransportConfig``)."""
+    http: str | None = None
+    """``host:port`` of the read-only debug endpoint; off when unset."""
+    engine_thread: bool = True
+    """Run the core, sockets and timers on a thread of their own, so an
+    application that blocks its event loop is not suspected by its peers.
+    False runs them on the caller's loop (many nodes in one process)."""
+    max_event_queue: int = 1_024
+    """Bound on the events waiting in each ``Node.events()`` iterator; past
+    it the oldest is shed and counted."""
+    max_event_history: int = 256
+    """Member events the debug endpoint keeps for ``/api/events``."""
+    leave_timeout_s: float = 5.0
+    """How long ``leave()`` waits for the news to be sent enough times, in seconds."""
+    epoch: int | None = None
+    """Boot epoch; derived at start when unset (see ``docs/architecture.md``)."""
+    data_dir: str | None = None
+    """A directory where the node keeps its last epoch, so a restart always
+    comes up with a larger one even if the wall clock steps back."""
+
+    def __post_init__(self) -> None:
+        owner = "NodeConfig"
+        if not is_valid_name(self.name):
+            raise ConfigError(
+                f"{owner}.name must be 1-128 characters of letters, digits and _.@:- "
+                f"(starting with a letter, digit or _), got {self.name!r}"
+            )
+        try:
+            bind_host, _ = split_address(self.bind)
+        except (AddressError, TypeError) as exc:
+            raise ConfigError(f"{owner}.bind: {exc}") from None
+        advertise = self.advertise
+        if advertise is not None:
+            try:
+                _, port = split_address(advertise)
+            except (AddressError, TypeError) as exc:
+                raise ConfigError(f"{owner}.advertise: {exc}") from None
+            if port == 0:
+                raise ConfigError(f"{owner}.advertise needs a real port, got {advertise!r}")
+        elif bind_host in ("0.0.0.0", "::"):
+            raise ConfigError(
+                f"{owner}.bind is the wildcard {self.bind!r}: set advertise to the "
+                "address peers should use"
+            )
+        shown = advertise if advertise is not None else f"{bind_host}:65535"
+        if len(shown) > MAX_ADVERTISE_LENGTH:
+            raise ConfigError(
+                f"{owner}.advertise {shown!r} is over {MAX_ADVERTISE_LENGTH} characters"
+            )
+        if not isinstance(self.seeds, tuple):
+            raise ConfigError(f"{owner}.seeds must be a tuple of host:port strings")
+        for seed in self.seeds:
+            try:
+                parse_address(seed)
+            except (AddressError, TypeError) as exc:
+                raise ConfigError(f"{owner}.seeds: {exc}") from None
+        if not isinstance(self.cluster, str) or not (
+            0 < len(self.cluster) <= 64 and self.cluster.isascii() and self.cluster.isprintable()
+        ):
+            raise ConfigError(
+                f"{owner}.cluster must be 1-64 printable ASCII characters, got {self.cluster!r}"
+            )
+        if self.keyring is None and self.plaintext is not True:
+            raise ConfigError(
+                f"{owner}: no keyring.  Give one (`gossamer keygen --keyring FILE`, "
+                "then keyring=load_keyring(FILE)) or set plaintext=True explicitly "
+                "for a trusted network such as loopback"
+            )
+        if self.keyring is not None and self.plaintext:
+            raise ConfigError(f"{owner}: keyring and plaintext=True are exclusive")
+        if not isinstance(self.metadata, bytes):
+            raise ConfigError(f"{owner}.metadata must be bytes")
+        if len(self.metadata) > self.swim.max_metadata_bytes:
+            raise ConfigError(
+                f"{owner}.metadata is {len(self.metadata)} bytes, over "
+                f"swim.max_metadata_bytes ({self.swim.max_metadata_bytes})"
+            )
+        if self.http is not None:
+            try:
+                split_address(self.http)
+            except (AddressError, TypeError) as exc:
+                raise ConfigError(f"{owner}.http: {exc}") from None
+        check_int(owner, "max_event_queue", self.max_event_queue, 1, 10_000_000)
+        check_int(owner, "max_event_history", self.max_event_history, 1, 10_000_000)
+        check_positive(owner, "leave_timeout_s", self.leave_timeout_s)
+        if self.epoch is not None:
+            check_int(owner, "epoch", self.epoch, 1, (1 << 62) - 1)
+        overhead = datagram_overhead(shown, self.keyring is not None)
+        room = self.wire.max_datagram_bytes - overhead
+        if self.swim.max_payload_bytes > room:
+            raise ConfigError(
+                f"{owner}: swim.max_payload_bytes ({self.swim.max_payload_bytes}) plus the "
+                f"transport's {overhead} bytes (sender address and seal) is over "
+                f"wire.max_datagram_bytes ({self.wire.max_datagram_bytes}); use at most {room}"
+            )
+        if self.swim.max_state_bytes + SEALED_OVERHEAD > self.wire.max_frame_bytes:
+            raise ConfigError(
+                f"{owner}: swim.max_state_bytes ({self.swim.max_state_bytes}) must leave "
+                f"{SEALED_OVERHEAD} bytes under wire.max_frame_bytes ({self.wire.max_frame_bytes})"
+            )
+
+    @property
+    def encrypted(self) -> bool:
+        return self.keyring is not None
+
+    @classmethod
+    def lan(cls, name: str, bind: str = "127.0.0.1:7946", **overrides: Any) -> NodeConfig:
+        """A data-centre network: memberlist's LAN timings, 1,400-byte datagrams."""
+        wire = WireConfig.lan()
+        return cls(name, bind, swim=_fitted_swim(SwimConfig.lan(), wire), wire=wire, **overrides)
+
+    @classmethod
+    def wan(cls, name: str, bind: str = "127.0.0.1:7946", **overrides: Any) -> NodeConfig:
+        """Links across regions: slower probes, longer suspicion, 1,200-byte datagrams."""
+        wire = WireConfig.wan()
+        return cls(name, bind, swim=_fitted_swim(SwimConfig.wan(), wire), wire=wire, **overrides)
+
+    @classmethod
+    def local(cls, name: str, bind: str = "127.0.0.1:0", **overrides: Any) -> NodeConfig:
+        """Every node on one machine (tests, demos): quick timeouts, loopback sizes."""
+        wire = WireConfig.local()
+        return cls(name, bind, swim=_fitted_swim(SwimConfig.local(), wire), wire=wire, **overrides)
+
+
+_PRESETS = {"lan": NodeConfig.lan, "wan": NodeConfig.wan, "local": NodeConfig.local}
+_SECTIONS = {"swim": SwimConfig, "wire": WireConfig, "transport": TransportConfig}
+
+
+def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
+    """Read a node's configuration from a TOML file.
+
+    The top level holds :class:`NodeConfig` fields (``name``, ``bind``,
+    ``seeds`` as a list, ``keyring_file`` for a keyring file's path,
+    ``metadata`` as a string, ``preset`` = ``lan`` | ``wan`` | ``local``);
+    tables ``[swim]``, ``[wire]`` and ``[transport]`` override single fields
+    of the preset's sub-configs.  ``overrides`` (the agent's command-line
+    flags) win over the file.  Unknown keys are refused, so a typo is not
+    silently ignored.
+    """
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return config_from_mapping(raw, where=str(path), **overrides)
+
+
+def config_from_mapping(
+    raw: dict[str, Any], *, where: str = "config", **overrides: Any
+) -> NodeConfig:
+    """Build a :class:`NodeConfig` from plain data (a parsed TOML file); see :func:`load_toml`."""
+    raw = dict(raw)
+    preset = raw.pop("preset", "lan")
+    if preset not in _PRESETS:
+        raise ConfigError(f"{where}: preset must be one of {sorted(_PRESETS)}, got {preset!r}")
+    sections = {key: raw.pop(key) for key in list(raw) if key in _SECTIONS}
+    keyring_file = raw.pop("keyring_file", None)
+    if keyring_file is not None:
+        try:
+            raw["keyring"] = load_keyring(keyring_file)
+        except KeyringError as exc:
+            raise ConfigError(f"{where}: keyring_file: {exc}") from None
+    if "seeds" in raw:
+        raw["seeds"] = tuple(raw["seeds"])
+    if isinstance(raw.get("metadata"), str):
+        raw["metadata"] = raw["metadata"].encode("utf-8")
+    merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    known = {f.name for f in dataclasses.fields(NodeConfig)}
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    if "name" not in merged:
+        raise ConfigError(f"{where}: the node needs a name")
+    name = merged.pop("name")
+    bind = merged.pop("bind", "127.0.0.1:7946")
+    try:
+        base = _PRESETS[preset](name, bind, **merged)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    subs: dict[str, Any] = {}
+    for key, table in sections.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{key}] must be a table")
+        current = getattr(base, key)
+        fields = {f.name for f in dataclasses.fields(current)}
+        bad = sorted(set(table) - fields)
+        if bad:
+            raise ConfigError(f"{where}: [{key}] has unknown field(s) {bad}")
+        try:
+            subs[key] = dataclasses.replace(current, **table)
+        except TypeError as exc:
+            raise ConfigError(f"{where}: [{key}]: {exc}") from None
+    return dataclasses.replace(base, **subs) if subs else base

@@ -1,0 +1,416 @@
+"""The debug endpoint over real sockets: every route's shape and values, and the metrics."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
+
+from gossamer.debug import (
+    Counters,
+    DebugServer,
+    DebugServerError,
+    EventRecord,
+    NodeInfo,
+    render_metrics,
+)
+from gossamer.errors import LocalError
+from gossamer.failure.swim import SwimStats
+from gossamer.ids import Address
+from gossamer.membership.members import Member, Status
+
+NOW = 1000.0
+
+
+class FakeSource:
+    """A DebugSource holding plain data the tests edit between requests."""
+
+    def __init__(self, name: str = "n1") -> None:
+        self.node = NodeInfo(
+            name=name,
+            address=Address("10.0.0.1:7946"),
+            epoch=3,
+            incarnation=7,
+            status="alive",
+            version="0.1.0",
+            uptime_s=12.345678,
+            health_score=2,
+            joined=True,
+            encrypted=True,
+            cluster="test",
+        )
+        self.members = [
+            Member(name, Address("10.0.0.1:7946"), 3, 7, Status.ALIVE, b"role=web", 990.0),
+            Member("n3", Address("10.0.0.3:7946"), 1, 2, Status.SUSPECT, b"\xff\xfe", 999.5),
+            Member("n2", Address("10.0.0.2:7946"), 1, 0, Status.DEAD, b"", 900.0),
+        ]
+        self.stats = SwimStats(
+            probes=10,
+            acks=9,
+            ping_reqs_sent=4,
+            nacks_received=3,
+            nacks_sent=2,
+            suspicions=1,
+            refutations=5,
+            deaths_declared=6,
+            push_pulls=8,
+            corrections=11,
+            stale_acks=12,
+            misdirected=13,
+            ignored=14,
+            claims_refused=15,
+            updates_shed=16,
+            relays_shed=17,
+            state_truncated=18,
+        )
+        self.events = [
+            EventRecord(100.0, "joined", "n2", Address("10.0.0.2:7946"), 1, 0),
+            EventRecord(200.0, "suspect", "n3", Address("10.0.0.3:7946"), 1, 2, "n1"),
+            EventRecord(300.0, "dead", "n2", Address("10.0.0.2:7946"), 1, 0, "n1"),
+        ]
+
+    def info(self) -> NodeInfo:
+        return self.node
+
+    def clock(self) -> float:
+        return NOW
+
+    def member_list(self) -> list[Member]:
+        return sorted(self.members, key=lambda m: m.name)
+
+    def counters(self) -> Counters:
+        return Counters(
+            swim=dataclasses.replace(self.stats),
+            messages_in={"Ping": 5, "Ack": 4},
+            bytes_in={"Ping": 500, "Ack": 400},
+            messages_out={"Ping": 6},
+            bytes_out={"Ping": 600},
+            dropped={"decrypt": 2, "malformed": 1},
+            shed={"udp_send": 3},
+            refused={"oversize": 1},
+            streams_open=2,
+        )
+
+    def recent_events(self) -> list[EventRecord]:
+        return list(self.events)
+
+
+@pytest_asyncio.fixture
+async def served() -> AsyncIterator[tuple[FakeSource, DebugServer, aiohttp.ClientSession]]:
+    source = FakeSource()
+    server = DebugServer(source)
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(server.url) as session:
+            yield source, server, session
+    finally:
+        await server.stop()
+
+
+Served = tuple[FakeSource, DebugServer, aiohttp.ClientSession]
+
+
+async def _json(session: aiohttp.ClientSession, path: str, status: int = 200) -> Any:
+    async with session.get(path) as resp:
+        assert resp.status == status
+        assert resp.content_type == "application/json"
+        return await resp.json()
+
+
+def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+# ---------------------------------------------------------------------- routes
+
+
+@pytest.mark.asyncio
+async def test_binds_loopback_by_default(served: Served) -> None:
+    _, server, _ = served
+    host, _, port = server.address.rpartition(":")
+    assert host == "127.0.0.1"
+    assert int(port) > 0
+    assert server.url == f"http://{server.address}"
+
+
+@pytest.mark.asyncio
+async def test_healthz_ok_then_503_after_leaving(served: Served) -> None:
+    source, _, session = served
+    assert await _json(session, "/healthz") == {"status": "ok", "name": "n1", "joined": True}
+    source.node = dataclasses.replace(source.node, status="left")
+    assert await _json(session, "/healthz", 503) == {
+        "status": "left",
+        "name": "n1",
+        "joined": True,
+    }
+
+
+@pytest.mark.asyncio
+async def test_node(served: Served) -> None:
+    _, _, session = served
+    assert await _json(session, "/api/node") == {
+        "name": "n1",
+        "address": "10.0.0.1:7946",
+        "epoch": 3,
+        "incarnation": 7,
+        "status": "alive",
+        "version": "0.1.0",
+        "uptime_s": 12.346,
+        "health_score": 2,
+        "joined": True,
+        "encrypted": True,
+        "cluster": "test",
+    }
+
+
+@pytest.mark.asyncio
+async def test_members_sorted_with_counts_and_metadata(served: Served) -> None:
+    _, _, session = served
+    body = await _json(session, "/api/members")
+    assert [m["name"] for m in body["members"]] == ["n1", "n2", "n3"]
+    n1, n2, n3 = body["members"]
+    assert n1 == {
+        "name": "n1",
+        "address": "10.0.0.1:7946",
+        "epoch": 3,
+        "incarnation": 7,
+        "status": "alive",
+        "metadata": base64.b64encode(b"role=web").decode(),
+        "metadata_text": "role=web",
+        "for_s": 10.0,
+    }
+    assert n2["status"] == "dead"
+    assert n2["metadata"] == ""
+    assert n2["metadata_text"] == ""
+    # Not UTF-8: no text, but the bytes survive in base64.
+    assert n3["status"] == "suspect"
+    assert n3["metadata_text"] is None
+    assert base64.b64decode(n3["metadata"]) == b"\xff\xfe"
+    assert n3["for_s"] == 0.5
+    assert body["counts"] == {"alive": 1, "dead": 1, "left": 0, "suspect": 1}
+
+
+@pytest.mark.asyncio
+async def test_events_oldest_first_and_since(served: Served) -> None:
+    _, _, session = served
+    body = await _json(session, "/api/events")
+    assert [e["at"] for e in body["events"]] == [100.0, 200.0, 300.0]
+    assert body["events"][1] == {
+        "at": 200.0,
+        "kind": "suspect",
+        "member": "n3",
+        "address": "10.0.0.3:7946",
+        "epoch": 1,
+        "incarnation": 2,
+        "source": "n1",
+    }
+    later = await _json(session, "/api/events?since=200")
+    assert [e["at"] for e in later["events"]] == [300.0]
+    assert (await _json(session, "/api/events?since=300.5"))["events"] == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bad", ["yesterday", "", "nan", "inf"])
+async def test_events_bad_since_is_400(served: Served, bad: str) -> None:
+    _, _, session = served
+    body = await _json(session, f"/api/events?since={bad}", 400)
+    assert set(body) == {"error"}
+    assert "since" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_counters(served: Served) -> None:
+    source, _, session = served
+    body = await _json(session, "/api/counters")
+    assert body["swim"] == dataclasses.asdict(source.stats)
+    assert body["messages_in"] == {"Ack": 4, "Ping": 5}
+    assert list(body["messages_in"]) == ["Ack", "Ping"]
+    assert body["bytes_out"] == {"Ping": 600}
+    assert body["dropped"] == {"decrypt": 2, "malformed": 1}
+    assert body["shed"] == {"udp_send": 3}
+    assert body["refused"] == {"oversize": 1}
+    assert body["streams_open"] == 2
+
+
+@pytest.mark.asyncio
+async def test_writes_are_refused(served: Served) -> None:
+    _, _, session = served
+    for path in ("/api/members", "/healthz", "/metrics"):
+        async with session.post(path, data=b"{}") as resp:
+            assert resp.status == 405
+        async with session.delete(path) as resp:
+            assert resp.status == 405
+
+
+@pytest.mark.asyncio
+async def test_dashboard_is_self_contained_html(served: Served) -> None:
+    _, _, session = served
+    async with session.get("/") as resp:
+        assert resp.status == 200
+        assert resp.content_type == "text/html"
+        assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+        page = await resp.text()
+    assert page.lstrip().lower().startswith("<!doctype html>")
+    for needle in ("http://", "https://", "src=", "href=", "@import", "innerHTML"):
+        assert needle not in page
+    for route in ("api/node", "api/members", "api/events"):
+        assert route in page
+
+
+# --------------------------------------------------------------------- metrics
+
+
+@pytest.mark.asyncio
+async def test_metrics_families_and_values(served: Served) -> None:
+    _, _, session = served
+    async with session.get("/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    samples = _samples(text)
+
+    def value(metric: str, /, **labels: str) -> float:
+        return samples[(metric, frozenset(labels.items()))]
+
+    assert value("gossamer_members", status="alive") == 1
+    assert value("gossamer_members", status="suspect") == 1
+    assert value("gossamer_members", status="dead") == 1
+    assert value("gossamer_members", status="left") == 0
+    assert value("gossamer_health_score") == 2
+    assert value("gossamer_incarnation") == 7
+    assert value("gossamer_uptime_seconds") == pytest.approx(12.345678)
+    assert value("gossamer_streams_open") == 2
+    assert value("gossamer_node_info", name="n1", cluster="test", version="0.1.0") == 1
+
+    swim = {
+        "probes": 10,
+        "acks": 9,
+        "ping_reqs": 4,
+        "nacks_received": 3,
+        "nacks_sent": 2,
+        "suspicions": 1,
+        "refutations": 5,
+        "deaths_declared": 6,
+        "push_pulls": 8,
+        "corrections": 11,
+    }
+    for short, expected in swim.items():
+        assert value(f"gossamer_swim_{short}_total") == expected, short
+    dropped = {
+        "stale_acks": 12,
+        "misdirected": 13,
+        "ignored": 14,
+        "claims_refused": 15,
+        "relays_shed": 17,
+        "state_truncated": 18,
+    }
+    for reason, expected in dropped.items():
+        assert value("gossamer_swim_dropped_total", reason=reason) == expected, reason
+
+    assert value("gossamer_messages_total", direction="in", type="Ping") == 5
+    assert value("gossamer_messages_total", direction="in", type="Ack") == 4
+    assert value("gossamer_messages_total", direction="out", type="Ping") == 6
+    assert value("gossamer_bytes_total", direction="in", type="Ack") == 400
+    assert value("gossamer_bytes_total", direction="out", type="Ping") == 600
+    assert value("gossamer_dropped_total", reason="decrypt") == 2
+    assert value("gossamer_dropped_total", reason="malformed") == 1
+    assert value("gossamer_shed_total", queue="udp_send") == 3
+    assert value("gossamer_shed_total", queue="swim_updates") == 16
+    assert value("gossamer_send_refused_total", reason="oversize") == 1
+
+    # Every family has help text and the gossamer_ prefix.
+    for family in text_string_to_metric_families(text):
+        assert family.name.startswith("gossamer_")
+        assert family.documentation
+
+
+def test_metrics_output_is_stable_and_sorted() -> None:
+    source = FakeSource()
+    first = render_metrics(source)
+    assert render_metrics(source) == first
+    lines = first.decode().splitlines()
+    members = [line for line in lines if line.startswith("gossamer_members{")]
+    assert members == sorted(members)
+    assert len(members) == 4
+    messages = [line for line in lines if line.startswith("gossamer_messages_total{")]
+    assert messages == sorted(messages)
+
+
+def test_swim_updates_shed_is_not_duplicated() -> None:
+    source = FakeSource()
+    counters = source.counters()
+    source.counters = lambda: dataclasses.replace(  # type: ignore[method-assign]
+        counters, shed={"swim_updates": 16, "udp_send": 3}
+    )
+    text = render_metrics(source).decode()
+    lines = [line for line in text.splitlines() if 'queue="swim_updates"' in line]
+    assert lines == ['gossamer_shed_total{queue="swim_updates"} 16.0']
+
+
+@pytest.mark.asyncio
+async def test_two_servers_do_not_mix_metrics() -> None:
+    one, two = FakeSource("n1"), FakeSource("n9")
+    two.stats.probes = 99
+    two.members = two.members[:1]
+    servers = [DebugServer(one), DebugServer(two)]
+    try:
+        for server in servers:
+            await server.start()
+        assert servers[0].address != servers[1].address
+        texts = []
+        async with aiohttp.ClientSession() as session:
+            for server in servers:
+                async with session.get(server.url + "/metrics") as resp:
+                    texts.append(await resp.text())
+    finally:
+        for server in servers:
+            await server.stop()
+    first, second = (_samples(t) for t in texts)
+    assert first[("gossamer_swim_probes_total", frozenset())] == 10
+    assert second[("gossamer_swim_probes_total", frozenset())] == 99
+    assert first[("gossamer_members", frozenset({("status", "dead")}))] == 1
+    assert second[("gossamer_members", frozenset({("status", "dead")}))] == 0
+
+
+# ---------------------------------------------------------------------- server
+
+
+@pytest.mark.asyncio
+async def test_server_lifecycle() -> None:
+    server = DebugServer(FakeSource())
+    with pytest.raises(DebugServerError):
+        _ = server.address
+    await server.stop()  # stopping a server that never started does nothing
+    await server.start()
+    try:
+        with pytest.raises(DebugServerError):
+            await server.start()
+    finally:
+        await server.stop()
+    await server.stop()
+    with pytest.raises(DebugServerError):
+        _ = server.url
+    # A stopped server can start again.
+    await server.start()
+    try:
+        async with aiohttp.ClientSession() as session, session.get(server.url + "/healthz") as r:
+            assert r.status == 200
+    finally:
+        await server.stop()
+
+
+def test_bad_bind_arguments_are_local_errors() -> None:
+    with pytest.raises(LocalError):
+        DebugServer(FakeSource(), port=70000)
+    with pytest.raises(LocalError):
+        DebugServer(FakeSource(), host="")
