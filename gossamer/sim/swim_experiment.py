@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 from gossamer.config import WireConfig
 from gossamer.errors import LocalError
-from gossamer.failure.swim import SwimConfig, SwimCore
+from gossamer.core import NodeCore
+from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address, NodeId
 from gossamer.membership.members import MemberDead, MemberSuspect
 from gossamer.sim.network import NetworkConfig
@@ -143,8 +144,9 @@ def run_swim_experiment(
     sim = Simulator(seed, network, codec=registry, wire=WireConfig.lan(), on_event=on_event)
     seed_address = Address("n0:7946")
 
-    def factory(me: NodeId, rng: random.Random) -> SwimCore:
-        return SwimCore(me, rng, cfg, seeds=[seed_address])
+    def factory(me: NodeId, rng: random.Random) -> NodeCore:
+        # The node the runtime runs: NodeCore, with SWIM inside.
+        return NodeCore(me, rng, swim=cfg, seeds=[seed_address])
 
     for i in range(nodes):
         sim.add_node(f"n{i}", factory)
@@ -152,7 +154,7 @@ def run_swim_experiment(
     cores = [sim.core(a) for a in addresses]
 
     def converged() -> bool:
-        return all(isinstance(c, SwimCore) and c.table.alive_count() == nodes for c in cores)
+        return all(isinstance(c, NodeCore) and c.swim.table.alive_count() == nodes for c in cores)
 
     converge_s = sim.run_until_true(converged, timeout_s=join_timeout_s, poll_s=0.01)
     sim.run_until((converge_s if converge_s is not None else sim.now) + settle_s)
