@@ -4,9 +4,59 @@ Nodes find each other by gossip, notice each other's failures, and share soft
 state that converges without locks.  The protocol cores are sans-IO: they take
 the current time and a ``random.Random`` as arguments and return effects as
 data, so the same code runs under the deterministic simulator (``gossamer.sim``)
-and under the asyncio runtime.
+and under the asyncio runtime (:class:`Node`).
+
+::
+
+    from gossamer import Node, NodeConfig, load_keyring
+
+    config = NodeConfig.lan("web-1", "10.0.0.5:7946", seeds=("10.0.0.4:7946",),
+                            keyring=load_keyring("cluster.keys"))
+    async with Node.start(config) as node:
+        async for event in node.events():
+            print(event)
 """
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "Keyring",
+    "Member",
+    "Node",
+    "NodeConfig",
+    "Status",
+    "__version__",
+    "load_keyring",
+]
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gossamer.keyring import Keyring, load_keyring
+    from gossamer.membership.members import Member, Status
+    from gossamer.node import Node
+    from gossamer.nodeconfig import NodeConfig
+
+# Imported on first use, so `import gossamer` (and the sans-IO cores, which
+# import the package) does not pull in asyncio, aiohttp and cryptography.
+_LAZY = {
+    "Keyring": "gossamer.keyring",
+    "load_keyring": "gossamer.keyring",
+    "Member": "gossamer.membership.members",
+    "Status": "gossamer.membership.members",
+    "Node": "gossamer.node",
+    "NodeConfig": "gossamer.nodeconfig",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gossamer' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -215,6 +215,7 @@ class _Engine:
         self.history_shed = 0
         self.started_at = 0.0
         self._local_claim: object = None
+        self._joined: bool | None = None
         self._debug: Any = None
         self.debug_url: str | None = None
         self.stopped = False
@@ -342,9 +343,10 @@ class _Engine:
                 case Emit(event=event):
                     events.append(event)  # type: ignore[arg-type]
         claim = core.swim.table.local_claim
-        if events or claim is not self._local_claim:
+        if events or claim is not self._local_claim or core.joined is not self._joined:
             self._local_claim = claim
-            self._node._publish(core.members(), core.local, events)
+            self._joined = core.joined
+            self._node._publish(core.members(), core.local, core.joined, events)
         for event in events:
             self._record(event)
 
@@ -480,6 +482,7 @@ class Node:
         self._thread: threading.Thread | None = None
         self._members: tuple[Member, ...] = ()
         self._local: Member | None = None
+        self._joined = False
         self._streams: set[EventStream] = set()
         self._shed_closed = 0  # events shed by streams since closed
         self._left = False
@@ -560,6 +563,26 @@ class Node:
             if m.name == name:
                 return m
         return None
+
+    @property
+    def joined(self) -> bool:
+        """True once a seed answered (at once for a node with no seeds)."""
+        return self._joined
+
+    async def wait_joined(self, timeout_s: float | None = None) -> bool:
+        """Wait until a seed has answered; False if ``timeout_s`` passed first.
+
+        ``Node.start`` does not wait: a node whose seeds are not up yet keeps
+        retrying in the background and joins as soon as one answers.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while not self._joined:
+            self._check_running()
+            if deadline is not None and loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     def events(self) -> EventStream:
         """Member events from now on: ``async for event in node.events(): ...``.
@@ -659,10 +682,13 @@ class Node:
         loop.close()
         self._thread = None
 
-    def _publish(self, members: list[Member], local: Member, events: list[MemberEvent]) -> None:
+    def _publish(
+        self, members: list[Member], local: Member, joined: bool, events: list[MemberEvent]
+    ) -> None:
         """Called on the engine's loop after an input changed the table."""
         self._members = tuple(members)  # one reference swap: readers see old or new
         self._local = local
+        self._joined = joined
         if not events:
             return
         for stream in list(self._streams):
