@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -13,10 +14,64 @@ from collections.abc import Callable, Sequence
 from gossamer import __version__
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _sim_demo(args: argparse.Namespace) -> int:
     from gossamer.sim.demo import run_demo
 
     run_demo(print, seed=args.seed, nodes=args.nodes, loss=args.loss)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gossamer.demo import run_demo
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    return run_demo(say, duration_s=args.duration, keep_logs=args.keep_logs)
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from gossamer.agent import agent_config, configure_logging, run_agent
+    from gossamer.errors import LocalError
+
+    try:
+        config, keyring_file = agent_config(
+            name=args.name,
+            bind=args.bind,
+            advertise=args.advertise,
+            join=args.join or (),
+            keyring_file=args.keyring,
+            plaintext=args.plaintext,
+            cluster=args.cluster,
+            http=args.http,
+            config_file=args.config,
+            preset=args.preset,
+            metadata=args.metadata,
+            data_dir=args.data_dir,
+        )
+    except LocalError as exc:
+        print(f"gossamer agent: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.name, args.log_level)
+    return asyncio.run(run_agent(config, keyring_file=keyring_file))
+
+
+def _members(args: argparse.Namespace) -> int:
+    from gossamer.agent import EndpointError, fetch_json, fetch_members, format_members
+
+    try:
+        rows = fetch_members(args.http)
+        if args.json:
+            shown = [r for r in rows if args.all or r.get("status") in ("alive", "suspect")]
+            print(json.dumps(shown, indent=2))
+        else:
+            node = fetch_json(args.http, "/api/node")
+            name = node.get("name", "?") if isinstance(node, dict) else "?"
+            print(f"members as seen by {name}:")
+            print(format_members(rows, include_gone=args.all))
+    except EndpointError as exc:
+        print(f"gossamer members: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -103,17 +158,99 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gossamer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = commands.add_parser(
-        "demo", help="run a small simulated cluster and narrate what happens in it"
+        "demo",
+        help="run five agents on this machine, kill one, restart it, narrate what they see",
+        description=(
+            "Start five agents (n1..n5) as separate processes on 127.0.0.1 (plaintext, "
+            "preset local), wait until they all see each other, SIGKILL n3 and show when "
+            "each survivor suspected it and declared it dead, restart n3 and show it "
+            "rejoin with a new epoch, then keep the cluster running until Ctrl-C."
+        ),
     )
-    demo.add_argument("--seed", type=int, default=7, help="the simulation seed (default 7)")
-    demo.add_argument("--nodes", type=_at_least(3), default=5, help="cluster size (default 5)")
     demo.add_argument(
-        "--loss", type=_fraction, default=0.01, help="datagram loss probability (default 0.01)"
+        "--duration",
+        type=_seconds_at_least(0.0),
+        default=None,
+        metavar="S",
+        help="stop S seconds after the restart instead of waiting for Ctrl-C",
+    )
+    demo.add_argument(
+        "--keep-logs", action="store_true", help="keep the agents' log directory at exit"
     )
     demo.set_defaults(run=_demo)
 
+    agent = commands.add_parser(
+        "agent",
+        help="run one node until SIGTERM or Ctrl-C",
+        description=(
+            "Run one node of a cluster in the foreground, logging one line per member "
+            "event on stderr.  Flags override the --config file.  SIGTERM or SIGINT: "
+            "leave the cluster gracefully, stop, exit 0 (a second one stops at once).  "
+            "SIGHUP: reload the keyring file (install the keys it lists, make its first "
+            "key the primary, remove the keys it no longer lists) and log the "
+            "fingerprints."
+        ),
+    )
+    agent.add_argument("--name", help="the node's name, unique in the cluster")
+    agent.add_argument(
+        "--bind", metavar="HOST:PORT", help="UDP and TCP address (default 127.0.0.1:7946)"
+    )
+    agent.add_argument(
+        "--advertise", metavar="HOST:PORT", help="the address peers use (default: --bind)"
+    )
+    agent.add_argument(
+        "--join",
+        metavar="HOST:PORT,...",
+        action="append",
+        help="seed addresses to join through (repeatable; none starts a new cluster)",
+    )
+    agent.add_argument(
+        "--keyring", metavar="FILE", help="the cluster's keyring (gossamer keygen --keyring FILE)"
+    )
+    agent.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="run without encryption: only on a trusted network such as loopback",
+    )
+    agent.add_argument("--cluster", metavar="NAME", help="the cluster's name (default gossamer)")
+    agent.add_argument(
+        "--http", metavar="HOST:PORT", help="serve the read-only debug endpoint there"
+    )
+    agent.add_argument("--config", metavar="FILE.toml", help="settings file; flags override it")
+    agent.add_argument(
+        "--preset", choices=("lan", "wan", "local"), help="timing and size preset (default lan)"
+    )
+    agent.add_argument("--metadata", metavar="TEXT", help="published with the node's membership")
+    agent.add_argument(
+        "--data-dir", metavar="DIR", help="keep the last epoch there, so restarts always grow it"
+    )
+    agent.add_argument(
+        "--log-level", choices=("info", "debug", "warning"), default="info", help="(default info)"
+    )
+    agent.set_defaults(run=_agent)
+
+    members = commands.add_parser(
+        "members", help="print the member table of a running agent (its debug endpoint)"
+    )
+    members.add_argument(
+        "--http", metavar="URL", required=True, help="the agent's debug endpoint, host:port or URL"
+    )
+    members.add_argument("--all", action="store_true", help="include dead and left members")
+    members.add_argument("--json", action="store_true", help="print the rows as JSON")
+    members.set_defaults(run=_members)
+
     sim = commands.add_parser("sim", help="run a simulated experiment and report its figures")
     experiments = sim.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    sim_demo = experiments.add_parser(
+        "demo",
+        help="a small simulated cluster, narrated (virtual time, deterministic)",
+    )
+    sim_demo.add_argument("--seed", type=int, default=7, help="the simulation seed (default 7)")
+    sim_demo.add_argument("--nodes", type=_at_least(3), default=5, help="cluster size (default 5)")
+    sim_demo.add_argument(
+        "--loss", type=_fraction, default=0.01, help="datagram loss probability (default 0.01)"
+    )
+    sim_demo.set_defaults(run=_sim_demo)
     swim = experiments.add_parser(
         "swim",
         help="join N SWIM nodes through one seed, crash one, report detection and load",
@@ -176,6 +313,16 @@ def _seconds_over(minimum: float) -> Callable[[str], float]:
         value = float(text)
         if not (math.isfinite(value) and value > minimum):
             raise argparse.ArgumentTypeError(f"must be a number of seconds over {minimum:g}")
+        return value
+
+    return parse
+
+
+def _seconds_at_least(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not (math.isfinite(value) and value >= minimum):
+            raise argparse.ArgumentTypeError(f"must be a number of seconds, at least {minimum:g}")
         return value
 
     return parse

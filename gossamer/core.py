@@ -179,8 +179,10 @@ class NodeCore:
         self._collect(_SWIM, self.swim.drain())
 
     def leave_spread(self) -> bool:
-        """True once a leave has been sent as often as any news is (the queue is empty)."""
-        return self.swim.leaving and self.swim.queued_updates() == 0
+        """True once a leave has been sent as often as any news is (the queue
+        is empty), or at once when no live member is left to tell."""
+        swim = self.swim
+        return swim.leaving and (swim.queued_updates() == 0 or swim.table.live_count() == 0)
 
     def update_metadata(self, metadata: bytes, now: float) -> None:
         """Publish new metadata; a caller's mistake raises at once."""

@@ -104,7 +104,7 @@ def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_demo_tells_the_story(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--seed", "3"]) == 0
+    assert main(["sim", "demo", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     for phrase in [
         "5 nodes boot",
@@ -120,15 +120,15 @@ def test_cli_demo_tells_the_story(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_demo_is_deterministic(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["demo", "--seed", "9", "--nodes", "4"])
+    main(["sim", "demo", "--seed", "9", "--nodes", "4"])
     first = capsys.readouterr().out
-    main(["demo", "--seed", "9", "--nodes", "4"])
+    main(["sim", "demo", "--seed", "9", "--nodes", "4"])
     assert capsys.readouterr().out == first
 
 
 def test_cli_rejects_bad_arguments() -> None:
     with pytest.raises(SystemExit) as stop:
-        main(["demo", "--nodes", "1"])
+        main(["sim", "demo", "--nodes", "1"])
     assert stop.value.code == 2
 
 

@@ -11,9 +11,9 @@ from gossamer.config import WireConfig
 from gossamer.core import ROUTES, NodeCore
 from gossamer.effects import CancelTimer, Emit, SetTimer
 from gossamer.errors import LocalError
-from gossamer.failure.swim import Ping, SwimConfig, SwimCore
+from gossamer.failure.swim import Gossip, Ping, SwimConfig, SwimCore
 from gossamer.ids import Address, NodeId, address
-from gossamer.membership.members import MemberLeft, MemberUpdated, Status
+from gossamer.membership.members import Claim, MemberLeft, MemberUpdated, Status
 from gossamer.sim import NetworkConfig, Simulator
 from gossamer.wire import Message, Registry, registry
 
@@ -164,3 +164,25 @@ def test_swim_config_passes_through() -> None:
     cfg = dataclasses.replace(SwimConfig.local(), probe_interval_s=2.0, probe_timeout_s=0.5)
     core = NodeCore(NodeId("a", address("10.0.0.1", 7946), 1), random.Random(1), swim=cfg)
     assert core.config is cfg
+
+
+def test_the_local_entry_is_dated_at_boot_on_the_drivers_clock() -> None:
+    core = node()
+    core.start(1_000.0)  # the runtime's clock is the loop's, not zero
+    assert core.local.since == 1_000.0
+
+
+def test_a_leave_with_nobody_to_tell_has_spread_at_once() -> None:
+    alone = node()
+    alone.start(0.0)
+    alone.leave(1.0)
+    assert alone.leave_spread()
+    joined = node(seeds=("10.0.0.2:7946",))
+    joined.start(0.0)
+    joined.handle(
+        Address("10.0.0.2:7946"),
+        Gossip((Claim("b", Address("10.0.0.2:7946"), 1, 0, Status.ALIVE, b"", "b"),)),
+        0.5,
+    )
+    joined.leave(1.0)
+    assert not joined.leave_spread()  # b must hear it first

@@ -77,7 +77,8 @@ class EventRecord:
     at: float
     """Wall-clock time (Unix seconds) at which the node saw it; for display only."""
     kind: str
-    """``joined``, ``updated``, ``suspect``, ``alive``, ``dead``, ``left``, ``reaped``."""
+    """``joined``, ``restarted`` (a new life), ``updated``, ``suspect``, ``alive``,
+    ``dead``, ``left``, ``reaped``."""
     member: str
     """The member's name."""
     address: Address

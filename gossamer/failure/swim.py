@@ -562,6 +562,7 @@ class SwimCore:
         self._started = True
         cfg = self.config
         rng = self._rng
+        self.table.booted(now)
         self._enqueue(self.table.local_claim)
         # Random first deadlines so nodes booted together do not probe in lockstep.
         self._out.set_timer("probe", now + rng.uniform(0, cfg.probe_interval_s))

@@ -372,6 +372,14 @@ class MemberTable:
         wanted = frozenset(statuses)
         return sum(1 for e in self._by_name.values() if e.claim.status in wanted)
 
+    def booted(self, now: float) -> None:
+        """The local node booted at ``now``: its entry has been as it is since then.
+
+        A table is built before its owner knows the time; this dates the
+        local entry on the owner's clock once it does.
+        """
+        self._by_name[self._local].since = now
+
     def live_count(self) -> int:
         """Alive and suspect members, the local node included: the cluster size estimate."""
         return self._live

@@ -1,4 +1,4 @@
-"""``gossamer demo``: a small simulated cluster, narrated for a newcomer.
+"""``gossamer sim demo``: a small simulated cluster, narrated for a newcomer.
 
 Five nodes run the teaching protocol (:mod:`gossamer.sim.news`) in the
 deterministic simulator.  The script partitions the network, heals it,
@@ -79,7 +79,7 @@ def run_demo(
     def factory(me: NodeId, rng: random.Random) -> NewsCore:
         return NewsCore(me, rng, addresses, config)
 
-    write(f"gossamer demo: {nodes} simulated nodes, seed {seed}, {loss:.0%} datagram loss")
+    write(f"gossamer sim demo: {nodes} simulated nodes, seed {seed}, {loss:.0%} datagram loss")
     write("Each node publishes a numbered headline every 4s and, every 0.5s, sends what it")
     write("knows (a version vector: author -> newest headline number) to one random peer,")
     write("which answers with anything the sender lacks. No node is in charge.")
@@ -152,6 +152,6 @@ def run_demo(
     )
     write(
         f"Trace digest {sim.trace_hash()}: "
-        f"`gossamer demo --seed {seed}` tells the same story again."
+        f"`gossamer sim demo --seed {seed}` tells the same story again."
     )
     return sim

@@ -41,8 +41,8 @@ import random
 from dataclasses import dataclass
 
 from gossamer.config import WireConfig
-from gossamer.errors import LocalError
 from gossamer.core import NodeCore
+from gossamer.errors import LocalError
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address, NodeId
 from gossamer.membership.members import MemberDead, MemberSuspect

@@ -1,0 +1,422 @@
+"""``gossamer agent``: one node as a long-running process, and its command-line client.
+
+The agent is the runtime (:class:`~gossamer.node.Node`) wrapped for an
+operator: its configuration comes from a TOML file (``--config``) with
+command-line flags on top, its member events are logged one line each on
+stderr, and it answers signals:
+
+* **SIGTERM, SIGINT** -- leave the cluster gracefully (peers see the node
+  *left*, not dead), stop, exit 0.  A second signal while leaving stops at
+  once without waiting for the news to spread.
+* **SIGHUP** -- reload the keyring file (``--keyring`` or ``keyring_file``):
+  install the keys it lists, make its first key the primary, remove the keys
+  it no longer lists, and log the fingerprints.  To rotate a key with no
+  downtime, do the three steps of :mod:`gossamer.keyring` across the cluster,
+  one SIGHUP per node and step: add the new key to every node's file as a
+  secondary (``gossamer keygen --keyring FILE --install``); then move it
+  first in every file; then delete the old key from every file.  A file
+  that fails to load changes nothing (the error is logged).  In plaintext,
+  SIGHUP is logged and ignored.
+
+With ``engine_thread`` (the default) the node's engine runs on a thread of
+its own, so the agent's own loop only waits for signals.
+
+Every log line starts with the local node's name (``2026-11-21T10:47:29.268 n2
+| n1 suspect ...``), so the logs of several agents can be interleaved and
+still read.
+
+The client half, :func:`fetch_members` and :func:`format_members`, reads a
+running agent's debug endpoint for ``gossamer members`` and the demo.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NO_KEYRING",
+    "EndpointError",
+    "agent_config",
+    "configure_logging",
+    "endpoint_url",
+    "fetch_json",
+    "fetch_members",
+    "format_members",
+    "reload_keyring",
+    "run_agent",
+]
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import os
+import signal
+import sys
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gossamer.errors import ConfigError, LocalError
+from gossamer.keyring import Keyring, KeyringError, fingerprint, load_keyring
+from gossamer.node import Node
+from gossamer.nodeconfig import NodeConfig, config_from_mapping
+
+log = logging.getLogger("gossamer.agent")
+
+NO_KEYRING = (
+    "no keyring: packets would be neither encrypted nor authenticated.  Create one with "
+    "`gossamer keygen --keyring FILE` and pass --keyring FILE (the same file on every node), "
+    "or pass --plaintext to run unencrypted on a trusted network such as loopback"
+)
+"""What the agent says when it is given neither a keyring nor ``--plaintext``."""
+
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+# -------------------------------------------------------------------- configuration
+
+
+def agent_config(
+    *,
+    name: str | None = None,
+    bind: str | None = None,
+    advertise: str | None = None,
+    join: Sequence[str] = (),
+    keyring_file: str | None = None,
+    plaintext: bool = False,
+    cluster: str | None = None,
+    http: str | None = None,
+    config_file: str | None = None,
+    preset: str | None = None,
+    metadata: str | None = None,
+    data_dir: str | None = None,
+) -> tuple[NodeConfig, str | None]:
+    """The agent's :class:`NodeConfig` and the keyring file to reload on SIGHUP.
+
+    The TOML file (see :func:`gossamer.nodeconfig.load_toml`) gives the base;
+    every argument that is set wins over it.  ``join`` holds addresses or
+    comma-separated lists of them.  ``keyring_file`` and ``plaintext`` each
+    replace whatever security the file chose.  Raises
+    :class:`~gossamer.errors.ConfigError` with a message for the operator.
+    """
+    if keyring_file is not None and plaintext:
+        raise ConfigError("--keyring and --plaintext are exclusive: choose one")
+    raw: dict[str, Any] = {}
+    where = "the command line"
+    if config_file is not None:
+        where = config_file
+        try:
+            raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {config_file}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file} is not valid TOML: {exc}") from None
+    if name is None and "name" not in raw:
+        raise ConfigError("the node needs a name: --name NAME (or name = ... in --config)")
+    if preset is not None:
+        raw["preset"] = preset
+    overrides: dict[str, Any] = {
+        "name": name,
+        "bind": bind,
+        "advertise": advertise,
+        "cluster": cluster,
+        "http": http,
+        "data_dir": data_dir,
+    }
+    seeds = tuple(part.strip() for item in join for part in item.split(",") if part.strip())
+    if seeds:
+        overrides["seeds"] = seeds
+    if metadata is not None:
+        overrides["metadata"] = metadata.encode("utf-8")
+    if keyring_file is not None:
+        raw.pop("keyring_file", None)
+        raw.pop("plaintext", None)
+        try:
+            overrides["keyring"] = load_keyring(keyring_file)
+        except KeyringError as exc:
+            raise ConfigError(f"--keyring: {exc}") from None
+    elif plaintext:
+        raw.pop("keyring_file", None)
+        overrides["plaintext"] = True
+    else:
+        keyring_file = raw.get("keyring_file")
+        if keyring_file is not None and not isinstance(keyring_file, str):
+            raise ConfigError(f"{where}: keyring_file must be a path (a string)")
+        if keyring_file is None and raw.get("plaintext") is not True:
+            raise ConfigError(NO_KEYRING)
+    return config_from_mapping(raw, where=where, **overrides), keyring_file
+
+
+# -------------------------------------------------------------------- logging
+
+
+class _LineFormatter(logging.Formatter):
+    """``2026-11-21T10:47:29.268 n2 | message``; levels other than INFO are named."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self._node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}"
+        level = "" if record.levelno == logging.INFO else f"{record.levelname} "
+        text = f"{stamp} {self._node} | {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def configure_logging(node: str, level: str = "info") -> None:
+    """Send logs to stderr, one line each, prefixed with ``node``.
+
+    ``level`` (``debug``, ``info``, ``warning``) applies to gossamer's
+    loggers; other libraries log warnings and errors only.
+    """
+    if level not in _LOG_LEVELS:
+        raise ConfigError(f"log level must be one of {sorted(_LOG_LEVELS)}, got {level!r}")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LineFormatter(node))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("gossamer").setLevel(_LOG_LEVELS[level])
+
+
+# -------------------------------------------------------------------- the agent
+
+
+def reload_keyring(keyring: Keyring, path: str) -> str:
+    """Make ``keyring`` hold exactly the keys of the file at ``path``, its primary first.
+
+    New keys are installed before the primary changes and old ones removed
+    last, so at no moment does the node lose a key a peer may still seal
+    with.  Returns a description for the log (fingerprints only).  Raises
+    :class:`~gossamer.keyring.KeyringError` if the file cannot be read; the
+    keyring is then unchanged.
+    """
+    wanted = load_keyring(path)
+    before = set(keyring.keys)
+    for key in wanted.keys:
+        keyring.install(key)
+    keyring.use(wanted.primary)
+    removed = [key for key in keyring.keys if key not in set(wanted.keys)]
+    for key in removed:
+        keyring.remove(key)
+    added = [key for key in wanted.keys if key not in before]
+    parts = [f"primary {fingerprint(keyring.primary)}", f"keys {keyring.fingerprints()}"]
+    if added:
+        parts.append(f"installed {[fingerprint(k) for k in added]}")
+    if removed:
+        parts.append(f"removed {[fingerprint(k) for k in removed]}")
+    if not added and not removed:
+        parts.append("no key added or removed")
+    return ", ".join(parts)
+
+
+async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> int:
+    """Run one node until SIGTERM or SIGINT, then leave and stop; the exit status.
+
+    0 after a signal, 1 if the node cannot start (a port taken), 2 for a
+    configuration the node refuses.  ``keyring_file`` is the file SIGHUP
+    reloads into ``config.keyring``.  Signal handlers are installed on the
+    running loop, so this runs in the main thread (``asyncio.run``).
+    """
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    leaving: asyncio.Task[None] | None = None
+    signals_seen = 0
+
+    def on_stop(sig: signal.Signals) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen == 1:
+            log.info("%s: leaving the cluster", sig.name)
+            stopping.set()
+        elif leaving is not None and not leaving.done():
+            log.warning("%s again: stopping without waiting for the leave to spread", sig.name)
+            leaving.cancel()
+
+    def on_hup() -> None:
+        keyring = config.keyring
+        if keyring is None or keyring_file is None:
+            log.warning("SIGHUP: this node runs without a keyring file; nothing to reload")
+            return
+        # The sealer on the engine thread reads the keyring's cipher tuple,
+        # which each change replaces whole: it always sees a consistent set.
+        try:
+            log.info(
+                "SIGHUP: keyring %s reloaded: %s",
+                keyring_file,
+                reload_keyring(keyring, keyring_file),
+            )
+        except KeyringError as exc:
+            log.error("SIGHUP: keyring unchanged (still %s): %s", keyring.fingerprints(), exc)
+
+    handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for sig in handled[:2]:
+        loop.add_signal_handler(sig, on_stop, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    try:
+        try:
+            node = await Node.start(config)
+        except LocalError as exc:
+            log.error("cannot start %s: %s", config.name, exc)
+            return 2
+        except OSError as exc:
+            log.error("cannot start %s on %s: %s", config.name, config.bind, exc.strerror or exc)
+            return 1
+        try:
+            _log_ready(node, keyring_file)
+            await stopping.wait()
+            leaving = asyncio.ensure_future(node.leave())
+            await asyncio.wait({leaving})  # done, or cancelled by a second signal
+            if leaving.cancelled():
+                log.info("stopping before the leave has spread")
+            elif leaving.exception() is not None:
+                log.warning("leaving failed: %s", leaving.exception())
+            else:
+                log.info("left the cluster")
+        finally:
+            await node.stop()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+    log.info("stopped")
+    return 0
+
+
+def _log_ready(node: Node, keyring_file: str | None) -> None:
+    config = node.config
+    seeds = ", ".join(config.seeds) if config.seeds else "none: starting a new cluster"
+    log.info(
+        "agent %s (pid %d) gossips at %s (UDP and TCP), cluster %r, joining via %s",
+        node.name,
+        os.getpid(),
+        node.address,
+        config.cluster,
+        seeds,
+    )
+    url = node.debug_url
+    if url is None:
+        log.info("no debug endpoint (add --http 127.0.0.1:PORT for one)")
+    else:
+        log.info(
+            "debug endpoint: dashboard %s/  metrics %s/metrics  members %s/api/members",
+            url,
+            url,
+            url,
+        )
+    if config.keyring is not None:
+        source = f"keyring {keyring_file}" if keyring_file else "keyring"
+        log.info(
+            "%s: primary %s, %d key(s) %s; SIGHUP reloads it",
+            source,
+            fingerprint(config.keyring.primary),
+            len(config.keyring),
+            config.keyring.fingerprints(),
+        )
+    log.info("SIGTERM or Ctrl-C leaves the cluster and stops")
+
+
+# -------------------------------------------------------------------- the client
+
+
+class EndpointError(LocalError):
+    """A debug endpoint could not be reached, or answered something unexpected."""
+
+
+def endpoint_url(text: str) -> str:
+    """``http://host:port`` from ``host:port`` or a URL (a trailing ``/`` dropped)."""
+    url = text.strip()
+    if "://" not in url:
+        url = "http://" + url
+    return url.rstrip("/")
+
+
+def fetch_json(url: str, path: str, *, timeout_s: float = 5.0) -> Any:
+    """GET ``url`` + ``path`` and parse the JSON body; :class:`EndpointError` on any failure."""
+    full = endpoint_url(url) + path
+    try:
+        with urllib.request.urlopen(full, timeout=timeout_s) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        raise EndpointError(f"{full} answered HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EndpointError(f"cannot reach {full}: {reason}") from None
+    except ValueError as exc:  # a malformed URL
+        raise EndpointError(f"{full}: {exc}") from None
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise EndpointError(
+            f"{full} did not answer JSON; is it a gossamer debug endpoint?"
+        ) from None
+
+
+def fetch_members(url: str, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
+    """The member rows of ``url``/api/members (every status), sorted by name."""
+    body = fetch_json(url, "/api/members", timeout_s=timeout_s)
+    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
+        raise EndpointError(f"{endpoint_url(url)}/api/members did not list members")
+    rows: list[dict[str, Any]] = body["members"]
+    return rows
+
+
+def format_members(rows: Sequence[dict[str, Any]], *, include_gone: bool = False) -> str:
+    """An aligned table of member rows; dead and left ones only with ``include_gone``."""
+    shown = [r for r in rows if include_gone or r.get("status") in ("alive", "suspect")]
+    header = ("NAME", "ADDRESS", "STATUS", "INCARNATION", "EPOCH", "FOR", "METADATA")
+    table = [header] + [
+        (
+            str(r.get("name", "?")),
+            str(r.get("address", "?")),
+            str(r.get("status", "?")),
+            str(r.get("incarnation", "?")),
+            str(r.get("epoch", "?")),
+            _duration(r.get("for_s")),
+            _metadata_text(r),
+        )
+        for r in shown
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    hidden = len(rows) - len(shown)
+    if hidden:
+        lines.append(f"({hidden} dead or left not shown; --all shows them)")
+    return "\n".join(lines)
+
+
+def _duration(value: object) -> str:
+    if not isinstance(value, int | float):
+        return "?"
+    seconds = max(0.0, float(value))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def _metadata_text(row: dict[str, Any]) -> str:
+    text = row.get("metadata_text")
+    if isinstance(text, str):
+        return text.replace("\n", "\\n")
+    try:
+        size = len(base64.b64decode(str(row.get("metadata", "")), validate=True))
+    except (binascii.Error, ValueError):
+        return "(unreadable)"
+    return f"({size} byte{'' if size == 1 else 's'}, not UTF-8)"
