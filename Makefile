@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.sim_throughput --json
 	$(BIN)/python -m benchmarks.sim_throughput --json --trace
 	$(BIN)/python -m benchmarks.swim_goals --seeds 20
+	$(BIN)/python -m benchmarks.real_cluster --nodes 50 --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
