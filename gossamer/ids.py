@@ -35,7 +35,9 @@ from gossamer.errors import LocalError
 Address = NewType("Address", str)
 """``host:port``, or ``[v6-literal]:port``; validated by :func:`parse_address`."""
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+# Dot-separated labels of 1-63 characters, 253 in all: what resolvers accept.
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@:-]{0,127}$")
 

@@ -363,16 +363,25 @@ class Sealer:
         """Bytes every packet gains: 29 sealed, 1 (the format byte) in plaintext."""
         return 1 if self._keyring is None else SEALED_OVERHEAD
 
-    def seal(self, data: bytes) -> bytes:
-        """Wrap ``data`` for the wire, sealed with the primary key if there is a keyring."""
+    def seal(self, data: bytes, context: bytes = b"") -> bytes:
+        """Wrap ``data`` for the wire, sealed with the primary key if there is a keyring.
+
+        ``context`` is authenticated with the packet but not sent: the
+        receiver must pass the same bytes to :meth:`open`.  The transport
+        binds stream frames to their stream and position with it, so a frame
+        cannot be replayed on another stream or out of order.
+        """
         if self._keyring is None:
             return _PLAINTEXT_HEADER + data
         nonce = os.urandom(NONCE_BYTES)
-        sealed = self._keyring._aeads[0].encrypt(nonce, data, self._ad)
+        sealed = self._keyring._aeads[0].encrypt(nonce, data, self._ad + context)
         return b"".join((_AES256GCM_HEADER, nonce, sealed))
 
-    def open(self, packet: bytes | bytearray | memoryview) -> bytes:
-        """Unwrap a packet from a peer; raise :class:`SealError`, and only that, if it fails."""
+    def open(self, packet: bytes | bytearray | memoryview, context: bytes = b"") -> bytes:
+        """Unwrap a packet from a peer; raise :class:`SealError`, and only that, if it fails.
+
+        ``context`` must be what the sender sealed with (see :meth:`seal`).
+        """
         view = memoryview(packet)
         if view.format != "B" or view.ndim != 1:
             try:
@@ -392,9 +401,10 @@ class Sealer:
                 )
             nonce = view[1 : 1 + NONCE_BYTES]
             body = view[1 + NONCE_BYTES :]
+            ad = self._ad + context
             for aead in self._keyring._aeads:
                 try:
-                    return aead.decrypt(nonce, body, self._ad)
+                    return aead.decrypt(nonce, body, ad)
                 except InvalidTag:
                     continue
             raise SealError(

@@ -145,29 +145,52 @@ def describe(event: MemberEvent) -> tuple[str, str]:
 class EventStream:
     """Member events as they happen, for one consumer: ``async for event in node.events()``.
 
-    The queue holds at most ``max_event_queue`` events; when the consumer
-    falls behind, the oldest are shed and counted in :attr:`shed`.  The
-    stream ends when the node stops, or when :meth:`close` is called.
+    The queue holds at most ``max_event_queue`` events, even while the
+    application's loop is blocked: the engine fills it under a lock and
+    schedules at most one wake-up at a time.  When the consumer falls behind,
+    the oldest events are shed and counted in :attr:`shed`.  The stream ends
+    when the node stops, or when :meth:`close` is called.
     """
 
     def __init__(self, node: Node, limit: int) -> None:
         self._node = node
         self._loop = asyncio.get_running_loop()
-        self._queue: deque[MemberEvent | None] = deque()
+        self._lock = threading.Lock()
+        self._queue: deque[MemberEvent] = deque()
         self._limit = limit
+        self._ended = False  # the node stopped: end once the queue is read
+        self._wake_pending = False
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.shed = 0
         """Events dropped because this consumer fell behind."""
 
-    def offer(self, event: MemberEvent | None) -> None:
-        """Called on the application's loop; ``None`` ends the stream."""
-        if self._closed:
-            return
-        if event is not None and len(self._queue) >= self._limit:
-            self._queue.popleft()
-            self.shed += 1
-        self._queue.append(event)
+    def push(self, events: list[MemberEvent], *, end: bool = False) -> None:
+        """Called by the engine, on any thread: queue ``events`` (and end the stream)."""
+        with self._lock:
+            if self._closed:
+                return
+            for event in events:
+                if len(self._queue) >= self._limit:
+                    self._queue.popleft()
+                    self.shed += 1
+                self._queue.append(event)
+            self._ended = self._ended or end
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        if threading.get_ident() == self._thread_id():
+            self._wake()
+        else:
+            with contextlib.suppress(RuntimeError):  # the application's loop is closed
+                self._loop.call_soon_threadsafe(self._wake)
+
+    def _thread_id(self) -> int | None:
+        return self._node._app_thread
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._wake_pending = False
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -176,27 +199,29 @@ class EventStream:
         return self
 
     async def __anext__(self) -> MemberEvent:
-        while not self._queue:
-            if self._closed:
-                raise StopAsyncIteration
+        while True:
+            with self._lock:
+                if self._queue:
+                    return self._queue.popleft()
+                if self._closed or self._ended:
+                    break
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        event = self._queue.popleft()
-        if event is None:
-            self.close()
-            raise StopAsyncIteration
-        return event
+        self.close()
+        raise StopAsyncIteration
 
     def close(self) -> None:
         """Stop receiving events; iteration ends once the queued ones are read."""
-        if not self._closed:
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self._node._unsubscribe(self)
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(None)
+        self._node._unsubscribe(self)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
 
 class _Engine:
@@ -219,12 +244,13 @@ class _Engine:
         self._debug: Any = None
         self.debug_url: str | None = None
         self.stopped = False
+        self._stopping: asyncio.Event | None = None
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         cfg = self.config
-        self.loop = loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         epoch = boot_epoch(cfg)
         transport = Transport(
             bind=cfg.bind,
@@ -237,6 +263,17 @@ class _Engine:
         )
         address = await transport.start()
         self.transport = transport
+        self._stopping = asyncio.Event()
+        try:
+            await self._start_core(address, epoch)
+        except BaseException:
+            await self.stop()  # free the ports for a retry
+            raise
+
+    async def _start_core(self, address: Address, epoch: int) -> None:
+        cfg = self.config
+        loop = self.loop
+        assert loop is not None
         me = NodeId(cfg.name, address, epoch)
         self.core = NodeCore(
             me,
@@ -269,6 +306,8 @@ class _Engine:
         if self.stopped:
             return
         self.stopped = True
+        if self._stopping is not None:
+            self._stopping.set()  # wakes a leave() in progress
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -430,8 +469,20 @@ class _Engine:
         self.call(lambda c, now: c.leave(now))
         deadline = self._now() + self.config.leave_timeout_s
         step = core.config.gossip_interval_s
+        stopping = self._stopping
+        assert stopping is not None
         while not core.leave_spread() and self._now() < deadline and not self.stopped:
-            await asyncio.sleep(step)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), step)
+
+
+async def _cancel_tasks() -> None:
+    """Cancel every other task on the running loop and wait for them."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Starting:
@@ -479,10 +530,10 @@ class Node:
         self.config = config
         self._engine = _Engine(config, self)
         self._app_loop = asyncio.get_running_loop()
+        self._app_thread: int | None = threading.get_ident()
         self._thread: threading.Thread | None = None
-        self._members: tuple[Member, ...] = ()
-        self._local: Member | None = None
-        self._joined = False
+        # (members, local, joined), replaced whole: a reader sees one input's state.
+        self._snapshot: tuple[tuple[Member, ...], Member | None, bool] = ((), None, False)
         self._streams: set[EventStream] = set()
         self._shed_closed = 0  # events shed by streams since closed
         self._left = False
@@ -533,8 +584,9 @@ class Node:
     @property
     def local(self) -> Member:
         """This node's own entry (name, address, epoch, incarnation, status, metadata)."""
-        assert self._local is not None
-        return self._local
+        local = self._snapshot[1]
+        assert local is not None
+        return local
 
     @property
     def address(self) -> Address:
@@ -551,15 +603,16 @@ class Node:
         ``include_gone=True`` adds those known to be dead or to have left
         (until they are reaped).
         """
+        members = self._snapshot[0]
         if include_gone:
-            return list(self._members)
-        return [m for m in self._members if m.status.live]
+            return list(members)
+        return [m for m in members if m.status.live]
 
     def member(self, name: str) -> Member | None:
         """The entry for ``name``, in any status, or None if the table has none."""
         if not isinstance(name, str):
             raise LocalError(f"a member name is a str, got {type(name).__name__}")
-        for m in self._members:
+        for m in self._snapshot[0]:
             if m.name == name:
                 return m
         return None
@@ -567,7 +620,7 @@ class Node:
     @property
     def joined(self) -> bool:
         """True once a seed answered (at once for a node with no seeds)."""
-        return self._joined
+        return self._snapshot[2]
 
     async def wait_joined(self, timeout_s: float | None = None) -> bool:
         """Wait until a seed has answered; False if ``timeout_s`` passed first.
@@ -577,7 +630,7 @@ class Node:
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else loop.time() + timeout_s
-        while not self._joined:
+        while not self._snapshot[2]:
             self._check_running()
             if deadline is not None and loop.time() >= deadline:
                 return False
@@ -637,7 +690,7 @@ class Node:
             if self._thread is not None:
                 await self._shutdown_thread()
             for stream in list(self._streams):
-                stream.offer(None)
+                stream.push([], end=True)
 
     async def __aenter__(self) -> Self:
         return self
@@ -648,10 +701,12 @@ class Node:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._stopped and not self._left:
-            with contextlib.suppress(NodeStopped):
-                await self.leave()
-        await self.stop()
+        try:
+            if not self._stopped and not self._left:
+                with contextlib.suppress(NodeStopped):
+                    await self.leave()
+        finally:
+            await self.stop()
 
     # ---------------------------------------------------------------- plumbing
 
@@ -677,6 +732,9 @@ class Node:
         loop, thread = self._engine.loop, self._thread
         if loop is None or thread is None:
             return
+        # Nothing the engine started may outlive it: cancel what is left.
+        with contextlib.suppress(Exception):
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_cancel_tasks(), loop))
         loop.call_soon_threadsafe(loop.stop)
         await asyncio.to_thread(thread.join)
         loop.close()
@@ -686,19 +744,10 @@ class Node:
         self, members: list[Member], local: Member, joined: bool, events: list[MemberEvent]
     ) -> None:
         """Called on the engine's loop after an input changed the table."""
-        self._members = tuple(members)  # one reference swap: readers see old or new
-        self._local = local
-        self._joined = joined
-        if not events:
-            return
-        for stream in list(self._streams):
-            if self._thread is None:
-                for event in events:
-                    stream.offer(event)
-            else:
-                with contextlib.suppress(RuntimeError):  # the application's loop is closed
-                    for event in events:
-                        self._app_loop.call_soon_threadsafe(stream.offer, event)
+        self._snapshot = (tuple(members), local, joined)  # one reference swap
+        if events:
+            for stream in list(self._streams):
+                stream.push(events)
 
     def _unsubscribe(self, stream: EventStream) -> None:
         if stream in self._streams:

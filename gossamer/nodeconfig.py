@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any
 from gossamer.config import WireConfig, check_int, check_positive
 from gossamer.errors import ConfigError
 from gossamer.failure.swim import SwimConfig
-from gossamer.ids import AddressError, is_valid_name, parse_address, split_address
+from gossamer.ids import AddressError, address, is_valid_name, parse_address, split_address
 from gossamer.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
 
 MAX_ADVERTISE_LENGTH = 64
@@ -48,6 +49,14 @@ def datagram_overhead(advertise: str, encrypted: bool) -> int:
     """Bytes the transport adds to a message: the sender's address and the seal."""
     seal = SEALED_OVERHEAD if encrypted else _PLAINTEXT_OVERHEAD
     return seal + 1 + len(advertise.encode("ascii"))
+
+
+def _unspecified(host: str) -> bool:
+    """A wildcard address (0.0.0.0, ::, [0:0::0]...): fine to bind, never to advertise."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
 
 
 # Room for the longest advertise address the header accepts, sealed.
@@ -67,6 +76,10 @@ class TransportConfig:
     """How long an accepted stream may wait before its first frame names the peer."""
     max_streams: int = 1_024
     """Bound on open streams; connections past it are refused and counted."""
+    max_handshakes: int = 64
+    """Bound on accepted connections that have not yet proved they hold the
+    key; past it, new connections are refused and counted, and the slots of
+    real streams stay free."""
     max_stream_queue_bytes: int = 16 * 1024 * 1024
     """Bound on the bytes waiting to be written on one stream; frames past it
     are shed and counted."""
@@ -79,6 +92,7 @@ class TransportConfig:
         for name in ("idle_timeout_s", "connect_timeout_s", "hello_timeout_s"):
             check_positive(owner, name, getattr(self, name))
         check_int(owner, "max_streams", self.max_streams, 1, 1_000_000)
+        check_int(owner, "max_handshakes", self.max_handshakes, 1, 1_000_000)
         check_int(owner, "max_stream_queue_bytes", self.max_stream_queue_bytes, 1_024, 1 << 34)
         check_int(owner, "max_udp_queue_bytes", self.max_udp_queue_bytes, 1_024, 1 << 34)
 
@@ -159,17 +173,24 @@ class NodeConfig:
         advertise = self.advertise
         if advertise is not None:
             try:
-                _, port = split_address(advertise)
+                advertise_host, port = split_address(advertise)
             except (AddressError, TypeError) as exc:
                 raise ConfigError(f"{owner}.advertise: {exc}") from None
             if port == 0:
                 raise ConfigError(f"{owner}.advertise needs a real port, got {advertise!r}")
-        elif bind_host in ("0.0.0.0", "::"):
+            if _unspecified(advertise_host):
+                raise ConfigError(
+                    f"{owner}.advertise {advertise!r} is a wildcard; give an address "
+                    "peers can reach"
+                )
+            shown = str(parse_address(advertise))
+        elif _unspecified(bind_host):
             raise ConfigError(
                 f"{owner}.bind is the wildcard {self.bind!r}: set advertise to the "
                 "address peers should use"
             )
-        shown = advertise if advertise is not None else f"{bind_host}:65535"
+        else:
+            shown = str(address(bind_host, 65535))  # the longest the port can make it
         if len(shown) > MAX_ADVERTISE_LENGTH:
             raise ConfigError(
                 f"{owner}.advertise {shown!r} is over {MAX_ADVERTISE_LENGTH} characters"
@@ -220,6 +241,13 @@ class NodeConfig:
                 f"transport's {overhead} bytes (sender address and seal) is over "
                 f"wire.max_datagram_bytes ({self.wire.max_datagram_bytes}); use at most {room}"
             )
+        frame = self.swim.max_state_bytes + SEALED_OVERHEAD + 4
+        if self.transport.max_stream_queue_bytes < frame:
+            raise ConfigError(
+                f"{owner}: transport.max_stream_queue_bytes "
+                f"({self.transport.max_stream_queue_bytes}) must hold a full state "
+                f"(swim.max_state_bytes + {SEALED_OVERHEAD + 4} = {frame})"
+            )
         if self.swim.max_state_bytes + SEALED_OVERHEAD > self.wire.max_frame_bytes:
             raise ConfigError(
                 f"{owner}: swim.max_state_bytes ({self.swim.max_state_bytes}) must leave "
@@ -249,8 +277,12 @@ class NodeConfig:
         return cls(name, bind, swim=_fitted_swim(SwimConfig.local(), wire), wire=wire, **overrides)
 
 
-_PRESETS = {"lan": NodeConfig.lan, "wan": NodeConfig.wan, "local": NodeConfig.local}
-_SECTIONS = {"swim": SwimConfig, "wire": WireConfig, "transport": TransportConfig}
+_PRESETS: dict[str, tuple[Any, Any, str]] = {
+    # preset: (SwimConfig preset, WireConfig preset, default bind)
+    "lan": (SwimConfig.lan, WireConfig.lan, "127.0.0.1:7946"),
+    "wan": (SwimConfig.wan, WireConfig.wan, "127.0.0.1:7946"),
+    "local": (SwimConfig.local, WireConfig.local, "127.0.0.1:0"),
+}
 
 
 def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
@@ -273,6 +305,19 @@ def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
     return config_from_mapping(raw, where=str(path), **overrides)
 
 
+def _section(where: str, key: str, base: Any, table: object) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [{key}] must be a table")
+    fields = {f.name for f in dataclasses.fields(base)}
+    bad = sorted(set(table) - fields)
+    if bad:
+        raise ConfigError(f"{where}: [{key}] has unknown field(s) {bad}")
+    try:
+        return dataclasses.replace(base, **table)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: [{key}]: {exc}") from None
+
+
 def config_from_mapping(
     raw: dict[str, Any], *, where: str = "config", **overrides: Any
 ) -> NodeConfig:
@@ -281,7 +326,8 @@ def config_from_mapping(
     preset = raw.pop("preset", "lan")
     if preset not in _PRESETS:
         raise ConfigError(f"{where}: preset must be one of {sorted(_PRESETS)}, got {preset!r}")
-    sections = {key: raw.pop(key) for key in list(raw) if key in _SECTIONS}
+    swim_preset, wire_preset, default_bind = _PRESETS[preset]
+    sections = {key: raw.pop(key) for key in list(raw) if key in ("swim", "wire", "transport")}
     keyring_file = raw.pop("keyring_file", None)
     if keyring_file is not None:
         try:
@@ -293,29 +339,19 @@ def config_from_mapping(
     if isinstance(raw.get("metadata"), str):
         raw["metadata"] = raw["metadata"].encode("utf-8")
     merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(NodeConfig)}
+    known = {f.name for f in dataclasses.fields(NodeConfig)} - {"swim", "wire", "transport"}
     unknown = sorted(set(merged) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
     if "name" not in merged:
         raise ConfigError(f"{where}: the node needs a name")
-    name = merged.pop("name")
-    bind = merged.pop("bind", "127.0.0.1:7946")
+    # The sub-configs first (the preset's, changed by the file's tables), so
+    # the node is validated once, against what it will run with.
+    wire = _section(where, "wire", wire_preset(), sections.get("wire", {}))
+    swim = _section(where, "swim", _fitted_swim(swim_preset(), wire), sections.get("swim", {}))
+    transport = _section(where, "transport", TransportConfig(), sections.get("transport", {}))
+    merged.setdefault("bind", default_bind)
     try:
-        base = _PRESETS[preset](name, bind, **merged)
+        return NodeConfig(swim=swim, wire=wire, transport=transport, **merged)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    subs: dict[str, Any] = {}
-    for key, table in sections.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where}: [{key}] must be a table")
-        current = getattr(base, key)
-        fields = {f.name for f in dataclasses.fields(current)}
-        bad = sorted(set(table) - fields)
-        if bad:
-            raise ConfigError(f"{where}: [{key}] has unknown field(s) {bad}")
-        try:
-            subs[key] = dataclasses.replace(current, **table)
-        except TypeError as exc:
-            raise ConfigError(f"{where}: [{key}]: {exc}") from None
-    return dataclasses.replace(base, **subs) if subs else base

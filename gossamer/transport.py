@@ -54,7 +54,9 @@ __all__ = ["Receiver", "Transport", "TransportStats"]
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import os
 import socket
 import struct
 from collections import Counter
@@ -72,6 +74,21 @@ from gossamer.wire import Message, Registry
 log = logging.getLogger("gossamer.transport")
 
 _LENGTH = struct.Struct(">I")
+_CHALLENGE_BYTES = 16
+_HELLO = b"hello"
+_MAX_HELLO_BYTES = 1 + 255  # [n][address]
+_DNS_TTL_S = 60.0
+_MAX_HOSTS_CACHED = 4_096
+_MAX_HOSTS_RESOLVING = 256
+_MAX_WAITING_PER_HOST = 16
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class Receiver(Protocol):
@@ -110,12 +127,15 @@ class _Stream:
 
     __slots__ = (
         "closing",
-        "connected",
+        "inbound_frames",
         "last_active",
         "outbound",
+        "outbound_frames",
         "peer",
         "pending",
         "pending_bytes",
+        "ready",
+        "session",
         "task",
         "writer",
     )
@@ -123,13 +143,22 @@ class _Stream:
     def __init__(self, peer: Address | None, outbound: bool, now: float) -> None:
         self.peer = peer
         self.outbound = outbound
-        self.connected = False
+        self.ready = False  # the handshake is done: frames may flow both ways
         self.closing = False  # the core closed it: flush what is queued, then close
         self.writer: asyncio.StreamWriter | None = None
-        self.pending: list[bytes] = []  # frames queued while connecting
+        self.pending: list[bytes] = []  # envelopes queued until the handshake is done
         self.pending_bytes = 0
         self.last_active = now
         self.task: asyncio.Task[None] | None = None
+        self.session = b""  # the acceptor's challenge: binds every frame to this stream
+        self.outbound_frames = 0  # frames sent, and received: their positions
+        self.inbound_frames = 0
+
+    def context(self, sending: bool) -> bytes:
+        """What a frame is sealed with: this stream, its direction, its position."""
+        from_opener = self.outbound == sending
+        count = self.outbound_frames if sending else self.inbound_frames
+        return self.session + (b"o" if from_opener else b"a") + count.to_bytes(8, "big")
 
 
 def _buffered(udp: asyncio.DatagramTransport) -> int:
@@ -177,8 +206,11 @@ class Transport:
         self._header = b""
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
-        self._streams: dict[Address, list[_Stream]] = {}  # connected or connecting, by peer
-        self._inbound_unnamed: set[_Stream] = set()  # accepted, waiting for the hello
+        self._streams: dict[Address, list[_Stream]] = {}  # ready or connecting, by peer
+        self._handshaking: set[_Stream] = set()  # accepted, waiting for the hello
+        self._dns: dict[str, tuple[str, float]] = {}  # host name -> (address, expiry)
+        self._dns_waiting: dict[str, list[tuple[bytes, int, str]]] = {}
+        self._family = socket.AF_INET
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
@@ -191,6 +223,7 @@ class Transport:
         loop = self._loop = asyncio.get_running_loop()
         host, port = split_address(self._bind)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._family = family
         # Port 0: let the kernel pick for TCP, then take the same number for UDP.
         for attempt in range(20):
             server = await asyncio.start_server(
@@ -231,9 +264,9 @@ class Transport:
         if self._udp is not None:
             self._udp.close()
         streams = [s for group in self._streams.values() for s in group]
-        streams += list(self._inbound_unnamed)
+        streams += list(self._handshaking)
         self._streams.clear()
-        self._inbound_unnamed.clear()
+        self._handshaking.clear()
         for stream in streams:
             if stream.writer is not None:
                 stream.writer.close()
@@ -249,7 +282,8 @@ class Transport:
 
     @property
     def streams_open(self) -> int:
-        return sum(len(group) for group in self._streams.values()) + len(self._inbound_unnamed)
+        """Streams up or connecting, and accepted ones still in their handshake."""
+        return self._stream_count() + len(self._handshaking)
 
     def _now(self) -> float:
         assert self._loop is not None
@@ -289,16 +323,74 @@ class Transport:
         if _buffered(udp) > self._config.max_udp_queue_bytes:
             self.stats.shed["udp_send"] += 1
             return
-        packet = self.sealer.seal(self._header + envelope)
         try:
             host, port = split_address(to)
         except AddressError:
             self.stats.refused["address"] += 1
             return
-        udp.sendto(packet, (host, port))
+        packet = self.sealer.seal(self._header + envelope)
         kind = type(message).__name__
+        ip = self._resolved(host)
+        if ip is None:
+            self._await_resolution(host, port, packet, kind)
+            return
+        self._sendto(udp, packet, ip, port, kind)
+
+    def _sendto(
+        self, udp: asyncio.DatagramTransport, packet: bytes, ip: str, port: int, kind: str
+    ) -> None:
+        udp.sendto(packet, (ip, port))
         self.stats.messages_out[kind] += 1
         self.stats.bytes_out[kind] += len(packet)
+
+    # Host names are resolved off the loop (a datagram to a name would
+    # otherwise resolve it synchronously, stalling probes), cached for a
+    # while, and the datagrams waiting for an answer are bounded.
+
+    def _resolved(self, host: str) -> str | None:
+        if _is_ip(host):
+            return host
+        hit = self._dns.get(host)
+        if hit is not None and hit[1] > self._now():
+            return hit[0]
+        return None
+
+    def _await_resolution(self, host: str, port: int, packet: bytes, kind: str) -> None:
+        waiting = self._dns_waiting.get(host)
+        if waiting is None:
+            if len(self._dns_waiting) >= _MAX_HOSTS_RESOLVING:
+                self.stats.shed["dns_wait"] += 1
+                return
+            waiting = self._dns_waiting[host] = []
+            self._spawn(self._resolve(host, port))
+        if len(waiting) >= _MAX_WAITING_PER_HOST:
+            self.stats.shed["dns_wait"] += 1
+            return
+        waiting.append((packet, port, kind))
+
+    async def _resolve(self, host: str, port: int) -> None:
+        assert self._loop is not None
+        ip: str | None = None
+        try:
+            infos = await asyncio.wait_for(
+                self._loop.getaddrinfo(host, port, family=self._family, type=socket.SOCK_DGRAM),
+                self._config.connect_timeout_s,
+            )
+            if infos:
+                ip = str(infos[0][4][0])
+        except (OSError, TimeoutError, ValueError) as exc:
+            log.debug("cannot resolve %s: %s", host, exc)
+        waiting = self._dns_waiting.pop(host, [])
+        if ip is None:
+            self.stats.refused["unresolved"] += len(waiting)
+            return
+        self._dns[host] = (ip, self._now() + _DNS_TTL_S)
+        if len(self._dns) > _MAX_HOSTS_CACHED:
+            self._dns.pop(next(iter(self._dns)))  # the oldest entry
+        udp = self._udp
+        if udp is not None and not self._closed:
+            for packet, to_port, kind in waiting:
+                self._sendto(udp, packet, ip, to_port, kind)
 
     def _on_datagram(self, data: bytes) -> None:
         if len(data) > self._wire.max_datagram_bytes:
@@ -351,11 +443,10 @@ class Transport:
             stream = self._open(to)
             if stream is None:
                 return
-        frame = self._frame(envelope)
-        kind = type(message).__name__
-        if self._write(stream, frame):
+        if self._write(stream, envelope):
+            kind = type(message).__name__
             self.stats.messages_out[kind] += 1
-            self.stats.bytes_out[kind] += len(frame)
+            self.stats.bytes_out[kind] += len(envelope) + _LENGTH.size + self.sealer.overhead
 
     def open_stream(self, to: Address) -> None:
         if not self._closed and self._current(to) is None:
@@ -365,69 +456,105 @@ class Transport:
         """Close every connection to ``to`` once what is queued on it is written."""
         for stream in self._streams.pop(to, []):
             stream.closing = True
-            if stream.connected and stream.writer is not None:
+            if stream.ready and stream.writer is not None:
                 stream.writer.close()  # asyncio flushes the buffer before closing
                 if stream.task is not None:
                     stream.task.cancel()
 
     def _current(self, peer: Address) -> _Stream | None:
+        """The stream sends to ``peer`` go on: the newest ready one, else one connecting."""
         group = self._streams.get(peer)
-        return group[-1] if group else None
+        if not group:
+            return None
+        for stream in reversed(group):
+            if stream.ready:
+                return stream
+        return group[-1]
 
-    def _frame(self, payload: bytes) -> bytes:
-        sealed = self.sealer.seal(payload)
+    def _seal_frame(self, stream: _Stream, envelope: bytes) -> bytes:
+        sealed = self.sealer.seal(envelope, stream.context(sending=True))
+        stream.outbound_frames += 1
         return _LENGTH.pack(len(sealed)) + sealed
 
-    def _write(self, stream: _Stream, frame: bytes) -> bool:
+    def _write(self, stream: _Stream, envelope: bytes) -> bool:
         limit = self._config.max_stream_queue_bytes
-        if not stream.connected:
-            if stream.pending_bytes + len(frame) > limit:
+        if not stream.ready:
+            if stream.pending_bytes + len(envelope) > limit:
                 self.stats.shed["stream_send"] += 1
                 return False
-            stream.pending.append(frame)
-            stream.pending_bytes += len(frame)
+            stream.pending.append(envelope)
+            stream.pending_bytes += len(envelope)
             return True
         writer = stream.writer
         assert writer is not None
-        if writer.transport.get_write_buffer_size() + len(frame) > limit:
+        if writer.transport.get_write_buffer_size() + len(envelope) > limit:
             self.stats.shed["stream_send"] += 1
             return False
-        writer.write(frame)
+        writer.write(self._seal_frame(stream, envelope))
         stream.last_active = self._now()
         return True
 
     def _open(self, to: Address) -> _Stream | None:
-        if self.streams_open >= self._config.max_streams:
+        if self._stream_count() >= self._config.max_streams:
             self.stats.refused["too_many_streams"] += 1
+            # The opener hears that it cannot connect, after this input is done.
+            assert self._loop is not None
+            self._loop.call_soon(self._notify_down, to)
             return None
         stream = _Stream(to, outbound=True, now=self._now())
         self._streams.setdefault(to, []).append(stream)
         stream.task = self._spawn(self._connect(stream, to))
         return stream
 
+    def _stream_count(self) -> int:
+        return sum(len(group) for group in self._streams.values())
+
+    def _notify_down(self, peer: Address) -> None:
+        if not self._closed and not any(s.ready for s in self._streams.get(peer, ())):
+            self._receiver.on_stream_down(peer)
+
     async def _connect(self, stream: _Stream, to: Address) -> None:
+        writer: asyncio.StreamWriter | None = None
         try:
             host, port = split_address(to)
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(host, port), self._config.connect_timeout_s
             )
-        except (OSError, TimeoutError, AddressError) as exc:
+            stream.writer = writer
+            # The acceptor speaks first: a fresh challenge our hello must seal.
+            challenge = await asyncio.wait_for(
+                self._read_raw(reader, _CHALLENGE_BYTES), self._config.hello_timeout_s
+            )
+        except asyncio.CancelledError:
+            if writer is not None:
+                writer.close()
+            raise
+        except Exception as exc:  # OSError, timeouts, a host name idna refuses...
             log.debug("cannot connect to %s: %s", to, exc)
             self.stats.refused["unreachable"] += 1
+            if writer is not None:
+                writer.close()
             self._forget(stream, notify=not stream.closing)
             return
-        stream.writer = writer
-        stream.connected = True
-        writer.write(self._frame(self._header))
-        for frame in stream.pending:
-            writer.write(frame)
+        assert writer is not None  # set before the challenge could be read
+        if challenge is None:
+            self.stats.refused["unreachable"] += 1
+            writer.close()
+            self._forget(stream, notify=not stream.closing)
+            return
+        stream.session = challenge
+        hello = self.sealer.seal(self._header, _HELLO + challenge)
+        writer.write(_LENGTH.pack(len(hello)) + hello)
+        stream.ready = True
+        for envelope in stream.pending:
+            writer.write(self._seal_frame(stream, envelope))
         stream.pending.clear()
         stream.pending_bytes = 0
         stream.last_active = self._now()
         if stream.closing:
             writer.close()
             return
-        if len(self._streams.get(to, ())) == 1:
+        if not any(s.ready for s in self._streams.get(to, ()) if s is not stream):
             self._receiver.on_stream_up(to)
         await self._read_loop(stream, reader)
 
@@ -437,32 +564,50 @@ class Transport:
         if self._closed:
             writer.close()
             return
-        if self.streams_open >= self._config.max_streams:
+        if len(self._handshaking) >= self._config.max_handshakes:
+            self._drop("too_many_handshakes", "refused a connection")
+            writer.close()
+            return
+        if self._stream_count() >= self._config.max_streams:
             self._drop("too_many_streams", "refused a connection")
             writer.close()
             return
         stream = _Stream(None, outbound=False, now=self._now())
         stream.writer = writer
-        stream.connected = True
-        self._inbound_unnamed.add(stream)
         stream.task = asyncio.current_task()
+        self._handshaking.add(stream)
+        challenge = os.urandom(_CHALLENGE_BYTES)
+        peer: Address | None = None
         try:
-            hello = await asyncio.wait_for(self._read_frame(reader), self._config.hello_timeout_s)
+            writer.write(_LENGTH.pack(len(challenge)) + challenge)
+            # The hello is small: never buffer more than it can be, unauthenticated.
+            hello = await asyncio.wait_for(
+                self._read_sealed(
+                    reader, _MAX_HELLO_BYTES + self.sealer.overhead, _HELLO + challenge
+                ),
+                self._config.hello_timeout_s,
+            )
+            peer = None if hello is None else self._parse_hello(hello)
         except TimeoutError:
             self._drop("hello_timeout", "no hello on an accepted stream")
-            hello = None
         except (OSError, asyncio.IncompleteReadError):
-            hello = None
-        self._inbound_unnamed.discard(stream)
-        peer = None if hello is None else self._parse_hello(hello)
+            pass
+        except asyncio.CancelledError:
+            writer.close()
+            return  # the transport is closing
+        finally:
+            self._handshaking.discard(stream)
         if peer is None or self._closed:
             writer.close()
             return
         stream.peer = peer
+        stream.session = challenge
+        stream.ready = True
         group = self._streams.setdefault(peer, [])
+        others_ready = any(s.ready for s in group)
         group.append(stream)
         stream.last_active = self._now()
-        if len(group) == 1:
+        if not others_ready:
             self._receiver.on_stream_up(peer)
         await self._read_loop(stream, reader)
 
@@ -472,16 +617,27 @@ class Transport:
             return None
         return self._parse_sender(payload[1:])
 
-    async def _read_frame(self, reader: asyncio.StreamReader) -> bytes | None:
-        """The next frame, opened; None (counted) for one that must end the stream."""
-        head = await reader.readexactly(_LENGTH.size)
-        (length,) = _LENGTH.unpack(head)
-        if length > self._wire.max_frame_bytes:
+    async def _read_raw(self, reader: asyncio.StreamReader, size: int) -> bytes | None:
+        """A frame that must be exactly ``size`` bytes (the challenge), unsealed."""
+        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        if length != size:
+            return None
+        return await reader.readexactly(length)
+
+    async def _read_sealed(
+        self, reader: asyncio.StreamReader, limit: int, context: bytes
+    ) -> bytes | None:
+        """The next frame, opened; None (counted) for one that must end the stream.
+
+        The length is checked against ``limit`` before anything is buffered.
+        """
+        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        if length > limit:
             self._drop("oversize", "frame of %d bytes", length)
             return None
         data = await reader.readexactly(length)
         try:
-            return self.sealer.open(data)
+            return self.sealer.open(data, context)
         except SealError as exc:
             self._drop(exc.reason, "frame: %s", exc)
             return None
@@ -489,14 +645,16 @@ class Transport:
     async def _read_loop(self, stream: _Stream, reader: asyncio.StreamReader) -> None:
         peer = stream.peer
         assert peer is not None
+        limit = self._wire.max_frame_bytes
         try:
             while not self._closed:
-                payload = await self._read_frame(reader)
+                payload = await self._read_sealed(reader, limit, stream.context(sending=False))
                 if payload is None:
                     break
+                stream.inbound_frames += 1
                 stream.last_active = self._now()
                 try:
-                    message = self._codec.decode(payload, self._wire.max_frame_bytes)
+                    message = self._codec.decode(payload, limit)
                 except WireError as exc:
                     self._drop(exc.reason.value, "frame from %s: %s", peer, exc)
                     break
@@ -514,6 +672,12 @@ class Transport:
         self._forget(stream, notify=not stream.closing)
 
     def _forget(self, stream: _Stream, *, notify: bool) -> None:
+        """Drop ``stream``; tell the receiver if the peer has no ready stream left.
+
+        A stream that was up reports down when it was the last one up; an
+        outbound stream that never came up reports down (the opener hears it
+        could not connect) unless another stream to the peer is up.
+        """
         peer = stream.peer
         if peer is None:
             return
@@ -522,12 +686,10 @@ class Transport:
             group.remove(stream)
             if not group:
                 del self._streams[peer]
-            else:
-                return  # another connection to the peer is still up
-        elif group:
+        if not notify or self._closed:
             return
-        if notify and not self._closed:
-            self._receiver.on_stream_down(peer)
+        if stream.ready or stream.outbound:
+            self._notify_down(peer)
 
     async def _sweep_idle(self) -> None:
         period = self._config.idle_timeout_s / 4
@@ -536,7 +698,7 @@ class Transport:
             cutoff = self._now() - self._config.idle_timeout_s
             for peer, group in list(self._streams.items()):
                 for stream in list(group):
-                    if stream.connected and stream.last_active < cutoff:
+                    if stream.ready and stream.last_active < cutoff:
                         log.debug("closing idle stream to %s", peer)
                         if stream.writer is not None:
                             stream.writer.close()
