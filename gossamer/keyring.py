@@ -169,6 +169,12 @@ class Keyring:
     and every :class:`Sealer` holding it sees the change at its next call.
     The ``AESGCM`` object of each key is built once and kept, so sealing a
     packet does not re-derive the key schedule.
+
+    One thread changes a keyring (the agent reloads its file on SIGHUP on its
+    main thread) while another seals and opens with it (the engine): every
+    change replaces the tuple of ciphers the sealer reads in one assignment,
+    so a packet is sealed or opened with the keys before or after a change,
+    never a mix.
     """
 
     __slots__ = ("_aeads", "_ciphers", "_keys")
