@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import socket
 import struct
-from collections.abc import Callable
 
 import pytest
 
@@ -19,6 +18,7 @@ from gossamer.failure.swim import Ping
 from gossamer.ids import Address
 from gossamer.keyring import Keyring, Sealer, generate_key
 from gossamer.nodeconfig import TransportConfig
+from gossamer.testing.aio import eventually
 from gossamer.transport import Transport
 from gossamer.wire import Message, registry
 
@@ -49,15 +49,6 @@ def transport(rec: Recorder, config: TransportConfig | None = None) -> Transport
         config=config or TransportConfig(),
         receiver=rec,
     )
-
-
-async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def host_port(addr: Address) -> tuple[str, int]:
@@ -248,7 +239,9 @@ async def test_datagrams_to_a_host_name_are_resolved_off_the_loop() -> None:
         await eventually(lambda: sum(1 for e in rb.log if e[0] == "msg") == 3)
         assert a._resolved("localhost") is not None  # cached for the next ones
         a.send_datagram(Address("no-such-host.invalid:7946"), Ping(9, "z"))
-        await eventually(lambda: a.stats.refused["unresolved"] == 1, timeout=15.0)
+        await eventually(
+            lambda: a.stats.refused["unresolved"] == 1, "the name does not resolve", 15.0
+        )
     finally:
         await a.close()
         await b.close()
