@@ -50,7 +50,7 @@ from gossamer.failure.swim import (
     SwimCore,
 )
 from gossamer.ids import Address, NodeId
-from gossamer.membership.members import Member, Status
+from gossamer.membership.members import Member
 from gossamer.wire import Message
 
 _SWIM: Final = "swim"
@@ -130,9 +130,6 @@ class NodeCore:
     def live_members(self) -> list[Member]:
         """Members alive or suspect (not yet declared dead), sorted by name."""
         return [m for m in self.swim.members() if m.status.live]
-
-    def count(self, status: Status) -> int:
-        return len(self.swim.table.names(status))
 
     # ---------------------------------------------------------------- Core API
 

@@ -72,7 +72,7 @@ from gossamer.effects import (
     TimerKey,
 )
 from gossamer.errors import LocalError
-from gossamer.ids import Address, NodeId
+from gossamer.ids import Address, NodeId, split_address
 from gossamer.keyring import Sealer
 from gossamer.membership.members import (
     Member,
@@ -179,14 +179,11 @@ class EventStream:
             if self._wake_pending:
                 return
             self._wake_pending = True
-        if threading.get_ident() == self._thread_id():
+        if threading.get_ident() == self._node._app_thread:
             self._wake()
         else:
             with contextlib.suppress(RuntimeError):  # the application's loop is closed
                 self._loop.call_soon_threadsafe(self._wake)
-
-    def _thread_id(self) -> int | None:
-        return self._node._app_thread
 
     def _wake(self) -> None:
         with self._lock:
@@ -293,8 +290,8 @@ class _Engine:
         self.core.start(loop.time())
         self._apply()
         if cfg.http is not None:
+            # Imported here so a node without the endpoint never loads aiohttp.
             from gossamer.debug.server import DebugServer
-            from gossamer.ids import split_address
 
             host, port = split_address(cfg.http)
             self._debug = DebugServer(self, host, port)

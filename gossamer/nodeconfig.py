@@ -261,20 +261,17 @@ class NodeConfig:
     @classmethod
     def lan(cls, name: str, bind: str = "127.0.0.1:7946", **overrides: Any) -> NodeConfig:
         """A data-centre network: memberlist's LAN timings, 1,400-byte datagrams."""
-        wire = WireConfig.lan()
-        return cls(name, bind, swim=_fitted_swim(SwimConfig.lan(), wire), wire=wire, **overrides)
+        return cls(name, bind, **_preset_configs("lan"), **overrides)
 
     @classmethod
     def wan(cls, name: str, bind: str = "127.0.0.1:7946", **overrides: Any) -> NodeConfig:
         """Links across regions: slower probes, longer suspicion, 1,200-byte datagrams."""
-        wire = WireConfig.wan()
-        return cls(name, bind, swim=_fitted_swim(SwimConfig.wan(), wire), wire=wire, **overrides)
+        return cls(name, bind, **_preset_configs("wan"), **overrides)
 
     @classmethod
     def local(cls, name: str, bind: str = "127.0.0.1:0", **overrides: Any) -> NodeConfig:
         """Every node on one machine (tests, demos): quick timeouts, loopback sizes."""
-        wire = WireConfig.local()
-        return cls(name, bind, swim=_fitted_swim(SwimConfig.local(), wire), wire=wire, **overrides)
+        return cls(name, bind, **_preset_configs("local"), **overrides)
 
 
 _PRESETS: dict[str, tuple[Any, Any, str]] = {
@@ -283,6 +280,13 @@ _PRESETS: dict[str, tuple[Any, Any, str]] = {
     "wan": (SwimConfig.wan, WireConfig.wan, "127.0.0.1:7946"),
     "local": (SwimConfig.local, WireConfig.local, "127.0.0.1:0"),
 }
+
+
+def _preset_configs(preset: str, wire: WireConfig | None = None) -> dict[str, Any]:
+    """A preset's ``wire`` (or the one given) and its ``swim``, fitted to that wire."""
+    swim_preset, wire_preset, _ = _PRESETS[preset]
+    wire = wire if wire is not None else wire_preset()
+    return {"swim": _fitted_swim(swim_preset(), wire), "wire": wire}
 
 
 def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
@@ -326,7 +330,7 @@ def config_from_mapping(
     preset = raw.pop("preset", "lan")
     if preset not in _PRESETS:
         raise ConfigError(f"{where}: preset must be one of {sorted(_PRESETS)}, got {preset!r}")
-    swim_preset, wire_preset, default_bind = _PRESETS[preset]
+    _, wire_preset, default_bind = _PRESETS[preset]
     sections = {key: raw.pop(key) for key in list(raw) if key in ("swim", "wire", "transport")}
     keyring_file = raw.pop("keyring_file", None)
     if keyring_file is not None:
@@ -348,7 +352,7 @@ def config_from_mapping(
     # The sub-configs first (the preset's, changed by the file's tables), so
     # the node is validated once, against what it will run with.
     wire = _section(where, "wire", wire_preset(), sections.get("wire", {}))
-    swim = _section(where, "swim", _fitted_swim(swim_preset(), wire), sections.get("swim", {}))
+    swim = _section(where, "swim", _preset_configs(preset, wire)["swim"], sections.get("swim", {}))
     transport = _section(where, "transport", TransportConfig(), sections.get("transport", {}))
     merged.setdefault("bind", default_bind)
     try:
