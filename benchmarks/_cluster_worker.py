@@ -45,13 +45,13 @@ from gossamer.keyring import load_keyring
 from gossamer.membership.members import (
     MemberAlive,
     MemberDead,
-    MemberEvent,
     MemberLeft,
     MemberSuspect,
     Status,
 )
-from gossamer.node import Node
+from gossamer.node import Node, NodeEvent
 from gossamer.nodeconfig import NodeConfig
+from gossamer.ring import RingChanged
 
 _REPORTED: dict[type, str] = {
     MemberSuspect: "suspect",
@@ -133,8 +133,10 @@ class Worker:
     async def watch(self, node: Node, stream: Any) -> None:
         name = node.name
         converged = False
-        event: MemberEvent
+        event: NodeEvent
         async for event in stream:
+            if isinstance(event, RingChanged):
+                continue  # about no one member; its moves are computed only if read
             about = event.member.name
             kind = _REPORTED.get(type(event))
             if kind is not None and about != name:

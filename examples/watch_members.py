@@ -7,7 +7,9 @@ Start a first node, then a second that joins it, each in its own terminal:
         --join 127.0.0.1:7946
 
 Stop one with Ctrl-C and the other prints that it *left*; kill one with
-``kill -9`` and the other prints *suspect*, then *dead*.  Without
+``kill -9`` and the other prints *suspect*, then *dead*.  Each change of the
+live members also changes the consistent-hashing ring, and the example
+prints which share of the key space moved to whom, and who owns a few keys.  Without
 ``--keyring FILE`` (made by ``gossamer keygen --keyring FILE``) the nodes run
 in plaintext, which is only fit for loopback.
 """
@@ -30,9 +32,31 @@ from gossamer.membership.members import (
     MemberSuspect,
     MemberUpdated,
 )
+from gossamer.node import NodeEvent
+from gossamer.ring import RingChanged
+
+KEYS = ("user:1", "user:2", "user:3")
 
 
-def describe(event: MemberEvent) -> str:
+def describe_ring(event: RingChanged) -> str:
+    moved: dict[tuple[str | None, str | None], float] = {}
+    for move in event.moves:
+        pair = (move.source, move.target)
+        moved[pair] = moved.get(pair, 0.0) + move.fraction
+    shares = ", ".join(
+        f"{a} -> {b}: {share:.1%}" for (a, b), share in sorted(moved.items(), key=str)
+    )
+    owners = ", ".join(f"{key} on {event.ring.owner(key)}" for key in KEYS if len(event.ring))
+    return f"ring: {event.summary()}; moved {shares or 'nothing'}; {owners or 'no owners'}"
+
+
+def describe(event: NodeEvent) -> str:
+    if isinstance(event, RingChanged):
+        return describe_ring(event)
+    return describe_member(event)
+
+
+def describe_member(event: MemberEvent) -> str:
     m = event.member
     match event:
         case MemberJoined(previous=previous) if previous is not None and previous.epoch < m.epoch:

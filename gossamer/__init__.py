@@ -26,6 +26,8 @@ __all__ = [
     "Member",
     "Node",
     "NodeConfig",
+    "Ring",
+    "RingChanged",
     "Status",
     "__version__",
     "load_keyring",
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from gossamer.membership.members import Member, Status
     from gossamer.node import Node
     from gossamer.nodeconfig import NodeConfig
+    from gossamer.ring import Ring, RingChanged
 
 # Imported on first use, so `import gossamer` (and the sans-IO cores, which
 # import the package) does not pull in asyncio, aiohttp and cryptography.
@@ -48,6 +51,8 @@ _LAZY = {
     "Status": "gossamer.membership.members",
     "Node": "gossamer.node",
     "NodeConfig": "gossamer.nodeconfig",
+    "Ring": "gossamer.ring",
+    "RingChanged": "gossamer.ring",
 }
 
 

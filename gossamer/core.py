@@ -1,7 +1,8 @@
 """NodeCore: the whole node as one sans-IO state machine.
 
 A gossamer node is several protocol cores -- today SWIM with its member
-table; the overlay, the registries and the ring join later -- that must look
+table, and the ring that follows it; the overlay and the registries join
+later -- that must look
 like one :class:`~gossamer.effects.Core` to whoever drives the node.  Both
 drivers, the simulator (``gossamer.sim``) and the asyncio runtime
 (``gossamer.node``), drive a ``NodeCore``, so a simulated cluster and a real
@@ -17,8 +18,9 @@ What ``NodeCore`` does, and all it does:
 * **Routes output.** Effects from a sub-core are passed on in order, with its
   timer keys wrapped as ``(core, key)`` so two cores can never clash on a key.
   Member events (``MemberJoined``, ``MemberDead``...) are passed on to the
-  application; later cores (registries, ring) will also be fed them here, in
-  the same order, before they reach the application.
+  application.  After an input that produced any, the ring tracker is given
+  the live members, and a :class:`~gossamer.ring.tracker.RingChanged` follows
+  the member events that caused it.  The registries will be fed here too.
 * **Holds the application's calls** that reach a protocol: leave and
   metadata, with every check a caller's mistake needs done at once.
 
@@ -36,7 +38,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from gossamer.effects import CancelTimer, Effect, SetTimer, TimerKey
+from gossamer.effects import CancelTimer, Effect, Emit, SetTimer, TimerKey
 from gossamer.errors import LocalError
 from gossamer.failure.swim import (
     Ack,
@@ -51,6 +53,8 @@ from gossamer.failure.swim import (
 )
 from gossamer.ids import Address, NodeId
 from gossamer.membership.members import Member
+from gossamer.ring.ring import Ring
+from gossamer.ring.tracker import RingConfig, RingTracker
 from gossamer.wire import Message
 
 _SWIM: Final = "swim"
@@ -72,12 +76,14 @@ class NodeStats:
 
 
 class NodeCore:
-    """One gossamer node: SWIM and the member table today, composed as one core.
+    """One gossamer node: SWIM, the member table and the ring, composed as one core.
 
     ``seeds`` are addresses to join through (the node's own is skipped);
     ``metadata`` is published with the node's alive claims (at most
-    ``swim.max_metadata_bytes``).  The ``Random`` is shared by the sub-cores,
-    so one seed replays the whole node.
+    ``swim.max_metadata_bytes``).  ``ring`` enables the ring of live members
+    (None or ``enabled=False``: no ring, the simulator's default for large
+    clusters).  The ``Random`` is shared by the sub-cores, so one seed
+    replays the whole node.
     """
 
     def __init__(
@@ -88,10 +94,13 @@ class NodeCore:
         swim: SwimConfig | None = None,
         seeds: Iterable[str] = (),
         metadata: bytes = b"",
+        ring: RingConfig | None = None,
     ) -> None:
         self.me = me
         self.swim = SwimCore(me, rng, swim, seeds=seeds, metadata=metadata)
         """The SWIM core; read its views, do not drive it directly."""
+        self.ring_tracker = RingTracker(ring) if ring is not None and ring.enabled else None
+        """Follows the live members; None when the node keeps no ring."""
         self.stats = NodeStats()
         self._effects: list[Effect] = []
 
@@ -131,10 +140,19 @@ class NodeCore:
         """Members alive or suspect (not yet declared dead), sorted by name."""
         return [m for m in self.swim.members() if m.status.live]
 
+    @property
+    def ring(self) -> Ring[str] | None:
+        """The ring over the live members' names, or None when the node keeps none."""
+        tracker = self.ring_tracker
+        return tracker.ring if tracker is not None else None
+
     # ---------------------------------------------------------------- Core API
 
     def start(self, now: float) -> None:
         self.swim.start(now)
+        if self.ring_tracker is not None:
+            # The node's own ring, before it hears of anyone: nothing to hand off.
+            self.ring_tracker.start(m.name for m in self.live_members())
         self._collect(_SWIM, self.swim.drain())
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
@@ -192,14 +210,21 @@ class NodeCore:
 
     def _collect(self, prefix: str, effects: list[Effect]) -> None:
         out = self._effects
+        events = False
         for effect in effects:
             match effect:
                 case SetTimer(key=key, at=at):
                     out.append(SetTimer((prefix, key), at))
                 case CancelTimer(key=key):
                     out.append(CancelTimer((prefix, key)))
-                case _:
-                    # Sends, streams and events pass on in order.  The
-                    # registries and the ring will consume member events
-                    # (Emit) here, before the application sees them.
+                case Emit():
+                    events = True
                     out.append(effect)
+                case _:
+                    # Sends and streams pass on in order.
+                    out.append(effect)
+        tracker = self.ring_tracker
+        if events and tracker is not None:
+            changed = tracker.update(m.name for m in self.live_members())
+            if changed is not None:
+                out.append(Emit(changed))

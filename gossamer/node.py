@@ -18,14 +18,15 @@ tests).
 The application's side
 ----------------------
 :class:`Node` is used from the application's loop.  Reads (``members()``,
-``member()``, ``local``) return a snapshot the engine publishes after every
-input that changed the table, so they never wait for the engine thread.
+``member()``, ``local``, ``ring``) return a snapshot the engine publishes
+after every input that changed the table, so they never wait for the engine
+thread.
 Calls that change something (``update_metadata``, ``leave``, ``stop``) check
 the caller's arguments at once, raising :class:`~gossamer.errors.LocalError`,
 and then run on the engine.  ``events()`` gives each caller a bounded queue
-of member events; when an application falls behind, the oldest events are
-shed and counted (``EventStream.shed``, and ``events`` on the debug
-endpoint's shed counters).
+of member events and ring changes; when an application falls behind, the
+oldest events are shed and counted (``EventStream.shed``, and ``events`` on
+the debug endpoint's shed counters).
 
 The boot epoch
 --------------
@@ -41,7 +42,7 @@ is reaped.
 
 from __future__ import annotations
 
-__all__ = ["EventStream", "Node", "boot_epoch"]
+__all__ = ["EventStream", "Node", "NodeEvent", "boot_epoch"]
 
 import asyncio
 import concurrent.futures
@@ -56,7 +57,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeAlias, TypeVar
 
 from gossamer import __version__
 from gossamer.core import NodeCore
@@ -86,6 +87,8 @@ from gossamer.membership.members import (
     MemberUpdated,
 )
 from gossamer.nodeconfig import NodeConfig
+from gossamer.ring.ring import Ring
+from gossamer.ring.tracker import RingChanged
 from gossamer.transport import Transport
 from gossamer.wire import Message, registry
 
@@ -93,6 +96,9 @@ log = logging.getLogger("gossamer.node")
 events_log = logging.getLogger("gossamer.events")
 
 _T = TypeVar("_T")
+
+NodeEvent: TypeAlias = MemberEvent | RingChanged
+"""What ``Node.events()`` yields: a member event, or the ring change it caused."""
 
 
 class NodeStopped(LocalError):
@@ -121,7 +127,7 @@ def boot_epoch(config: NodeConfig) -> int:
     return epoch
 
 
-def describe(event: MemberEvent) -> tuple[str, str]:
+def describe(event: NodeEvent) -> tuple[str, str]:
     """An event's kind and who caused it (for logs and the debug endpoint)."""
     match event:
         case MemberJoined(previous=previous):
@@ -139,11 +145,13 @@ def describe(event: MemberEvent) -> tuple[str, str]:
             return "left", ""
         case MemberReaped():
             return "reaped", ""
+        case RingChanged():
+            return "ring", ""
     return type(event).__name__, ""
 
 
 class EventStream:
-    """Member events as they happen, for one consumer: ``async for event in node.events()``.
+    """Events as they happen, for one consumer: ``async for event in node.events()``.
 
     The queue holds at most ``max_event_queue`` events, even while the
     application's loop is blocked: the engine fills it under a lock and
@@ -156,7 +164,7 @@ class EventStream:
         self._node = node
         self._loop = asyncio.get_running_loop()
         self._lock = threading.Lock()
-        self._queue: deque[MemberEvent] = deque()
+        self._queue: deque[NodeEvent] = deque()
         self._limit = limit
         self._ended = False  # the node stopped: end once the queue is read
         self._wake_pending = False
@@ -165,7 +173,7 @@ class EventStream:
         self.shed = 0
         """Events dropped because this consumer fell behind."""
 
-    def push(self, events: list[MemberEvent], *, end: bool = False) -> None:
+    def push(self, events: list[NodeEvent], *, end: bool = False) -> None:
         """Called by the engine, on any thread: queue ``events`` (and end the stream)."""
         with self._lock:
             if self._closed:
@@ -195,7 +203,7 @@ class EventStream:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> MemberEvent:
+    async def __anext__(self) -> NodeEvent:
         while True:
             with self._lock:
                 if self._queue:
@@ -278,6 +286,7 @@ class _Engine:
             swim=cfg.swim,
             seeds=cfg.seeds,
             metadata=cfg.metadata,
+            ring=cfg.ring,
         )
         self.started_at = loop.time()
         if not self.sealer.encrypted:
@@ -356,7 +365,7 @@ class _Engine:
     def _apply(self) -> None:
         core, transport, loop = self.core, self.transport, self.loop
         assert core is not None and transport is not None and loop is not None
-        events: list[MemberEvent] = []
+        events: list[NodeEvent] = []
         for effect in core.drain():
             match effect:
                 case SendDatagram(to=to, message=message):
@@ -382,15 +391,32 @@ class _Engine:
         if events or claim is not self._local_claim or core.joined is not self._joined:
             self._local_claim = claim
             self._joined = core.joined
-            self._node._publish(core.members(), core.local, core.joined, events)
+            self._node._publish(core.members(), core.local, core.joined, core.ring, events)
         for event in events:
             self._record(event)
 
-    def _record(self, event: MemberEvent) -> None:
-        kind, source = describe(event)
-        m = event.member
+    def _record(self, event: NodeEvent) -> None:
         if len(self._history) == self._history.maxlen:
             self.history_shed += 1
+        if isinstance(event, RingChanged):
+            assert self.core is not None
+            local = self.core.local
+            detail = event.summary()
+            self._history.append(
+                EventRecord(
+                    time.time(),
+                    "ring",
+                    local.name,
+                    local.address,
+                    local.epoch,
+                    local.incarnation,
+                    detail=detail,
+                )
+            )
+            events_log.info("ring %s", detail)
+            return
+        kind, source = describe(event)
+        m = event.member
         self._history.append(
             EventRecord(time.time(), kind, m.name, m.address, m.epoch, m.incarnation, source)
         )
@@ -452,10 +478,14 @@ class _Engine:
             shed=shed,
             refused=dict(stats.refused),
             streams_open=transport.streams_open,
+            ring_changes=core.ring_tracker.changes if core.ring_tracker is not None else 0,
         )
 
     def recent_events(self) -> list[EventRecord]:
         return list(self._history)
+
+    def ring(self) -> Ring[str] | None:
+        return self.core.ring if self.core is not None else None
 
     # ---------------------------------------------------------------- application calls
 
@@ -529,8 +559,14 @@ class Node:
         self._app_loop = asyncio.get_running_loop()
         self._app_thread: int | None = threading.get_ident()
         self._thread: threading.Thread | None = None
-        # (members, local, joined), replaced whole: a reader sees one input's state.
-        self._snapshot: tuple[tuple[Member, ...], Member | None, bool] = ((), None, False)
+        # (members, local, joined, ring), replaced whole: a reader sees one
+        # input's state.
+        self._snapshot: tuple[tuple[Member, ...], Member | None, bool, Ring[str] | None] = (
+            (),
+            None,
+            False,
+            None,
+        )
         self._streams: set[EventStream] = set()
         self._shed_closed = 0  # events shed by streams since closed
         self._left = False
@@ -618,6 +654,22 @@ class Node:
     def joined(self) -> bool:
         """True once a seed answered (at once for a node with no seeds)."""
         return self._snapshot[2]
+
+    @property
+    def ring(self) -> Ring[str]:
+        """The consistent-hashing ring over the live members' names.
+
+        ``node.ring.owner(key)`` names the member that owns ``key``;
+        ``node.ring.owners(key, 3)`` gives a preference list for replicas.
+        Every node with the same live members holds an equal ring.  The ring
+        is immutable: keep a reference to work against one version.  Raises
+        :class:`~gossamer.errors.LocalError` when ``config.ring.enabled`` is
+        False.
+        """
+        ring = self._snapshot[3]
+        if ring is None:
+            raise LocalError("this node keeps no ring (NodeConfig.ring.enabled is False)")
+        return ring
 
     async def wait_joined(self, timeout_s: float | None = None) -> bool:
         """Wait until a seed has answered; False if ``timeout_s`` passed first.
@@ -738,10 +790,15 @@ class Node:
         self._thread = None
 
     def _publish(
-        self, members: list[Member], local: Member, joined: bool, events: list[MemberEvent]
+        self,
+        members: list[Member],
+        local: Member,
+        joined: bool,
+        ring: Ring[str] | None,
+        events: list[NodeEvent],
     ) -> None:
         """Called on the engine's loop after an input changed the table."""
-        self._snapshot = (tuple(members), local, joined)  # one reference swap
+        self._snapshot = (tuple(members), local, joined, ring)  # one reference swap
         if events:
             for stream in list(self._streams):
                 stream.push(events)

@@ -38,6 +38,7 @@ from gossamer.errors import ConfigError
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import AddressError, address, is_valid_name, parse_address, split_address
 from gossamer.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
+from gossamer.ring.tracker import RingConfig
 
 MAX_ADVERTISE_LENGTH = 64
 """Longest advertised ``host:port``, in characters: every datagram carries it."""
@@ -140,6 +141,9 @@ class NodeConfig:
     """Size limits of datagrams and stream frames (``WireConfig``)."""
     transport: TransportConfig = field(default_factory=TransportConfig)
     """Socket bounds and timeouts (``TransportConfig``)."""
+    ring: RingConfig = field(default_factory=RingConfig)
+    """The consistent-hashing ring over the live members (``node.ring``).
+    ``ring.vnodes`` must be the same on every node of the cluster."""
     http: str | None = None
     """``host:port`` of the read-only debug endpoint; off when unset."""
     engine_thread: bool = True
@@ -228,6 +232,8 @@ class NodeConfig:
                 split_address(self.http)
             except (AddressError, TypeError) as exc:
                 raise ConfigError(f"{owner}.http: {exc}") from None
+        if not isinstance(self.ring, RingConfig):
+            raise ConfigError(f"{owner}.ring must be a RingConfig, got {self.ring!r}")
         check_int(owner, "max_event_queue", self.max_event_queue, 1, 10_000_000)
         check_int(owner, "max_event_history", self.max_event_history, 1, 10_000_000)
         check_positive(owner, "leave_timeout_s", self.leave_timeout_s)
@@ -289,14 +295,18 @@ def _preset_configs(preset: str, wire: WireConfig | None = None) -> dict[str, An
     return {"swim": _fitted_swim(swim_preset(), wire), "wire": wire}
 
 
+_SECTIONS = ("swim", "wire", "transport", "ring")
+"""The sub-configs a TOML file may change one field at a time, as tables."""
+
+
 def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
     """Read a node's configuration from a TOML file.
 
     The top level holds :class:`NodeConfig` fields (``name``, ``bind``,
     ``seeds`` as a list, ``keyring_file`` for a keyring file's path,
     ``metadata`` as a string, ``preset`` = ``lan`` | ``wan`` | ``local``);
-    tables ``[swim]``, ``[wire]`` and ``[transport]`` override single fields
-    of the preset's sub-configs.  ``overrides`` (the agent's command-line
+    tables ``[swim]``, ``[wire]``, ``[transport]`` and ``[ring]`` override
+    single fields of the preset's sub-configs.  ``overrides`` (the agent's command-line
     flags) win over the file.  Unknown keys are refused, so a typo is not
     silently ignored.
     """
@@ -331,7 +341,7 @@ def config_from_mapping(
     if preset not in _PRESETS:
         raise ConfigError(f"{where}: preset must be one of {sorted(_PRESETS)}, got {preset!r}")
     _, wire_preset, default_bind = _PRESETS[preset]
-    sections = {key: raw.pop(key) for key in list(raw) if key in ("swim", "wire", "transport")}
+    sections = {key: raw.pop(key) for key in list(raw) if key in _SECTIONS}
     keyring_file = raw.pop("keyring_file", None)
     if keyring_file is not None:
         try:
@@ -343,7 +353,7 @@ def config_from_mapping(
     if isinstance(raw.get("metadata"), str):
         raw["metadata"] = raw["metadata"].encode("utf-8")
     merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(NodeConfig)} - {"swim", "wire", "transport"}
+    known = {f.name for f in dataclasses.fields(NodeConfig)} - set(_SECTIONS)
     unknown = sorted(set(merged) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
@@ -354,8 +364,9 @@ def config_from_mapping(
     wire = _section(where, "wire", wire_preset(), sections.get("wire", {}))
     swim = _section(where, "swim", _preset_configs(preset, wire)["swim"], sections.get("swim", {}))
     transport = _section(where, "transport", TransportConfig(), sections.get("transport", {}))
+    ring = _section(where, "ring", RingConfig(), sections.get("ring", {}))
     merged.setdefault("bind", default_bind)
     try:
-        return NodeConfig(swim=swim, wire=wire, transport=transport, **merged)
+        return NodeConfig(swim=swim, wire=wire, transport=transport, ring=ring, **merged)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None

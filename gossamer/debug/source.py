@@ -17,6 +17,7 @@ from typing import Protocol
 from gossamer.failure.swim import SwimStats
 from gossamer.ids import Address
 from gossamer.membership.members import Member
+from gossamer.ring import Ring
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,24 +69,29 @@ class Counters:
     configured maximum; ``unreachable``: a stream that could not connect)."""
     streams_open: int = 0
     """TCP streams open right now."""
+    ring_changes: int = 0
+    """Times the ring changed since the node started (0 for a node that keeps none)."""
 
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One member event, as the node saw it."""
+    """One member or ring event, as the node saw it."""
 
     at: float
     """Wall-clock time (Unix seconds) at which the node saw it; for display only."""
     kind: str
     """``joined``, ``restarted`` (a new life), ``updated``, ``suspect``, ``alive``,
-    ``dead``, ``left``, ``reaped``."""
+    ``dead``, ``left``, ``reaped``; or ``ring`` when the node's ring changed."""
     member: str
-    """The member's name."""
+    """The member's name; for a ``ring`` event, the local node's."""
     address: Address
     epoch: int
     incarnation: int
     source: str = ""
     """Who raised the suspicion or declared the death, when known."""
+    detail: str = ""
+    """Free text, for display: for a ``ring`` event, what changed
+    (``"4 nodes: +n3 -n5"``); empty for member events."""
 
 
 class DebugSource(Protocol):
@@ -104,5 +110,16 @@ class DebugSource(Protocol):
     def counters(self) -> Counters: ...
 
     def recent_events(self) -> list[EventRecord]:
-        """The most recent member events, oldest first (a bounded history)."""
+        """The most recent member and ring events, oldest first (a bounded history)."""
+        ...
+
+    def ring(self) -> Ring[str] | None:
+        """The node's current ring, or None when the node keeps none.
+
+        A ring is immutable and builds its lookup tables lazily, so the
+        endpoint calls this on the engine loop (to know *which* ring is
+        current) and may then read the ring from a worker thread: computing
+        the shares of a large ring that nothing has looked up yet takes
+        seconds, too long to hold the loop that answers probes.
+        """
         ...

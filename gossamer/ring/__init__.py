@@ -29,6 +29,8 @@ __all__ = [
     "InvalidKey",
     "Move",
     "Ring",
+    "RingChanged",
+    "RingConfig",
     "diff",
     "key_hash",
     "place_bounded",
@@ -45,3 +47,4 @@ from gossamer.ring.ring import (
     Ring,
     diff,
 )
+from gossamer.ring.tracker import RingChanged, RingConfig
