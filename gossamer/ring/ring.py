@@ -35,8 +35,8 @@ Costs, for ``P`` points in all (``P = vnodes * n`` for ``n`` nodes of weight 1):
 * :meth:`Ring.owners` is ``O(log P + r)`` where ``r`` is the number of points
   walked to meet ``n`` distinct nodes (about ``n`` when ``n`` is small).
 * :func:`diff` is ``O(k log P)`` for ``k`` changed points.
-* Memory is about 16 bytes a point, and 12 to 24 more per point once the
-  lookup table exists.
+* Memory is about 17 bytes a point, and about 77 more per point once the
+  lookup table exists (100 nodes of 2,048 points: 3.5 MB, then 19 MB).
 """
 
 from __future__ import annotations

@@ -41,8 +41,9 @@ class RingConfig:
     vnodes: int = DEFAULT_VNODES
     """Points per node on the circle.  More points balance the key space better
     (the heaviest of ``n`` nodes owns about ``1 + 2.5/sqrt(vnodes)`` times the
-    mean share) but cost memory and build time in proportion: about 16 bytes
-    per point, ``vnodes * members`` points.  Must be equal on every node."""
+    mean share) but cost memory and build time in proportion: ``vnodes *
+    members`` points of about 17 bytes each, and about 77 more each once
+    lookups start.  Must be equal on every node."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):
