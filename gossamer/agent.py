@@ -26,7 +26,9 @@ Every log line starts with the local node's name (``2026-11-21T10:47:29.268 n2
 still read.
 
 The client half, :func:`fetch_members` and :func:`format_members`, reads a
-running agent's debug endpoint for ``gossamer members`` and the demo.
+running agent's debug endpoint for ``gossamer members`` and the demo;
+:func:`fetch_ring`, :func:`format_ring` and :func:`format_ring_key` do the
+same for ``gossamer ring``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ __all__ = [
     "endpoint_url",
     "fetch_json",
     "fetch_members",
+    "fetch_ring",
     "format_members",
+    "format_ring",
+    "format_ring_key",
     "reload_keyring",
     "run_agent",
 ]
@@ -54,6 +59,7 @@ import signal
 import sys
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -345,7 +351,8 @@ def fetch_json(url: str, path: str, *, timeout_s: float = 5.0) -> Any:
         with urllib.request.urlopen(full, timeout=timeout_s) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
-        raise EndpointError(f"{full} answered HTTP {exc.code} {exc.reason}") from None
+        because = _error_text(exc)
+        raise EndpointError(f"{full} answered HTTP {exc.code} {exc.reason}{because}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise EndpointError(f"cannot reach {full}: {reason}") from None
@@ -357,6 +364,21 @@ def fetch_json(url: str, path: str, *, timeout_s: float = 5.0) -> Any:
         raise EndpointError(
             f"{full} did not answer JSON; is it a gossamer debug endpoint?"
         ) from None
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    """``": <message>"`` from a debug endpoint's ``{"error": ...}`` body, else ``""``.
+
+    The endpoint says why it refused (a bad ``n``, no ring on this node);
+    that is the part of the answer the operator needs.
+    """
+    try:
+        with exc:
+            body = json.loads(exc.read(4096))
+    except (OSError, ValueError):
+        return ""
+    message = body.get("error") if isinstance(body, dict) else None
+    return f": {message}" if isinstance(message, str) else ""
 
 
 def fetch_members(url: str, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
@@ -393,6 +415,84 @@ def format_members(rows: Sequence[dict[str, Any]], *, include_gone: bool = False
     if hidden:
         lines.append(f"({hidden} dead or left not shown; --all shows them)")
     return "\n".join(lines)
+
+
+def fetch_ring(
+    url: str, *, key: str | None = None, n: int | None = None, timeout_s: float = 5.0
+) -> dict[str, Any]:
+    """The body of ``url``/api/ring, with ``key``'s hash and its ``n`` owners when given.
+
+    :class:`EndpointError` when the node keeps no ring (the endpoint answers
+    404), for an ``n`` the endpoint refuses, and for anything unexpected.
+    """
+    query: dict[str, str] = {}
+    if key is not None:
+        query["key"] = key
+    if n is not None:
+        query["n"] = str(n)
+    # quote, not quote_plus: a "+" in a key must reach the endpoint as "+".
+    path = "/api/ring"
+    if query:
+        path += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    body = fetch_json(url, path, timeout_s=timeout_s)
+    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
+        raise EndpointError(f"{endpoint_url(url)}/api/ring did not describe a ring")
+    if key is not None and not isinstance(body.get("owners"), list):
+        raise EndpointError(f"{endpoint_url(url)}/api/ring did not list the key's owners")
+    return body
+
+
+def format_ring(body: dict[str, Any]) -> str:
+    """A table of the ring's nodes (name, points, weight, share) and a summary line."""
+    header = ("NAME", "POINTS", "WEIGHT", "SHARE")
+    rows = sorted(body.get("members", []), key=lambda m: str(m.get("name", "")))
+    table = [header] + [
+        (
+            str(m.get("name", "?")),
+            str(m.get("points", "?")),
+            _number(m.get("weight"), "g"),
+            _number(m.get("share"), ".2%"),
+        )
+        for m in rows
+    ]
+    # Names to the left, numbers to the right, as a reader compares them.
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in table
+    ]
+    if not rows:
+        lines = ["(the ring is empty)"]
+    lines.append(
+        f"{body.get('nodes', '?')} nodes, {body.get('vnodes', '?')} vnodes, "
+        f"{body.get('points', '?')} points, max/mean share "
+        f"{_number(body.get('max_over_mean_share'), '.3f')}, "
+        f"{body.get('changes', '?')} changes"
+    )
+    return "\n".join(lines)
+
+
+def format_ring_key(body: dict[str, Any]) -> str:
+    """A key's hash (decimal and hex) and its owners, in preference order."""
+    hashed = body.get("hash")
+    where = f"{hashed} (0x{hashed:016x})" if isinstance(hashed, int) else "?"
+    lines = [f"key {json.dumps(body.get('key'), ensure_ascii=False)} hashes to {where}"]
+    owners = body.get("owners") or []
+    if not owners:
+        lines.append("no owner: the ring is empty")
+    else:
+        lines.append("owners, in preference order:")
+        lines.extend(f"  {i}. {name}" for i, name in enumerate(owners, 1))
+    return "\n".join(lines)
+
+
+def _number(value: object, spec: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "?"
+    return format(value, spec)
 
 
 def _duration(value: object) -> str:

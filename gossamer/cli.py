@@ -75,6 +75,35 @@ def _members(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ring(args: argparse.Namespace) -> int:
+    from gossamer.agent import (
+        EndpointError,
+        fetch_json,
+        fetch_ring,
+        format_ring,
+        format_ring_key,
+    )
+
+    if args.n is not None and args.key is None:
+        print("gossamer ring: -n is the number of owners of a key; pass --key too", file=sys.stderr)
+        return 2
+    try:
+        body = fetch_ring(args.http, key=args.key, n=args.n)
+        if args.json:
+            print(json.dumps(body, indent=2))
+        elif args.key is not None:
+            print(format_ring_key(body))
+        else:
+            node = fetch_json(args.http, "/api/node")
+            name = node.get("name", "?") if isinstance(node, dict) else "?"
+            print(f"ring as seen by {name}:")
+            print(format_ring(body))
+    except EndpointError as exc:
+        print(f"gossamer ring: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _sim_swim(args: argparse.Namespace) -> int:
     from gossamer.sim.swim_experiment import run_swim_experiment
 
@@ -238,6 +267,31 @@ def build_parser() -> argparse.ArgumentParser:
     members.add_argument("--all", action="store_true", help="include dead and left members")
     members.add_argument("--json", action="store_true", help="print the rows as JSON")
     members.set_defaults(run=_members)
+
+    ring = commands.add_parser(
+        "ring",
+        help="print the consistent-hashing ring of a running agent, or where a key lives on it",
+        description=(
+            "Without --key: each node on the agent's ring with its points, weight and share "
+            "of the key space, then a summary (nodes, vnodes, the largest share over the "
+            "mean).  With --key: the key's hash and the nodes that own it, in preference "
+            "order (the first is the owner, the next are where its replicas go).  Exits 1 "
+            "when the endpoint cannot be reached or the node keeps no ring."
+        ),
+    )
+    ring.add_argument(
+        "--http", metavar="URL", required=True, help="the agent's debug endpoint, host:port or URL"
+    )
+    ring.add_argument("--key", metavar="KEY", help="show the owners of KEY (as UTF-8)")
+    ring.add_argument(
+        "-n",
+        type=_at_least(1),
+        default=None,
+        metavar="N",
+        help="with --key: how many owners to show, 1 to 64 (default 1)",
+    )
+    ring.add_argument("--json", action="store_true", help="print the endpoint's JSON")
+    ring.set_defaults(run=_ring)
 
     sim = commands.add_parser("sim", help="run a simulated experiment and report its figures")
     experiments = sim.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)

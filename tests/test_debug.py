@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,18 +14,22 @@ import pytest
 import pytest_asyncio
 from prometheus_client.parser import text_string_to_metric_families
 
+from gossamer.cli import main
 from gossamer.debug import (
     Counters,
     DebugServer,
     DebugServerError,
+    DebugSource,
     EventRecord,
     NodeInfo,
     render_metrics,
 )
+from gossamer.debug.server import MAX_OWNERS
 from gossamer.errors import LocalError
 from gossamer.failure.swim import SwimStats
 from gossamer.ids import Address
 from gossamer.membership.members import Member, Status
+from gossamer.ring import Ring, key_hash
 
 NOW = 1000.0
 
@@ -72,8 +78,13 @@ class FakeSource:
         self.events = [
             EventRecord(100.0, "joined", "n2", Address("10.0.0.2:7946"), 1, 0),
             EventRecord(200.0, "suspect", "n3", Address("10.0.0.3:7946"), 1, 2, "n1"),
+            EventRecord(250.0, "ring", name, Address("10.0.0.1:7946"), 3, 7, detail="3 nodes: +n3"),
             EventRecord(300.0, "dead", "n2", Address("10.0.0.2:7946"), 1, 0, "n1"),
         ]
+        # Few points, so the tests build it in no time; a weight, so the
+        # members differ in more than their names.
+        self.the_ring: Ring[str] | None = Ring(["n3", "n1", "n2"], weights={"n3": 2.0}, vnodes=64)
+        self.ring_changes = 5
 
     def info(self) -> NodeInfo:
         return self.node
@@ -95,10 +106,18 @@ class FakeSource:
             shed={"udp_send": 3},
             refused={"oversize": 1},
             streams_open=2,
+            ring_changes=self.ring_changes,
         )
 
     def recent_events(self) -> list[EventRecord]:
         return list(self.events)
+
+    def ring(self) -> Ring[str] | None:
+        return self.the_ring
+
+
+def _is_source(source: FakeSource) -> DebugSource:
+    return source  # mypy checks that FakeSource still satisfies the protocol
 
 
 @pytest_asyncio.fixture
@@ -204,7 +223,7 @@ async def test_members_sorted_with_counts_and_metadata(served: Served) -> None:
 async def test_events_oldest_first_and_since(served: Served) -> None:
     _, _, session = served
     body = await _json(session, "/api/events")
-    assert [e["at"] for e in body["events"]] == [100.0, 200.0, 300.0]
+    assert [e["at"] for e in body["events"]] == [100.0, 200.0, 250.0, 300.0]
     assert body["events"][1] == {
         "at": 200.0,
         "kind": "suspect",
@@ -213,10 +232,27 @@ async def test_events_oldest_first_and_since(served: Served) -> None:
         "epoch": 1,
         "incarnation": 2,
         "source": "n1",
+        "detail": "",
     }
-    later = await _json(session, "/api/events?since=200")
+    later = await _json(session, "/api/events?since=250")
     assert [e["at"] for e in later["events"]] == [300.0]
     assert (await _json(session, "/api/events?since=300.5"))["events"] == []
+
+
+@pytest.mark.asyncio
+async def test_ring_events_carry_their_detail(served: Served) -> None:
+    _, _, session = served
+    body = await _json(session, "/api/events")
+    assert body["events"][2] == {
+        "at": 250.0,
+        "kind": "ring",
+        "member": "n1",
+        "address": "10.0.0.1:7946",
+        "epoch": 3,
+        "incarnation": 7,
+        "source": "",
+        "detail": "3 nodes: +n3",
+    }
 
 
 @pytest.mark.asyncio
@@ -242,10 +278,138 @@ async def test_counters(served: Served) -> None:
     assert body["streams_open"] == 2
 
 
+# ------------------------------------------------------------------------ ring
+
+
+@pytest.mark.asyncio
+async def test_ring_nodes_points_and_shares(served: Served) -> None:
+    source, _, session = served
+    ring = source.the_ring
+    assert ring is not None
+    body = await _json(session, "/api/ring")
+    shares = ring.share()
+    assert list(body) == [
+        "nodes",
+        "vnodes",
+        "points",
+        "changes",
+        "max_over_mean_share",
+        "members",
+    ]
+    assert body["nodes"] == 3
+    assert body["vnodes"] == 64
+    assert body["points"] == 64 + 64 + 128
+    assert body["changes"] == 5
+    assert body["max_over_mean_share"] == pytest.approx(max(shares.values()) * 3)
+    assert body["members"] == [
+        {"name": "n1", "points": 64, "weight": 1.0, "share": pytest.approx(shares["n1"])},
+        {"name": "n2", "points": 64, "weight": 1.0, "share": pytest.approx(shares["n2"])},
+        {"name": "n3", "points": 128, "weight": 2.0, "share": pytest.approx(shares["n3"])},
+    ]
+    assert sum(m["share"] for m in body["members"]) == pytest.approx(1.0)
+
+
+@pytest.mark.asyncio
+async def test_ring_follows_the_source(served: Served) -> None:
+    source, _, session = served
+    assert (await _json(session, "/api/ring"))["nodes"] == 3
+    source.the_ring = Ring(["a", "b"], vnodes=8)
+    source.ring_changes = 6
+    body = await _json(session, "/api/ring")
+    assert [m["name"] for m in body["members"]] == ["a", "b"]
+    assert (body["nodes"], body["vnodes"], body["points"], body["changes"]) == (2, 8, 16, 6)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("key", ["user:42", "", "a b+c/d?e&f=g#h", "ключ"])
+async def test_ring_key_owner(served: Served, key: str) -> None:
+    source, _, session = served
+    ring = source.the_ring
+    assert ring is not None
+    async with session.get("/api/ring", params={"key": key}) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert list(body)[-3:] == ["key", "hash", "owners"]
+    assert body["key"] == key
+    assert body["hash"] == key_hash(key)
+    assert body["owners"] == [ring.owner(key)]
+
+
+@pytest.mark.asyncio
+async def test_ring_key_preference_list(served: Served) -> None:
+    source, _, session = served
+    ring = source.the_ring
+    assert ring is not None
+    body = await _json(session, "/api/ring?key=user:42&n=2")
+    assert body["owners"] == list(ring.owners("user:42", 2))
+    assert len(body["owners"]) == 2
+    # More owners asked for than the ring has nodes: every node, once.
+    body = await _json(session, f"/api/ring?key=user:42&n={MAX_OWNERS}")
+    assert body["owners"] == list(ring.owners("user:42", 3))
+    assert sorted(body["owners"]) == ["n1", "n2", "n3"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "bad", ["0", str(MAX_OWNERS + 1), "x", "-1", "1.5", "", " 2", "+2", "9" * 5000]
+)
+async def test_ring_bad_n_is_400(served: Served, bad: str) -> None:
+    _, _, session = served
+    async with session.get("/api/ring", params={"key": "k", "n": bad}) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert set(body) == {"error"}
+    assert "n must be an integer" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_ring_n_without_a_key_or_two_keys_is_400(served: Served) -> None:
+    _, _, session = served
+    body = await _json(session, "/api/ring?n=2", 400)
+    assert "key" in body["error"]
+    body = await _json(session, "/api/ring?key=a&key=b", 400)
+    assert "one key" in body["error"]
+
+
+@pytest.mark.asyncio
+async def test_empty_ring_is_zeros_and_no_owner(served: Served) -> None:
+    source, _, session = served
+    source.the_ring = Ring([], vnodes=16)
+    assert await _json(session, "/api/ring") == {
+        "nodes": 0,
+        "vnodes": 16,
+        "points": 0,
+        "changes": 5,
+        "max_over_mean_share": 0.0,
+        "members": [],
+    }
+    body = await _json(session, "/api/ring?key=user:42&n=3")
+    assert body["hash"] == key_hash("user:42")
+    assert body["owners"] == []
+
+
+@pytest.mark.asyncio
+async def test_no_ring_is_404(served: Served) -> None:
+    source, _, session = served
+    source.the_ring = None
+    body = await _json(session, "/api/ring", 404)
+    assert body == {"error": "this node keeps no ring"}
+    assert (await _json(session, "/api/ring?key=k", 404))["error"] == body["error"]
+
+
+@pytest.mark.asyncio
+async def test_concurrent_ring_requests_agree(served: Served) -> None:
+    source, _, session = served
+    source.the_ring = Ring([f"node-{i}" for i in range(20)], vnodes=256)
+    bodies = await asyncio.gather(*(_json(session, "/api/ring") for _ in range(5)))
+    assert all(body == bodies[0] for body in bodies)
+    assert bodies[0]["nodes"] == 20
+
+
 @pytest.mark.asyncio
 async def test_writes_are_refused(served: Served) -> None:
     _, _, session = served
-    for path in ("/api/members", "/healthz", "/metrics"):
+    for path in ("/api/members", "/api/ring", "/healthz", "/metrics"):
         async with session.post(path, data=b"{}") as resp:
             assert resp.status == 405
         async with session.delete(path) as resp:
@@ -263,7 +427,7 @@ async def test_dashboard_is_self_contained_html(served: Served) -> None:
     assert page.lstrip().lower().startswith("<!doctype html>")
     for needle in ("http://", "https://", "src=", "href=", "@import", "innerHTML"):
         assert needle not in page
-    for route in ("api/node", "api/members", "api/events"):
+    for route in ("api/node", "api/members", "api/events", "api/ring"):
         assert route in page
 
 
@@ -328,6 +492,13 @@ async def test_metrics_families_and_values(served: Served) -> None:
     assert value("gossamer_shed_total", queue="swim_updates") == 16
     assert value("gossamer_send_refused_total", reason="oversize") == 1
 
+    shares = Ring(["n1", "n2", "n3"], weights={"n3": 2.0}, vnodes=64).share()
+    assert value("gossamer_ring_nodes") == 3
+    assert value("gossamer_ring_points") == 256
+    assert value("gossamer_ring_changes_total") == 5
+    for node, share in shares.items():
+        assert value("gossamer_ring_share", node=node) == pytest.approx(share), node
+
     # Every family has help text and the gossamer_ prefix.
     for family in text_string_to_metric_families(text):
         assert family.name.startswith("gossamer_")
@@ -344,6 +515,21 @@ def test_metrics_output_is_stable_and_sorted() -> None:
     assert len(members) == 4
     messages = [line for line in lines if line.startswith("gossamer_messages_total{")]
     assert messages == sorted(messages)
+
+
+def test_ring_metrics_are_sorted_and_only_with_a_ring() -> None:
+    source = FakeSource()
+    lines = render_metrics(source).decode().splitlines()
+    shares = [line for line in lines if line.startswith("gossamer_ring_share{")]
+    assert [line.split('"')[1] for line in shares] == ["n1", "n2", "n3"]
+    assert "gossamer_ring_changes_total 5.0" in lines
+    source.the_ring = Ring([], vnodes=8)
+    empty = _samples(render_metrics(source).decode())
+    assert empty[("gossamer_ring_nodes", frozenset())] == 0
+    assert empty[("gossamer_ring_points", frozenset())] == 0
+    assert not any(name == "gossamer_ring_share" for name, _ in empty)
+    source.the_ring = None
+    assert "gossamer_ring" not in render_metrics(source).decode()
 
 
 def test_swim_updates_shed_is_not_duplicated() -> None:
@@ -414,3 +600,97 @@ def test_bad_bind_arguments_are_local_errors() -> None:
         DebugServer(FakeSource(), port=70000)
     with pytest.raises(LocalError):
         DebugServer(FakeSource(), host="")
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+async def _gossamer(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the ``gossamer`` command in this process, off the loop serving the endpoint."""
+    code = await asyncio.to_thread(main, list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.asyncio
+async def test_ring_command_prints_the_table(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, server, _ = served
+    ring = source.the_ring
+    assert ring is not None
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.address)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "ring as seen by n1:"
+    assert lines[1].split() == ["NAME", "POINTS", "WEIGHT", "SHARE"]
+    shares = ring.share()
+    assert [line.split() for line in lines[2:5]] == [
+        ["n1", "64", "1", f"{shares['n1']:.2%}"],
+        ["n2", "64", "1", f"{shares['n2']:.2%}"],
+        ["n3", "128", "2", f"{shares['n3']:.2%}"],
+    ]
+    max_over_mean = max(shares.values()) * 3
+    assert lines[5] == (
+        f"3 nodes, 64 vnodes, 256 points, max/mean share {max_over_mean:.3f}, 5 changes"
+    )
+    assert len(lines) == 6
+
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["members"][2]["name"] == "n3"
+
+
+@pytest.mark.asyncio
+async def test_ring_command_with_a_key(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    source, server, _ = served
+    ring = source.the_ring
+    assert ring is not None
+    key = "user:42 +x"
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url, "--key", key, "-n", "2")
+    assert code == 0, err
+    first, second, *owners = out.splitlines()
+    h = key_hash(key)
+    assert first == f'key "user:42 +x" hashes to {h} (0x{h:016x})'
+    assert second == "owners, in preference order:"
+    assert owners == [f"  {i}. {name}" for i, name in enumerate(ring.owners(key, 2), 1)]
+
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url, "--key", key, "--json")
+    assert code == 0, err
+    assert json.loads(out)["owners"] == [ring.owner(key)]
+
+    source.the_ring = Ring([])
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url, "--key", key)
+    assert code == 0, err
+    assert out.splitlines()[1] == "no owner: the ring is empty"
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url)
+    assert code == 0, err
+    assert out.splitlines()[1:] == [
+        "(the ring is empty)",
+        "0 nodes, 2048 vnodes, 0 points, max/mean share 0.000, 5 changes",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_ring_command_errors(served: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    source, server, _ = served
+    code, out, err = await _gossamer(
+        capsys, "ring", "--http", server.url, "--key", "k", "-n", str(MAX_OWNERS + 1)
+    )
+    assert (code, out) == (1, "")
+    assert f"n must be an integer in [1, {MAX_OWNERS}]" in err
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url, "-n", "2")
+    assert (code, out) == (2, "")
+    assert "--key" in err
+
+    source.the_ring = None
+    code, out, err = await _gossamer(capsys, "ring", "--http", server.url)
+    assert (code, out) == (1, "")
+    assert err.startswith("gossamer ring: ")
+    assert "HTTP 404" in err and "this node keeps no ring" in err
+
+    address = server.address
+    await server.stop()
+    code, out, err = await _gossamer(capsys, "ring", "--http", address)
+    assert (code, out) == (1, "")
+    assert "cannot reach" in err

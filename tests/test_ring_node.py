@@ -7,11 +7,13 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gossamer.config import WireConfig
 from gossamer.core import NodeCore
-from gossamer.effects import Emit
+from gossamer.effects import Core, Emit
 from gossamer.errors import ConfigError, LocalError
+from gossamer.failure.swim import SwimCore
 from gossamer.ids import Address, NodeId, address
 from gossamer.membership.members import MemberDead, MemberJoined
 from gossamer.node import EventStream, Node, NodeEvent
@@ -20,6 +22,7 @@ from gossamer.ring import Ring, RingChanged, RingConfig, diff
 from gossamer.sim import NetworkConfig, Simulator
 from gossamer.testing.aio import eventually
 from gossamer.wire import registry
+from tests.test_swim_machine import FAST, SwimMachine
 
 VNODES = 64  # small rings: these tests are about following members, not balance
 
@@ -185,3 +188,52 @@ async def test_a_node_without_a_ring_says_so() -> None:
         assert a._engine.ring() is None
     finally:
         await a.stop()
+
+
+# -------------------------------------------------------------------- under random faults
+
+
+class RingMachine(SwimMachine):
+    """The SWIM machine's schedules, with whole NodeCores keeping rings.
+
+    Always: every node's ring holds exactly its live members (the tracker
+    never misses a change).  At quiescence, besides SWIM's checks: every live
+    node holds the same ring, the ring of the live nodes.
+    """
+
+    def make_core(self, me: NodeId, rng: random.Random, peers: list[Address]) -> Core:
+        return NodeCore(me, rng, swim=FAST, seeds=peers, ring=RingConfig(vnodes=16))
+
+    def node_cores(self) -> dict[Address, NodeCore]:
+        out = {}
+        for addr in self.up_nodes():
+            core = self.sim.core(addr)
+            assert isinstance(core, NodeCore)
+            out[addr] = core
+        return out
+
+    def cores(self) -> dict[Address, SwimCore]:
+        return {addr: core.swim for addr, core in self.node_cores().items()}
+
+    def always(self) -> None:
+        super().always()
+        for core in self.node_cores().values():
+            ring = core.ring
+            assert ring is not None
+            live = tuple(m.name for m in core.live_members())
+            self.require(ring.nodes == live, f"{core.me.name}'s ring {ring.nodes} != live {live}")
+
+    def at_quiescence(self) -> None:
+        super().at_quiescence()
+        want = Ring(sorted(c.me.name for c in self.node_cores().values()), vnodes=16)
+        for core in self.node_cores().values():
+            self.require(core.ring == want, f"{core.me.name}'s ring {core.ring} != {want}")
+
+
+TestRingCluster = RingMachine.TestCase
+TestRingCluster.settings = settings(
+    max_examples=25,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)

@@ -1,7 +1,8 @@
 """The debug endpoint: a read-only HTTP view of one running node.
 
 A node can serve a small HTTP application next to its cluster traffic: JSON
-about itself, its member table, its recent member events and its counters;
+about itself, its member table, its consistent-hashing ring (and where a key
+lives on it), its recent member and ring events and its counters;
 Prometheus metrics at ``/metrics``; a health check at ``/healthz``; and a
 self-contained dashboard page at ``/``.  Nothing it serves changes the node:
 every route is ``GET`` and reads a :class:`DebugSource`.

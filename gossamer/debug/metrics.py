@@ -19,6 +19,11 @@ Invariants the output relies on:
   such as ``gossamer_members{status="dead"} > 0`` never sees a missing series.
 * prometheus-client appends ``_total`` to counter families itself; the family
   names below are written without it.
+* The ``gossamer_ring_*`` families appear only for a node that keeps a ring.
+  ``gossamer_ring_share`` has one series per node on the ring: its cardinality
+  is the cluster's size.  Its values come from ``Ring.share()``, which is
+  cached per ring object; the ``/metrics`` handler computes it off the engine
+  loop before rendering (a first computation on a large ring takes seconds).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from gossamer.debug.source import DebugSource
 from gossamer.failure.swim import SwimStats
 from gossamer.membership.members import Status
+from gossamer.ring import Ring
 
 SWIM_COUNTERS: Final[tuple[tuple[str, str, str], ...]] = (
     # (family name without _total, SwimStats field, help)
@@ -82,6 +88,7 @@ class DebugCollector:
         info = self._source.info()
         members = self._source.member_list()
         counters = self._source.counters()
+        ring = self._source.ring()
         swim = counters.swim
 
         node = GaugeMetricFamily(
@@ -162,6 +169,8 @@ class DebugCollector:
             "reason",
             counters.refused,
         )
+        if ring is not None:
+            yield from _ring_families(ring, counters.ring_changes)
 
 
 def render_metrics(source: DebugSource) -> bytes:
@@ -173,6 +182,29 @@ def render_metrics(source: DebugSource) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DebugCollector(source))
     return generate_latest(registry)
+
+
+def _ring_families(ring: Ring[str], changes: int) -> Iterator[Metric]:
+    yield GaugeMetricFamily("gossamer_ring_nodes", "Nodes on the local ring.", value=len(ring))
+    yield GaugeMetricFamily(
+        "gossamer_ring_points",
+        "Points (virtual nodes) on the local ring, all nodes together.",
+        value=sum(ring.points().values()),
+    )
+    yield CounterMetricFamily(
+        "gossamer_ring_changes",
+        "Times the local ring changed since the node started.",
+        value=changes,
+    )
+    share = GaugeMetricFamily(
+        "gossamer_ring_share",
+        "Fraction of the key space each node owns on the local ring (they sum to 1).",
+        labels=["node"],
+    )
+    shares = ring.share()
+    for name in sorted(shares):
+        share.add_metric([name], shares[name])
+    yield share
 
 
 def _shed(shed: Mapping[str, int], swim: SwimStats) -> dict[str, int]:

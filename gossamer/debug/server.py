@@ -4,7 +4,11 @@ Every handler reads a :class:`DebugSource` and nothing else: there is no route
 that changes the node, and every route is ``GET`` (aiohttp answers any other
 method with 405).  The server runs on the node's engine loop, so each handler
 runs between two inputs to the core and sees a consistent state; the source's
-methods never block, so neither does a handler.
+methods never block, so neither does a handler.  The one computation that can
+take long, a ring's shares of the key space (it builds the ring's points the
+first time: about 0.1 s for 100 nodes, 2 s for 1000, at 2048 points a node),
+runs on a worker thread, once per ring object, so the engine loop keeps
+answering probes while it runs.
 
 It binds ``127.0.0.1`` unless told otherwise: member names, addresses and
 metadata are not for the open network, and nothing here authenticates.
@@ -13,14 +17,16 @@ Routes (see ``docs/debug-endpoint.md`` for the shapes):
 
 * ``/healthz`` -- 200 while the node is alive, 503 once it left.
 * ``/api/node``, ``/api/members``, ``/api/events``, ``/api/counters`` -- JSON.
+* ``/api/ring[?key=K[&n=N]]`` -- the node's ring, and where a key lives on it.
 * ``/metrics`` -- the Prometheus text exposition (:mod:`gossamer.debug.metrics`).
 * ``/`` -- a self-contained HTML dashboard polling the JSON routes.
 """
 
 from __future__ import annotations
 
-__all__ = ["SOURCE_KEY", "DebugServer", "DebugServerError", "build_app"]
+__all__ = ["MAX_OWNERS", "SOURCE_KEY", "DebugServer", "DebugServerError", "build_app"]
 
+import asyncio
 import base64
 import dataclasses
 import math
@@ -36,9 +42,15 @@ from gossamer.debug.source import DebugSource, EventRecord
 from gossamer.errors import LocalError
 from gossamer.ids import address
 from gossamer.membership.members import Member, Status
+from gossamer.ring import InvalidKey, Ring, key_hash
 
 SOURCE_KEY: Final = web.AppKey("gossamer_debug_source", DebugSource)
 """Where :func:`build_app` keeps the source in the application."""
+
+MAX_OWNERS: Final = 64
+"""The largest ``n`` ``/api/ring?key=K&n=N`` accepts: a preference list longer
+than any replication factor is a mistake, and the walk to find ``n`` distinct
+nodes grows with ``n``."""
 
 _STATUS_NAMES: Final = tuple(sorted(s.name.lower() for s in Status))
 
@@ -51,6 +63,34 @@ _CSP: Final = (
 
 class DebugServerError(LocalError, RuntimeError):
     """The debug server was used out of order (started twice, or read before start)."""
+
+
+@dataclasses.dataclass(slots=True)
+class _Shares:
+    """The shares of the last ring asked about, computed (or being computed) off the loop.
+
+    One entry is enough: the node has one current ring, and keeping the
+    pending future lets concurrent requests (a dashboard polling every
+    second while a large ring builds) wait for one computation instead of
+    starting one each.
+    """
+
+    ring: Ring[str] | None = None
+    pending: asyncio.Future[dict[str, float]] | None = None
+
+
+_SHARES_KEY: Final = web.AppKey("gossamer_debug_ring_shares", _Shares)
+
+
+async def _ring_shares(app: web.Application, ring: Ring[str]) -> dict[str, float]:
+    """``ring.share()``, computed on a worker thread (the ring is immutable and thread-safe)."""
+    cache = app[_SHARES_KEY]
+    pending = cache.pending
+    if cache.ring is not ring or pending is None:
+        pending = asyncio.get_running_loop().run_in_executor(None, ring.share)
+        cache.ring, cache.pending = ring, pending
+    # Shielded: a client hanging up must not cancel the computation others wait on.
+    return await asyncio.shield(pending)
 
 
 # -------------------------------------------------------------------- handlers
@@ -115,10 +155,71 @@ async def _counters(request: web.Request) -> web.Response:
     )
 
 
+async def _ring(request: web.Request) -> web.Response:
+    source = request.app[SOURCE_KEY]
+    query = request.query
+    keys = query.getall("key", [])
+    if len(keys) > 1:
+        return _error(400, f"give at most one key, got {len(keys)}")
+    key = keys[0] if keys else None
+    n = 1
+    raw = query.get("n")
+    if raw is not None:
+        if key is None:
+            return _error(400, "n is the number of owners of a key; pass key too")
+        # Plain decimal digits only (int() would take " 3", "+3" and "3_0"), and
+        # few of them: int() refuses a string of thousands of digits.
+        n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
+        if not 1 <= n <= MAX_OWNERS:
+            return _error(400, f"n must be an integer in [1, {MAX_OWNERS}], got {raw!r}")
+    hashed: int | None = None
+    if key is not None:
+        try:
+            hashed = key_hash(key)
+        except InvalidKey as exc:
+            return _error(400, f"bad key: {exc}")
+    ring = source.ring()
+    if ring is None:
+        return _error(404, "this node keeps no ring")
+    changes = source.counters().ring_changes
+    # Everything below reads only ``ring``, which is immutable: the node may
+    # move on to a new ring while the shares are computed, and this answer
+    # still describes one ring consistently.
+    shares = await _ring_shares(request.app, ring)
+    points = ring.points()
+    weights = ring.weights
+    body: dict[str, Any] = {
+        "nodes": len(ring),
+        "vnodes": ring.vnodes,
+        "points": sum(points.values()),
+        "changes": changes,
+        "max_over_mean_share": max(shares.values()) * len(ring) if shares else 0.0,
+        "members": [
+            {"name": name, "points": points[name], "weight": weights[name], "share": shares[name]}
+            for name in sorted(ring.nodes)
+        ],
+    }
+    if key is not None:
+        body["key"] = key
+        body["hash"] = hashed
+        # The points are built by now (computing the shares built them), so
+        # this is a binary search and a short walk.
+        body["owners"] = list(ring.owners(key, n)) if len(ring) else []
+    return web.json_response(body)
+
+
 async def _metrics(request: web.Request) -> web.Response:
+    source = request.app[SOURCE_KEY]
+    ring = source.ring()
+    if ring is not None:
+        # Warm the ring's shares off the loop; render_metrics then reads the
+        # cached ones.  Should the node change its ring during this await,
+        # the new ring's shares are computed on the loop: rare, and a derived
+        # ring costs a fraction of a first build.
+        await _ring_shares(request.app, ring)
     # CONTENT_TYPE_LATEST carries parameters (version, charset), which
     # Response(content_type=...) refuses; set the header whole instead.
-    body = render_metrics(request.app[SOURCE_KEY])
+    body = render_metrics(source)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -156,6 +257,7 @@ def _event_json(event: EventRecord) -> dict[str, Any]:
         "epoch": event.epoch,
         "incarnation": event.incarnation,
         "source": event.source,
+        "detail": event.detail,
     }
 
 
@@ -171,12 +273,14 @@ def build_app(source: DebugSource) -> web.Application:
     """The debug application for ``source``: read-only GET routes, nothing else."""
     app = web.Application()
     app[SOURCE_KEY] = source
+    app[_SHARES_KEY] = _Shares()
     app.router.add_get("/", _dashboard)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/node", _node)
     app.router.add_get("/api/members", _members)
     app.router.add_get("/api/events", _events)
     app.router.add_get("/api/counters", _counters)
+    app.router.add_get("/api/ring", _ring)
     app.router.add_get("/metrics", _metrics)
     return app
 
@@ -254,6 +358,10 @@ DASHBOARD_HTML: Final = """<!doctype html>
   .alive { color: #1a7f37; } .suspect { color: #b58100; }
   .dead { color: #cf222e; } .left { color: #777; }
   #error { color: #cf222e; }
+  .bar { width: 16em; background: #eee; height: .8em; }
+  .fill { background: #4a7fc1; height: 100%; }
+  td.num { text-align: right; font-variant-numeric: tabular-nums; }
+  .ring { color: #4a7fc1; }
 </style>
 </head>
 <body>
@@ -266,10 +374,18 @@ DASHBOARD_HTML: Final = """<!doctype html>
   <th>epoch</th><th>incarnation</th><th>metadata</th></tr></thead>
   <tbody id="members"></tbody>
 </table>
+<section id="ring-section" hidden>
+<h2>Ring <span id="ring-summary"></span></h2>
+<table>
+  <thead><tr><th>node</th><th>share of the key space</th><th>share</th>
+  <th>points</th><th>weight</th></tr></thead>
+  <tbody id="ring"></tbody>
+</table>
+</section>
 <h2>Recent events</h2>
 <table>
   <thead><tr><th>at</th><th>kind</th><th>member</th><th>address</th>
-  <th>incarnation</th><th>source</th></tr></thead>
+  <th>incarnation</th><th>source</th><th>detail</th></tr></thead>
   <tbody id="events"></tbody>
 </table>
 <script>
@@ -291,10 +407,41 @@ async function getJson(path) {
   if (!r.ok) throw new Error(path + ": HTTP " + r.status);
   return r.json();
 }
+// api/ring answers 404 when the node keeps no ring: hide the panel then.
+async function getRing() {
+  const r = await fetch("api/ring", {cache: "no-store"});
+  if (r.status === 404) return null;
+  if (!r.ok) throw new Error("api/ring: HTTP " + r.status);
+  return r.json();
+}
+// Bars are scaled to the largest share, so small imbalances stay visible.
+function ringRow(m, largest) {
+  const bar = document.createElement("div");
+  bar.className = "bar";
+  const fill = document.createElement("div");
+  fill.className = "fill";
+  fill.style.width = (largest > 0 ? 100 * m.share / largest : 0).toFixed(1) + "%";
+  bar.appendChild(fill);
+  const tr = row([[m.name], [""], [(100 * m.share).toFixed(2) + "%", "num"],
+    [m.points, "num"], [m.weight, "num"]]);
+  tr.children[1].appendChild(bar);
+  return tr;
+}
+function showRing(ring) {
+  document.getElementById("ring-section").hidden = ring === null;
+  if (ring === null) return;
+  document.getElementById("ring-summary").textContent =
+    "(" + ring.nodes + " nodes, " + ring.vnodes + " vnodes, " + ring.points + " points, " +
+    "max/mean share " + ring.max_over_mean_share.toFixed(3) + ", " + ring.changes +
+    " changes)";
+  const largest = Math.max(0, ...ring.members.map(m => m.share));
+  document.getElementById("ring").replaceChildren(
+    ...ring.members.map(m => ringRow(m, largest)));
+}
 async function refresh() {
   try {
-    const [node, members, events] = await Promise.all(
-      [getJson("api/node"), getJson("api/members"), getJson("api/events")]);
+    const [node, members, events, ring] = await Promise.all(
+      [getJson("api/node"), getJson("api/members"), getJson("api/events"), getRing()]);
     document.getElementById("title").textContent = "gossamer: " + node.name;
     document.getElementById("node").textContent =
       node.address + " | cluster " + node.cluster + " | " + node.status +
@@ -313,8 +460,9 @@ async function refresh() {
     const recent = events.events.slice(-50).reverse();
     document.getElementById("events").replaceChildren(...recent.map(e => row([
       [new Date(e.at * 1000).toLocaleTimeString()], [e.kind, e.kind], [e.member],
-      [e.address], [e.incarnation], [e.source],
+      [e.address], [e.incarnation], [e.source], [e.detail],
     ])));
+    showRing(ring);
     document.getElementById("error").textContent = "";
   } catch (err) {
     document.getElementById("error").textContent = "refresh failed: " + err.message;
@@ -326,4 +474,6 @@ setInterval(refresh, 1000);
 </body>
 </html>
 """
-"""The page served at ``/``: no external assets, polls the JSON routes every second."""
+"""The page served at ``/``: no external assets, polls the JSON routes every second.
+
+The ring panel is hidden while ``/api/ring`` answers 404 (a node that keeps no ring)."""
