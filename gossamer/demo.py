@@ -317,10 +317,14 @@ class _Story:
         first, other = self.agents[0], self.agents[3]
         say("The cluster keeps running.  Things to try from another terminal:")
         tries = [
-            (f"open {first.url}/ in a browser", "the dashboard: members and events, live"),
+            (f"open {first.url}/ in a browser", "the dashboard: members, ring and events, live"),
             (
                 f"{_gossamer_command()} members --http {first.http}",
                 "the member table (--all adds dead and left)",
+            ),
+            (
+                f"{_gossamer_command()} ring --http {first.http} --key user:42 -n 3",
+                "which nodes own a key (without --key: each node's share of the ring)",
             ),
             (f"curl {first.url}/metrics", "Prometheus metrics"),
             (f"kill -9 {other.pid}", f"crash {other.name}: the others declare it dead"),
@@ -332,11 +336,14 @@ class _Story:
         say("  pids: " + ", ".join(f"{a.name}={a.pid}" for a in self.agents))
         say(f"  logs: tail -f {self.workdir}/*.log")
         if duration_s is None:
-            say("Press Ctrl-C to stop the cluster.  Member events, as the agents see them:")
+            say(
+                "Press Ctrl-C to stop the cluster.  Member events and ring changes, "
+                "as the agents see them:"
+            )
         else:
             say(
                 f"Stopping in {duration_s:g} s (--duration).  "
-                "Member events, as the agents see them:"
+                "Member events and ring changes, as the agents see them:"
             )
         say("")
         deadline = None if duration_s is None else time.monotonic() + duration_s
@@ -351,6 +358,12 @@ class _Story:
                         return
                 for event in self.events(observer, since=since):
                     since = max(since, float(event["at"]))
+                    if event.get("kind") == "ring":
+                        say(
+                            f"  {_clock(float(event['at']))}  {observer.name}'s ring: "
+                            f"{event.get('detail')}"
+                        )
+                        continue
                     if event.get("member") == observer.name:
                         continue
                     by = f" (by {event['source']})" if event.get("source") else ""
