@@ -95,11 +95,21 @@ class BoundedPlacement(Mapping[Item, N], Generic[N]):
 
 
 def capacities(ring: Ring[N], items: int, epsilon: float) -> dict[N, int]:
-    """Each node's cap: ``ceil((1 + epsilon) * items * weight / total weight)``, exactly."""
+    """Each node's cap: ``ceil((1 + epsilon) * items * weight / total weight)``, exactly.
+
+    Numbers are read as the decimals they print as (``repr``): the float 0.2
+    is a little over 1/5, so at its binary value the cap for 5 items on one
+    node with epsilon 0.2 would come out 7, not ``ceil(1.2 * 5) = 6``.
+    """
     weights = ring.weights
-    total = sum(Fraction(w) for w in weights.values())
-    factor = (1 + Fraction(epsilon)) * items
-    return {name: math.ceil(factor * Fraction(w) / total) for name, w in weights.items()}
+    total = sum(_decimal(w) for w in weights.values())
+    factor = (1 + _decimal(epsilon)) * items
+    return {name: math.ceil(factor * _decimal(w) / total) for name, w in weights.items()}
+
+
+def _decimal(x: float) -> Fraction:
+    """``x`` as the shortest decimal that round-trips, so 0.1 is 1/10."""
+    return Fraction(repr(x))
 
 
 def place_bounded(
@@ -115,10 +125,12 @@ def place_bounded(
         raise InvalidMessage(f"epsilon must be a finite number >= 0, got {epsilon!r}")
     if isinstance(items, str | bytes):
         raise InvalidMessage("items must be an iterable of keys, not a single key")
-    unique = list(dict.fromkeys(items))
-    for item in unique:
+    given = list(items)
+    # Checked before deduplicating, which would fail first on an unhashable item.
+    for item in given:
         if not isinstance(item, str | bytes):
             raise InvalidMessage(f"an item must be str or bytes, got {type(item).__name__}")
+    unique = list(dict.fromkeys(given))
     # (hash, bytes, is-str, index): "a" and b"a" are two items, ordered too.
     order = sorted(
         (key_hash(item), key_bytes(item), isinstance(item, str), index)

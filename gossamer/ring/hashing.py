@@ -37,7 +37,7 @@ class InvalidKey(LocalError, TypeError):
     """A key that is neither ``str`` nor bytes, or a ``str`` that is not valid Unicode."""
 
 
-def key_bytes(key: str | bytes) -> bytes:
+def key_bytes(key: str | bytes | bytearray | memoryview) -> bytes:
     """The bytes a key hashes as: UTF-8 for ``str``, the bytes themselves otherwise."""
     if isinstance(key, str):
         try:
@@ -49,7 +49,7 @@ def key_bytes(key: str | bytes) -> bytes:
     raise InvalidKey(f"a ring key must be str or bytes, got {type(key).__name__}")
 
 
-def key_hash(key: str | bytes) -> int:
+def key_hash(key: str | bytes | bytearray | memoryview) -> int:
     """The 64-bit position of ``key`` on the ring."""
     return int.from_bytes(blake2b(key_bytes(key), digest_size=8).digest(), "big")
 

@@ -29,7 +29,7 @@ Costs, for ``P`` points in all (``P = vnodes * n`` for ``n`` nodes of weight 1):
   ``O(k log P)`` for ``k`` changed points.  Building is lazy: constructing a
   ``Ring`` validates its arguments and does no more until a lookup needs it.
 * :meth:`Ring.owner` is ``O(1)`` expected: one hash and a read from a table of
-  about ``2P`` to ``4P`` slots built on the first lookup (``O(P)``).  A slot
+  ``4P`` to ``8P`` slots built on the first lookup (``O(P)``).  A slot
   whose span of the circle holds a point is resolved by a binary search over
   the few points in it.
 * :meth:`Ring.owners` is ``O(log P + r)`` where ``r`` is the number of points
@@ -118,7 +118,7 @@ class Move(Generic[N]):
 
     def __contains__(self, key: object) -> bool:
         """True if ``key`` (str or bytes) hashes into this range."""
-        if not isinstance(key, str | bytes):
+        if not isinstance(key, str | bytes | bytearray | memoryview):
             return False
         return self.start <= key_hash(key) < self.end
 
@@ -161,9 +161,14 @@ class Ring(Generic[N]):
             raise ConfigError(f"vnodes must be an integer in [1, {MAX_VNODES}], got {vnodes!r}")
         if isinstance(nodes, str | bytes):
             raise InvalidMessage("nodes must be an iterable of names, not a single string")
-        names = sorted(set(nodes))
-        for name in names:
+        try:
+            distinct = set(nodes)
+        except TypeError:
+            raise InvalidMessage("ring nodes must be str names (one was unhashable)") from None
+        # Checked before sorting, which would fail first on a mix of types.
+        for name in distinct:
             _check_name(name)
+        names = sorted(distinct)
         chosen: dict[N, float] = {}
         if weights is not None:
             present = set(names)
@@ -240,7 +245,8 @@ class Ring(Generic[N]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Ring):
             return NotImplemented
-        return self._counts == other._counts
+        # The counts decide placement; the weights also decide bounded caps.
+        return self._counts == other._counts and self._weights == other._weights
 
     def __hash__(self) -> int:
         return hash(tuple(self._counts.items()))
@@ -350,7 +356,8 @@ class Ring(Generic[N]):
         points = self._built()
         hashes, owners = points.hashes, points.owners
         count = len(hashes)
-        # Between 4P and 8P slots: about one slot in eight holds a point.
+        # Between 4P and 8P slots: at most one slot in four holds a point,
+        # so most lookups end at the slot.
         bits = max(4, (4 * count - 1).bit_length())
         shift = 64 - bits
         size = 1 << bits
