@@ -36,10 +36,12 @@ demo: $(STAMP)
 
 ## make bench: every benchmark, JSON on stdout
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m benchmarks.sim_throughput --json
 	$(BIN)/python -m benchmarks.sim_throughput --json --trace
 	$(BIN)/python -m benchmarks.swim_goals --seeds 20
 	$(BIN)/python -m benchmarks.real_cluster --nodes 50 --json
+	$(BIN)/python -m benchmarks.ring --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
