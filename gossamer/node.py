@@ -687,7 +687,7 @@ class Node:
         return True
 
     def events(self) -> EventStream:
-        """Member events from now on: ``async for event in node.events(): ...``.
+        """Member events and ring changes from now on: ``async for event in node.events():``.
 
         Each call gives an independent stream (see :class:`EventStream`).
         """

@@ -205,7 +205,9 @@ def _digest_default(value: object) -> object:
     if isinstance(value, set | frozenset):
         return ["set", *sorted(digest_bytes(item) for item in value)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = [getattr(value, f.name) for f in dataclasses.fields(value)]
+        # A field outside equality (compare=False) is a cache, not state:
+        # whether someone read it must not change a trace.
+        fields = [getattr(value, f.name) for f in dataclasses.fields(value) if f.compare]
         return [type(value).__qualname__, *fields]
     if isinstance(value, enum.Enum):
         return [type(value).__qualname__, value.name]

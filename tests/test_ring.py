@@ -886,6 +886,14 @@ ONE: Ring[str] = Ring(["a"], vnodes=4)
         ),
         pytest.param(lambda: Ring("abc"), "single string", id="str as nodes"),
         pytest.param(lambda: Ring(wrong(b"abc")), "single string", id="bytes as nodes"),
+        pytest.param(lambda: Ring(wrong(None)), "iterable of names", id="None as nodes"),
+        pytest.param(lambda: Ring([wrong(["x"])]), "unhashable", id="unhashable name"),
+        pytest.param(lambda: Ring(["a"], weights=wrong([("a", 1)])), "mapping", id="weights list"),
+        pytest.param(lambda: Ring(["a"], weights={"a": 1e308}), "weight", id="huge weight"),
+        pytest.param(lambda: Ring(["a"], weights={"a": 10**400}), "weight", id="huge int weight"),
+        pytest.param(
+            lambda: place_bounded(ONE, ["x"], epsilon=10**400), "epsilon", id="huge int eps"
+        ),
         pytest.param(lambda: Ring(["a", ""]), "non-empty str", id="empty name"),
         pytest.param(lambda: Ring(["a", wrong(1)]), "non-empty str", id="non-str name"),
         pytest.param(lambda: Ring([wrong(None)]), "non-empty str", id="None name"),
@@ -916,3 +924,21 @@ def test_caller_mistakes_raise_local_errors(make: Callable[[], object], says: st
 def test_a_ring_with_the_largest_allowed_node_is_accepted() -> None:
     ring = Ring(["a"], weights={"a": MAX_POINTS_PER_NODE / MAX_VNODES}, vnodes=MAX_VNODES)
     assert ring.points() == {"a": MAX_POINTS_PER_NODE}
+
+
+def test_rings_with_other_vnodes_are_not_equal_even_with_equal_counts() -> None:
+    # round(8 * 0.5) == round(7 * 0.5) == 4 points, but with_members would differ.
+    a = Ring(["a"], weights={"a": 0.5}, vnodes=8)
+    b = Ring(["a"], weights={"a": 0.5}, vnodes=7)
+    assert a.points() == b.points() and a != b
+
+
+def test_release_drops_the_caches_and_the_next_use_rebuilds_them() -> None:
+    ring = Ring(["a", "b", "c"], vnodes=32)
+    keys = [f"k{i}" for i in range(200)]
+    before = [ring.owner(k) for k in keys]
+    ring.release()
+    assert ring._points is None and ring._table is None
+    assert [ring.owner(k) for k in keys] == before
+    ring.release(points=False)
+    assert ring._points is not None and ring._table is None

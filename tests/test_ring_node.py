@@ -19,9 +19,10 @@ from gossamer.membership.members import MemberDead, MemberJoined
 from gossamer.node import EventStream, Node, NodeEvent
 from gossamer.nodeconfig import NodeConfig, load_toml
 from gossamer.ring import Ring, RingChanged, RingConfig, diff
+from gossamer.ring.tracker import RingTracker
 from gossamer.sim import NetworkConfig, Simulator
 from gossamer.testing.aio import eventually
-from gossamer.wire import registry
+from gossamer.wire import digest_bytes, registry
 from tests.test_swim_machine import FAST, SwimMachine
 
 VNODES = 64  # small rings: these tests are about following members, not balance
@@ -237,3 +238,29 @@ TestRingCluster.settings = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+
+
+def test_reading_moves_does_not_change_the_trace_digest() -> None:
+    tracker = RingTracker(RingConfig(vnodes=8))
+    tracker.start(["a"])
+    change = tracker.update(["a", "b"])
+    assert change is not None
+    before = digest_bytes(change)
+    assert change.moves  # computed and cached now
+    assert digest_bytes(change) == before
+
+
+def test_the_tracker_releases_superseded_rings() -> None:
+    tracker = RingTracker(RingConfig(vnodes=8))
+    tracker.start(["a"])
+    first = tracker.ring
+    first.owner("x")  # the application looked a key up: points and table built
+    change = tracker.update(["a", "b"])
+    assert change is not None and change.previous is first
+    assert first._table is None and first._points is not None  # kept for the derive
+    second = tracker.ring
+    second.owner("x")
+    tracker.update(["a", "b", "c"])
+    assert first._points is None and second._table is None
+    # An event that outlived its rings still answers, by rebuilding them.
+    assert change.moves == diff(Ring(["a"], vnodes=8), Ring(["a", "b"], vnodes=8))

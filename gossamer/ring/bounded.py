@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 N = TypeVar("N", bound=str)
 
+_MAX_EPSILON: Final = 1_000_000
+
 DEFAULT_EPSILON: Final = 0.25
 """Each node takes at most 25% more than its fair share of the items."""
 
@@ -119,10 +121,11 @@ def place_bounded(
     if (
         isinstance(epsilon, bool)
         or not isinstance(epsilon, int | float)
-        or not math.isfinite(epsilon)
-        or epsilon < 0
+        or not 0 <= epsilon <= _MAX_EPSILON  # also refuses nan, inf and huge ints
     ):
-        raise InvalidMessage(f"epsilon must be a finite number >= 0, got {epsilon!r}")
+        raise InvalidMessage(
+            f"epsilon must be a number in [0, {_MAX_EPSILON}], got {epsilon!r:.40}"
+        )
     if isinstance(items, str | bytes):
         raise InvalidMessage("items must be an iterable of keys, not a single key")
     given = list(items)

@@ -18,9 +18,11 @@ Invariants the code relies on:
   points, so keys move only *from* it; a weight change adds or removes the
   node's last points.  :func:`diff` relies on this to find what moved in
   time proportional to the points that changed.
-* **A ring is immutable.**  It may be shared between threads; its lookup
-  table and shares are computed once, on first use, and published by one
-  attribute assignment.
+* **A ring is immutable.**  It may be shared between threads; its points,
+  lookup table and shares are computed on first use and published by one
+  attribute assignment.  :meth:`Ring.release` drops the points and the table
+  again (the node's tracker does so for superseded rings, so queued events
+  do not pin them); the next use rebuilds them, with the same result.
 
 Costs, for ``P`` points in all (``P = vnodes * n`` for ``n`` nodes of weight 1):
 
@@ -32,9 +34,11 @@ Costs, for ``P`` points in all (``P = vnodes * n`` for ``n`` nodes of weight 1):
   ``4P`` to ``8P`` slots built on the first lookup (``O(P)``).  A slot
   whose span of the circle holds a point is resolved by a binary search over
   the few points in it.
-* :meth:`Ring.owners` is ``O(log P + r)`` where ``r`` is the number of points
-  walked to meet ``n`` distinct nodes (about ``n`` when ``n`` is small).
-* :func:`diff` is ``O(k log P)`` for ``k`` changed points.
+* :meth:`Ring.owners` is ``O(log P + r * n)`` where ``r`` is the number of
+  points walked to meet ``n`` distinct nodes (about ``n`` when ``n`` is
+  small).
+* :func:`diff` is ``O(k log P)`` for ``k`` changed points, once both rings are
+  built (it builds either that is not).
 * Memory is about 17 bytes a point, and about 77 more per point once the
   lookup table exists (100 nodes of 2,048 points: 3.5 MB, then 19 MB).
 """
@@ -161,6 +165,12 @@ class Ring(Generic[N]):
             raise ConfigError(f"vnodes must be an integer in [1, {MAX_VNODES}], got {vnodes!r}")
         if isinstance(nodes, str | bytes):
             raise InvalidMessage("nodes must be an iterable of names, not a single string")
+        if not isinstance(nodes, Iterable):
+            raise InvalidMessage(f"nodes must be an iterable of names, got {nodes!r:.80}")
+        if weights is not None and not isinstance(weights, Mapping):
+            raise InvalidMessage(
+                f"weights must be a mapping of name to weight, got {weights!r:.80}"
+            )
         try:
             distinct = set(nodes)
         except TypeError:
@@ -180,8 +190,8 @@ class Ring(Generic[N]):
                 if (
                     isinstance(weight, bool)
                     or not isinstance(weight, int | float)
+                    or not 0 < weight <= MAX_POINTS_PER_NODE
                     or not math.isfinite(weight)
-                    or weight <= 0
                 ):
                     raise InvalidMessage(
                         f"the weight of {name!r} must be a finite number > 0, got {weight!r}"
@@ -246,7 +256,11 @@ class Ring(Generic[N]):
         if not isinstance(other, Ring):
             return NotImplemented
         # The counts decide placement; the weights also decide bounded caps.
-        return self._counts == other._counts and self._weights == other._weights
+        return (
+            self._counts == other._counts
+            and self._weights == other._weights
+            and self._vnodes == other._vnodes
+        )
 
     def __hash__(self) -> int:
         return hash(tuple(self._counts.items()))
@@ -314,15 +328,23 @@ class Ring(Generic[N]):
     ) -> Ring[N]:
         """The ring of ``nodes`` (and ``weights``) with this ring's ``vnodes``.
 
-        Equal to ``Ring(nodes, weights=weights, vnodes=self.vnodes)``; when
-        this ring is built, the new one is derived from it on first use,
-        copying its points rather than sorting them again.
+        Equal to ``Ring(nodes, weights=weights, vnodes=self.vnodes)``.  If
+        this ring's points are built by the time the new one is first used,
+        the new one copies them rather than sorting again; otherwise it is
+        built from scratch.
         """
         ring: Ring[N] = Ring(nodes, weights=weights, vnodes=self._vnodes)
         # Keep at most one link: a chain of unbuilt rings would hold every
         # member list since the last build.
         ring._base = self if self._points is not None else self._base
         return ring
+
+    def release(self, *, points: bool = True) -> None:
+        """Drop the lookup table (and, with ``points``, the sorted points) to
+        free memory; the next use rebuilds what it needs."""
+        self._table = None
+        if points:
+            self._points = None
 
     def place_bounded(
         self, items: Iterable[str | bytes], *, epsilon: float = 0.25
@@ -418,10 +440,18 @@ def _check_name(name: object) -> None:
 def _assemble(counts: Mapping[N, int]) -> _Points:
     """Build from scratch: every point, sorted by (hash, node name)."""
     names = list(counts)  # sorted by name: the rank below breaks hash ties by name
-    keyed: list[int] = []
+    # Sorted in 256 buckets by the top byte, not as one list: one sort is one
+    # C call that holds the GIL throughout (a third of a second at a million
+    # points), which would stall the engine thread while the application
+    # builds its ring.  Between buckets the interpreter can switch threads.
+    buckets: list[list[int]] = [[] for _ in range(256)]
     for rank, name in enumerate(names):
-        keyed.extend([h << 32 | rank for h in point_hashes(name, 0, counts[name])])
-    keyed.sort()
+        for h in point_hashes(name, 0, counts[name]):
+            buckets[h >> 56].append(h << 32 | rank)
+    keyed: list[int] = []
+    for bucket in buckets:
+        bucket.sort()
+        keyed.extend(bucket)
     hashes = array("Q", [k >> 32 for k in keyed])
     owners: list[str] = [names[k & _MASK32] for k in keyed]
     return _Points(hashes, owners)

@@ -91,6 +91,7 @@ class RingTracker:
         """The current ring (built lazily on first lookup)."""
         self.changes = 0
         """How many times the ring changed."""
+        self._retired: Ring[str] | None = None
 
     def start(self, live: Iterable[str]) -> None:
         """The node booted with ``live`` members (itself): the first ring, not a change."""
@@ -103,6 +104,14 @@ class RingTracker:
         if names == previous.nodes:
             return None
         ring = previous.with_members(names)
+        # Superseded rings keep only what the next derive needs: the one just
+        # replaced keeps its points, the one before keeps nothing.  Events and
+        # applications that still hold them rebuild on use, so a queue of
+        # ring events never pins a table or points per change.
+        if self._retired is not None:
+            self._retired.release()
+        previous.release(points=False)
+        self._retired = previous
         self.ring = ring
         self.changes += 1
         before = set(previous.nodes)
