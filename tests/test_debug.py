@@ -6,6 +6,8 @@ import asyncio
 import base64
 import dataclasses
 import json
+import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,6 +120,39 @@ class FakeSource:
 
 def _is_source(source: FakeSource) -> DebugSource:
     return source  # mypy checks that FakeSource still satisfies the protocol
+
+
+class WatchedRing(Ring[str]):
+    """A ring that records the thread of every ``share`` and ``owners`` call
+    (either may build the points), and can be told to fail its next shares."""
+
+    def __init__(self, nodes: list[str], failures: int = 0) -> None:
+        super().__init__(nodes, vnodes=16)
+        self.threads: list[int] = []
+        self.failures = failures
+
+    def share(self) -> dict[str, float]:
+        self.threads.append(threading.get_ident())
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("secret detail")
+        return super().share()
+
+    def owners(self, key: str | bytes, n: int) -> tuple[str, ...]:
+        self.threads.append(threading.get_ident())
+        return super().owners(key, n)
+
+
+class ChangingSource(FakeSource):
+    """Answers ``first`` to the first ``ring()`` and ``then`` ever after: the
+    node moved on to a new ring while a handler awaited the first one's shares."""
+
+    def __init__(self, first: Ring[str], then: Ring[str]) -> None:
+        super().__init__()
+        self.rings = [first, then]
+
+    def ring(self) -> Ring[str] | None:
+        return self.rings.pop(0) if len(self.rings) > 1 else self.rings[0]
 
 
 @pytest_asyncio.fixture
@@ -407,6 +442,57 @@ async def test_concurrent_ring_requests_agree(served: Served) -> None:
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/api/ring?key=user:42&n=2", "/metrics"])
+async def test_a_ring_changing_during_the_await_is_never_built_on_the_loop(path: str) -> None:
+    first = WatchedRing(["a", "b", "c"])
+    then = WatchedRing(["x", "y"])
+    server = DebugServer(ChangingSource(first, then))
+    await server.start()
+    try:
+        async with aiohttp.ClientSession(server.url) as session, session.get(path) as resp:
+            assert resp.status == 200
+            text = await resp.text()
+    finally:
+        await server.stop()
+    loop_thread = threading.get_ident()
+    # Every share() and owners() ran on a worker thread, and only on the ring
+    # the handler read first: the answer describes it, not the newer ring.
+    assert first.threads and loop_thread not in first.threads
+    assert then.threads == []
+    if path == "/metrics":
+        shares = {
+            labels: value
+            for (name, labels), value in _samples(text).items()
+            if name == "gossamer_ring_share"
+        }
+        expected = Ring(["a", "b", "c"], vnodes=16).share()
+        assert shares == {frozenset({("node", n)}): pytest.approx(v) for n, v in expected.items()}
+    else:
+        body = json.loads(text)
+        assert [m["name"] for m in body["members"]] == ["a", "b", "c"]
+        assert body["owners"] == list(Ring(["a", "b", "c"], vnodes=16).owners("user:42", 2))
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path", ["/api/ring", "/api/ring?key=k", "/metrics"])
+async def test_a_failed_share_computation_is_a_json_500_and_retried(
+    served: Served, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    source, _, session = served
+    ring = WatchedRing(["a", "b"], failures=1)
+    source.the_ring = ring
+    with caplog.at_level(logging.ERROR, logger="gossamer.debug"):
+        body = await _json(session, path, 500)
+    assert set(body) == {"error"}
+    assert "secret detail" not in body["error"]
+    assert "secret detail" in caplog.text  # logged on the node, not shown to the client
+    # The failure was not cached: the same ring is computed again, and works.
+    async with session.get(path) as resp:
+        assert resp.status == 200
+    assert len(ring.threads) >= 2
+
+
+@pytest.mark.asyncio
 async def test_writes_are_refused(served: Served) -> None:
     _, _, session = served
     for path in ("/api/members", "/api/ring", "/healthz", "/metrics"):
@@ -429,6 +515,9 @@ async def test_dashboard_is_self_contained_html(served: Served) -> None:
         assert needle not in page
     for route in ("api/node", "api/members", "api/events", "api/ring"):
         assert route in page
+    # The poll is skipped while the previous one is pending.
+    assert "if (inFlight) return;" in page
+    assert "setInterval(poll, 1000)" in page
 
 
 # --------------------------------------------------------------------- metrics
@@ -530,6 +619,23 @@ def test_ring_metrics_are_sorted_and_only_with_a_ring() -> None:
     assert not any(name == "gossamer_ring_share" for name, _ in empty)
     source.the_ring = None
     assert "gossamer_ring" not in render_metrics(source).decode()
+
+
+def test_render_metrics_with_a_ring_view_reads_and_computes_nothing() -> None:
+    source = FakeSource()
+    ring = WatchedRing(["a", "b"])
+
+    def no_ring_read() -> Ring[str] | None:
+        raise AssertionError("render_metrics read source.ring() despite a ring_view")
+
+    source.ring = no_ring_read  # type: ignore[method-assign]
+    shares = {"a": 0.25, "b": 0.75}
+    samples = _samples(render_metrics(source, ring_view=(ring, shares)).decode())
+    assert ring.threads == []  # share() never called
+    assert samples[("gossamer_ring_nodes", frozenset())] == 2
+    assert samples[("gossamer_ring_points", frozenset())] == 32
+    assert samples[("gossamer_ring_share", frozenset({("node", "a")}))] == 0.25
+    assert samples[("gossamer_ring_share", frozenset({("node", "b")}))] == 0.75
 
 
 def test_swim_updates_shed_is_not_duplicated() -> None:

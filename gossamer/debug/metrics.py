@@ -21,18 +21,21 @@ Invariants the output relies on:
   names below are written without it.
 * The ``gossamer_ring_*`` families appear only for a node that keeps a ring.
   ``gossamer_ring_share`` has one series per node on the ring: its cardinality
-  is the cluster's size.  Its values come from ``Ring.share()``, which is
-  cached per ring object; the ``/metrics`` handler computes it off the engine
-  loop before rendering (a first computation on a large ring takes seconds).
+  is the cluster's size.  Its values come from ``Ring.share()``, which can
+  build the ring's points (seconds on a large ring).  The ``/metrics``
+  handler computes the shares off the engine loop and passes the ring and
+  its shares in as ``ring_view``, so rendering on the loop computes nothing;
+  without a ``ring_view`` the collector calls ``share()`` on the calling
+  thread, which is fine only off the loop (a script, a test).
 """
 
 from __future__ import annotations
 
-__all__ = ["SWIM_COUNTERS", "SWIM_DROP_REASONS", "DebugCollector", "render_metrics"]
+__all__ = ["SWIM_COUNTERS", "SWIM_DROP_REASONS", "DebugCollector", "RingView", "render_metrics"]
 
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Final
+from typing import Final, TypeAlias
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -69,6 +72,9 @@ SWIM_DROP_REASONS: Final[tuple[str, ...]] = (
 
 _SWIM_SHED_QUEUE: Final = "swim_updates"
 
+RingView: TypeAlias = tuple[Ring[str], Mapping[str, float]]
+"""A ring and its ``share()``, computed beforehand (off the engine loop)."""
+
 
 class DebugCollector:
     """A prometheus-client collector that reads ``source`` each time it is collected.
@@ -76,19 +82,28 @@ class DebugCollector:
     Satisfies ``prometheus_client.registry.Collector``.  It has no ``describe``,
     so register it with ``CollectorRegistry(auto_describe=False)``: describing
     would mean a second full read of the node for nothing.
+
+    With ``ring_view``, the ``gossamer_ring_*`` families describe that ring
+    and those shares: the collector neither reads ``source.ring()`` nor
+    computes anything.  Without it, it reads ``source.ring()`` and calls
+    ``share()`` on the calling thread.
     """
 
-    __slots__ = ("_source",)
+    __slots__ = ("_ring_view", "_source")
 
-    def __init__(self, source: DebugSource) -> None:
+    def __init__(self, source: DebugSource, ring_view: RingView | None = None) -> None:
         self._source = source
+        self._ring_view = ring_view
 
     def collect(self) -> Iterator[Metric]:
         # Read everything first: one consistent snapshot per scrape.
         info = self._source.info()
         members = self._source.member_list()
         counters = self._source.counters()
-        ring = self._source.ring()
+        view = self._ring_view
+        if view is None:
+            ring = self._source.ring()
+            view = None if ring is None else (ring, ring.share())
         swim = counters.swim
 
         node = GaugeMetricFamily(
@@ -169,22 +184,26 @@ class DebugCollector:
             "reason",
             counters.refused,
         )
-        if ring is not None:
-            yield from _ring_families(ring, counters.ring_changes)
+        if view is not None:
+            yield from _ring_families(*view, counters.ring_changes)
 
 
-def render_metrics(source: DebugSource) -> bytes:
+def render_metrics(source: DebugSource, ring_view: RingView | None = None) -> bytes:
     """The Prometheus text exposition of ``source`` now.
+
+    ``ring_view`` is the ring to describe and its shares, computed
+    beforehand: see :class:`DebugCollector`.  Without it the shares are
+    computed on the calling thread, so on the engine loop pass it.
 
     A fresh registry per call: cheap (registering a collector without
     ``describe`` reads nothing) and never shared with another node.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DebugCollector(source))
+    registry.register(DebugCollector(source, ring_view))
     return generate_latest(registry)
 
 
-def _ring_families(ring: Ring[str], changes: int) -> Iterator[Metric]:
+def _ring_families(ring: Ring[str], shares: Mapping[str, float], changes: int) -> Iterator[Metric]:
     yield GaugeMetricFamily("gossamer_ring_nodes", "Nodes on the local ring.", value=len(ring))
     yield GaugeMetricFamily(
         "gossamer_ring_points",
@@ -201,7 +220,6 @@ def _ring_families(ring: Ring[str], changes: int) -> Iterator[Metric]:
         "Fraction of the key space each node owns on the local ring (they sum to 1).",
         labels=["node"],
     )
-    shares = ring.share()
     for name in sorted(shares):
         share.add_metric([name], shares[name])
     yield share

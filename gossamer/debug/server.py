@@ -8,7 +8,10 @@ methods never block, so neither does a handler.  The one computation that can
 take long, a ring's shares of the key space (it builds the ring's points the
 first time: about 0.1 s for 100 nodes, 2 s for 1000, at 2048 points a node),
 runs on a worker thread, once per ring object, so the engine loop keeps
-answering probes while it runs.
+answering probes while it runs; so does a key's lookup.  After the await, a
+handler describes the ring object whose shares it got, never a re-read of
+``source.ring()``, so nothing that builds points ever runs on the loop.  A
+failed computation answers 500 and is not cached: the next request retries.
 
 It binds ``127.0.0.1`` unless told otherwise: member names, addresses and
 metadata are not for the open network, and nothing here authenticates.
@@ -29,6 +32,7 @@ __all__ = ["MAX_OWNERS", "SOURCE_KEY", "DebugServer", "DebugServerError", "build
 import asyncio
 import base64
 import dataclasses
+import logging
 import math
 from collections import Counter as Tally
 from collections.abc import Mapping
@@ -51,6 +55,8 @@ MAX_OWNERS: Final = 64
 """The largest ``n`` ``/api/ring?key=K&n=N`` accepts: a preference list longer
 than any replication factor is a mistake, and the walk to find ``n`` distinct
 nodes grows with ``n``."""
+
+log = logging.getLogger("gossamer.debug")
 
 _STATUS_NAMES: Final = tuple(sorted(s.name.lower() for s in Status))
 
@@ -83,14 +89,27 @@ _SHARES_KEY: Final = web.AppKey("gossamer_debug_ring_shares", _Shares)
 
 
 async def _ring_shares(app: web.Application, ring: Ring[str]) -> dict[str, float]:
-    """``ring.share()``, computed on a worker thread (the ring is immutable and thread-safe)."""
+    """``ring.share()``, computed on a worker thread (the ring is immutable and thread-safe).
+
+    Raises what ``share()`` raised; the failure is not kept, so the next
+    request for the same ring computes again.
+    """
     cache = app[_SHARES_KEY]
     pending = cache.pending
     if cache.ring is not ring or pending is None:
         pending = asyncio.get_running_loop().run_in_executor(None, ring.share)
         cache.ring, cache.pending = ring, pending
+        pending.add_done_callback(lambda done: _forget_failure(cache, done))
     # Shielded: a client hanging up must not cancel the computation others wait on.
     return await asyncio.shield(pending)
+
+
+def _forget_failure(cache: _Shares, done: asyncio.Future[dict[str, float]]) -> None:
+    """Drop a failed computation from the cache (retrieving its exception, so
+    asyncio does not warn about it when every waiter has hung up)."""
+    # exception() first: it must be retrieved even when the cache moved on.
+    if (done.cancelled() or done.exception() is not None) and cache.pending is done:
+        cache.ring, cache.pending = None, None
 
 
 # -------------------------------------------------------------------- handlers
@@ -184,8 +203,15 @@ async def _ring(request: web.Request) -> web.Response:
     changes = source.counters().ring_changes
     # Everything below reads only ``ring``, which is immutable: the node may
     # move on to a new ring while the shares are computed, and this answer
-    # still describes one ring consistently.
-    shares = await _ring_shares(request.app, ring)
+    # still describes one ring consistently.  Anything that may build the
+    # ring's points (the shares, a key's owners) runs on a worker thread.
+    owners: list[str] = []
+    try:
+        shares = await _ring_shares(request.app, ring)
+        if key is not None and len(ring):
+            owners = list(await asyncio.to_thread(ring.owners, key, n))
+    except Exception:
+        return _ring_failed()
     points = ring.points()
     weights = ring.weights
     body: dict[str, Any] = {
@@ -202,24 +228,28 @@ async def _ring(request: web.Request) -> web.Response:
     if key is not None:
         body["key"] = key
         body["hash"] = hashed
-        # The points are built by now (computing the shares built them), so
-        # this is a binary search and a short walk.
-        body["owners"] = list(ring.owners(key, n)) if len(ring) else []
+        body["owners"] = owners
     return web.json_response(body)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     source = request.app[SOURCE_KEY]
     ring = source.ring()
-    if ring is not None:
-        # Warm the ring's shares off the loop; render_metrics then reads the
-        # cached ones.  Should the node change its ring during this await,
-        # the new ring's shares are computed on the loop: rare, and a derived
-        # ring costs a fraction of a first build.
-        await _ring_shares(request.app, ring)
+    if ring is None:
+        # No await since the read: render_metrics sees the same None.
+        body = render_metrics(source)
+    else:
+        # The shares are computed off the loop, and the collector is handed
+        # this ring with them: should the node change its ring during the
+        # await, the scrape describes the ring it waited for, and the loop
+        # computes nothing.
+        try:
+            shares = await _ring_shares(request.app, ring)
+        except Exception:
+            return _ring_failed()
+        body = render_metrics(source, ring_view=(ring, shares))
     # CONTENT_TYPE_LATEST carries parameters (version, charset), which
     # Response(content_type=...) refuses; set the header whole instead.
-    body = render_metrics(source)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -267,6 +297,12 @@ def _sorted(values: Mapping[str, int]) -> dict[str, int]:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def _ring_failed() -> web.Response:
+    """A 500 for a failed ring computation: logged here, not shown to the client."""
+    log.exception("debug endpoint: computing the ring's shares or owners failed")
+    return _error(500, "computing the ring failed; see the node's log")
 
 
 def build_app(source: DebugSource) -> web.Application:
@@ -468,12 +504,25 @@ async function refresh() {
     document.getElementById("error").textContent = "refresh failed: " + err.message;
   }
 }
-refresh();
-setInterval(refresh, 1000);
+// One poll at a time: while a large ring's shares are computed, /api/ring can
+// take seconds, and a new poll every second would only pile up behind it.
+let inFlight = false;
+async function poll() {
+  if (inFlight) return;
+  inFlight = true;
+  try {
+    await refresh();
+  } finally {
+    inFlight = false;
+  }
+}
+poll();
+setInterval(poll, 1000);
 </script>
 </body>
 </html>
 """
-"""The page served at ``/``: no external assets, polls the JSON routes every second.
+"""The page served at ``/``: no external assets, polls the JSON routes every second
+(skipping a tick while the previous poll is still pending).
 
 The ring panel is hidden while ``/api/ring`` answers 404 (a node that keeps no ring)."""
