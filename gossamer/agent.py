@@ -45,6 +45,7 @@ __all__ = [
     "format_members",
     "format_ring",
     "format_ring_key",
+    "format_table",
     "reload_keyring",
     "run_agent",
 ]
@@ -61,7 +62,7 @@ import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -381,6 +382,19 @@ def _error_text(exc: urllib.error.HTTPError) -> str:
     return f": {message}" if isinstance(message, str) else ""
 
 
+def format_table(rows: Sequence[Sequence[str]], *, right: Container[int] = ()) -> str:
+    """``rows`` (the first is the header) as aligned columns two spaces apart;
+    the columns numbered in ``right`` are aligned to the right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    )
+
+
 def fetch_members(url: str, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     """The member rows of ``url``/api/members (every status), sorted by name."""
     body = fetch_json(url, "/api/members", timeout_s=timeout_s)
@@ -406,11 +420,7 @@ def format_members(rows: Sequence[dict[str, Any]], *, include_gone: bool = False
         )
         for r in shown
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in table
-    ]
+    lines = format_table(table).splitlines()
     hidden = len(rows) - len(shown)
     if hidden:
         lines.append(f"({hidden} dead or left not shown; --all shows them)")
@@ -456,14 +466,7 @@ def format_ring(body: dict[str, Any]) -> str:
         for m in rows
     ]
     # Names to the left, numbers to the right, as a reader compares them.
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in table
-    ]
+    lines = format_table(table, right=range(1, len(header))).splitlines()
     if not rows:
         lines = ["(the ring is empty)"]
     lines.append(

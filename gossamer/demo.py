@@ -34,13 +34,19 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gossamer.agent import EndpointError, fetch_json, fetch_members, format_members
+from gossamer.agent import (
+    EndpointError,
+    fetch_json,
+    fetch_members,
+    format_members,
+    format_table,
+)
 
 _HOST = "127.0.0.1"
 _START_TIMEOUT_S = 20.0
@@ -182,7 +188,7 @@ class _Story:
         table = [("AGENT", "PID", "GOSSIP", "DASHBOARD", "METRICS")] + [
             (a.name, str(a.pid), a.address, f"{a.url}/", f"{a.url}/metrics") for a in self.agents
         ]
-        say(_indent(_table(table)))
+        say(_indent(format_table(table)))
         say("")
 
     def kill_and_watch(self, victim: _Agent) -> int:
@@ -235,7 +241,7 @@ class _Story:
         last_s = f"{max(suspects):.2f}" if suspects else "-"
         table.append(("first", first_s, f"{min(deaths):.2f}"))
         table.append(("last", last_s, f"{max(deaths):.2f}"))
-        say(_indent(_table(table)))
+        say(_indent(format_table(table)))
         say("")
         first_suspect = min(
             ((s["suspect"][0], s["suspect"][1]) for s in seen.values() if "suspect" in s),
@@ -290,7 +296,7 @@ class _Story:
         say("")
         table = [("SURVIVOR", "SAW IT BACK", "EVENT")]
         table += [(a.name, f"{back[a.name][0]:.2f}", back[a.name][1]) for a in survivors]
-        say(_indent(_table(table)))
+        say(_indent(format_table(table)))
         say("")
         say(
             f"Every survivor sees {victim.name} alive again, with a new epoch: "
@@ -583,14 +589,6 @@ def _when(seen: tuple[float, str] | None) -> str:
 
 def _clock(at: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 def _indent(text: str) -> str:

@@ -181,9 +181,8 @@ class Ring(Generic[N]):
         names = sorted(distinct)
         chosen: dict[N, float] = {}
         if weights is not None:
-            present = set(names)
             for name, weight in weights.items():
-                if name not in present:
+                if name not in distinct:
                     raise InvalidMessage(
                         f"weight given for {name!r}, which is not a node of the ring"
                     )
