@@ -41,7 +41,6 @@ from collections import Counter
 from typing import Any
 
 from gossamer.debug.source import Counters
-from gossamer.keyring import load_keyring
 from gossamer.membership.members import (
     MemberAlive,
     MemberDead,
@@ -49,9 +48,10 @@ from gossamer.membership.members import (
     MemberSuspect,
     Status,
 )
-from gossamer.node import Node, NodeEvent
-from gossamer.nodeconfig import NodeConfig
 from gossamer.ring import RingChanged
+from gossamer.runtime.keyring import load_keyring
+from gossamer.runtime.node import Node, NodeEvent
+from gossamer.runtime.nodeconfig import NodeConfig
 
 _REPORTED: dict[type, str] = {
     MemberSuspect: "suspect",

@@ -72,7 +72,7 @@ from typing import Any
 
 from gossamer.failure.lifeguard import push_pull_scale
 from gossamer.failure.swim import SwimConfig
-from gossamer.keyring import Keyring, generate_key, save_keyring
+from gossamer.runtime.keyring import Keyring, generate_key, save_keyring
 
 _READY_TIMEOUT_S = 60.0
 _CONVERGE_TIMEOUT_S = 60.0

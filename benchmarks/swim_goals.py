@@ -1,6 +1,6 @@
 """SWIM's goals, measured in the simulator over many seeds (LAN preset).
 
-Every row runs ``gossamer.sim.swim_experiment.run_swim_experiment`` (what
+Every row runs ``gossamer.lab.swim_experiment.run_swim_experiment`` (what
 ``gossamer sim swim`` runs) once per seed and summarises:
 
 * ``detect``: 100 nodes, 1% loss, ``--detect-seeds`` seeds (100), 45 s
@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from gossamer.sim.swim_experiment import run_swim_experiment
+from gossamer.lab.swim_experiment import run_swim_experiment
 
 Run = tuple[int, int, float, float, bool, float]  # nodes, seed, loss, slow, lifeguard, duration
 

@@ -16,8 +16,8 @@ import random
 import sys
 
 from gossamer.ids import Address, NodeId
+from gossamer.lab.news import NewsCore, news_codec
 from gossamer.sim import NetworkConfig, Simulator
-from gossamer.sim.news import NewsCore, news_codec
 
 log = logging.getLogger("simulate_cluster")
 

@@ -32,8 +32,8 @@ from gossamer.membership.members import (
     MemberSuspect,
     MemberUpdated,
 )
-from gossamer.node import NodeEvent
 from gossamer.ring import RingChanged
+from gossamer.runtime.node import NodeEvent
 
 KEYS = ("user:1", "user:2", "user:3")
 

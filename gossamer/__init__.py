@@ -19,7 +19,7 @@ and under the asyncio runtime (:class:`Node`).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from gossamer._version import __version__
 
 __all__ = [
     "Keyring",
@@ -36,21 +36,21 @@ __all__ = [
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gossamer.keyring import Keyring, load_keyring
     from gossamer.membership.members import Member, Status
-    from gossamer.node import Node
-    from gossamer.nodeconfig import NodeConfig
     from gossamer.ring import Ring, RingChanged
+    from gossamer.runtime.keyring import Keyring, load_keyring
+    from gossamer.runtime.node import Node
+    from gossamer.runtime.nodeconfig import NodeConfig
 
 # Imported on first use, so `import gossamer` (and the sans-IO cores, which
 # import the package) does not pull in asyncio, aiohttp and cryptography.
 _LAZY = {
-    "Keyring": "gossamer.keyring",
-    "load_keyring": "gossamer.keyring",
+    "Keyring": "gossamer.runtime.keyring",
+    "load_keyring": "gossamer.runtime.keyring",
     "Member": "gossamer.membership.members",
     "Status": "gossamer.membership.members",
-    "Node": "gossamer.node",
-    "NodeConfig": "gossamer.nodeconfig",
+    "Node": "gossamer.runtime.node",
+    "NodeConfig": "gossamer.runtime.nodeconfig",
     "Ring": "gossamer.ring",
     "RingChanged": "gossamer.ring",
 }

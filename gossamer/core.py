@@ -5,7 +5,7 @@ table, and the ring that follows it; the overlay and the registries join
 later -- that must look
 like one :class:`~gossamer.effects.Core` to whoever drives the node.  Both
 drivers, the simulator (``gossamer.sim``) and the asyncio runtime
-(``gossamer.node``), drive a ``NodeCore``, so a simulated cluster and a real
+(``gossamer.runtime.node``), drive a ``NodeCore``, so a simulated cluster and a real
 one run the same code.
 
 What ``NodeCore`` does, and all it does:

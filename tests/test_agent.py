@@ -15,16 +15,10 @@ from typing import Any
 
 import pytest
 
-from gossamer.agent import (
-    NO_KEYRING,
-    agent_config,
-    endpoint_url,
-    fetch_json,
-    format_members,
-    reload_keyring,
-)
+from gossamer.cli.agent import NO_KEYRING, agent_config, reload_keyring
+from gossamer.cli.client import endpoint_url, fetch_json, format_members
 from gossamer.errors import ConfigError, LocalError
-from gossamer.keyring import Keyring, fingerprint, generate_key, load_keyring, save_keyring
+from gossamer.runtime.keyring import Keyring, fingerprint, generate_key, load_keyring, save_keyring
 
 HOST = "127.0.0.1"
 

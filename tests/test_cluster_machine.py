@@ -17,7 +17,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from gossamer.clocks import VersionVector
 from gossamer.effects import Core
 from gossamer.ids import Address, NodeId
-from gossamer.sim.news import NewsConfig, NewsCore, news_codec
+from gossamer.lab.news import NewsConfig, NewsCore, news_codec
 from gossamer.testing.cluster import ClusterMachine, InvariantViolation
 
 FAST = NewsConfig(gossip_interval_s=0.2, publish_interval_s=1.0)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gossamer.cli import main
 from gossamer.errors import ConfigError, LocalError, RemoteError
-from gossamer.keyring import (
+from gossamer.runtime.keyring import (
     KEY_BYTES,
     SEALED_OVERHEAD,
     Keyring,

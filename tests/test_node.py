@@ -24,7 +24,6 @@ import pytest_asyncio
 from gossamer.config import WireConfig
 from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.swim import SwimConfig
-from gossamer.keyring import Keyring, generate_key
 from gossamer.membership.members import (
     MemberDead,
     MemberEvent,
@@ -34,9 +33,10 @@ from gossamer.membership.members import (
     MemberUpdated,
     Status,
 )
-from gossamer.node import EventStream, Node, NodeEvent, NodeStopped, boot_epoch
-from gossamer.nodeconfig import NodeConfig, datagram_overhead
 from gossamer.ring import RingChanged
+from gossamer.runtime.keyring import Keyring, generate_key
+from gossamer.runtime.node import EventStream, Node, NodeEvent, NodeStopped, boot_epoch
+from gossamer.runtime.nodeconfig import NodeConfig, datagram_overhead
 from gossamer.testing.aio import eventually
 
 TIMEOUT_S = 30.0

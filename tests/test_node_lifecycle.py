@@ -10,9 +10,10 @@ import time
 import pytest
 
 from gossamer.errors import ConfigError
-from gossamer.node import Node
-from gossamer.nodeconfig import NodeConfig, TransportConfig, config_from_mapping
 from gossamer.ring import RingChanged
+from gossamer.runtime.node import Node
+from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping
+from gossamer.runtime.transport import TransportConfig
 
 
 def plain(name: str, **kw: object) -> NodeConfig:

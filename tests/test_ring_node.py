@@ -16,10 +16,10 @@ from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.swim import SwimCore
 from gossamer.ids import Address, NodeId, address
 from gossamer.membership.members import MemberDead, MemberJoined
-from gossamer.node import EventStream, Node, NodeEvent
-from gossamer.nodeconfig import NodeConfig, load_toml
 from gossamer.ring import Ring, RingChanged, RingConfig, diff
 from gossamer.ring.tracker import RingTracker
+from gossamer.runtime.node import EventStream, Node, NodeEvent
+from gossamer.runtime.nodeconfig import NodeConfig, load_toml
 from gossamer.sim import NetworkConfig, Simulator
 from gossamer.testing.aio import eventually
 from gossamer.wire import digest_bytes, registry

@@ -25,6 +25,7 @@ GUARDED = [
     "ring.py",
     "core.py",
     "sim",
+    "lab",
     "effects.py",
     "wire.py",
     "ids.py",

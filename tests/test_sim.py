@@ -24,8 +24,8 @@ from gossamer.effects import (
 )
 from gossamer.errors import LocalError
 from gossamer.ids import Address, NodeId
+from gossamer.lab.news import NewsCore, news_codec
 from gossamer.sim import NetworkConfig, SimulationError, Simulator
-from gossamer.sim.news import NewsCore, news_codec
 from gossamer.wire import Message, Registry
 
 codec = Registry("sim-tests")
@@ -679,7 +679,7 @@ SCENARIO = """
 import random
 from gossamer.ids import Address
 from gossamer.sim import NetworkConfig, Simulator
-from gossamer.sim.news import Digest, NewsConfig, NewsCore, news_codec
+from gossamer.lab.news import Digest, NewsConfig, NewsCore, news_codec
 
 class StreamingNews(NewsCore):
     # Also sends every digest on a stream, and emits set-valued events.

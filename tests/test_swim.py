@@ -24,6 +24,7 @@ from gossamer.failure.swim import (
     SwimCore,
 )
 from gossamer.ids import Address, NodeId
+from gossamer.lab.swim_experiment import run_swim_experiment
 from gossamer.membership.members import (
     Claim,
     MemberDead,
@@ -34,7 +35,6 @@ from gossamer.membership.members import (
     Status,
 )
 from gossamer.sim import NetworkConfig, Simulator
-from gossamer.sim.swim_experiment import run_swim_experiment
 from gossamer.wire import registry
 
 A = NodeId("a", Address("a:1"), 1)
@@ -126,7 +126,7 @@ def test_a_ping_for_another_name_is_not_acked() -> None:
 
 def test_unknown_messages_are_counted_and_dropped() -> None:
     from gossamer.clocks import VersionVector
-    from gossamer.sim.news import Digest
+    from gossamer.lab.news import Digest
 
     b = core(B)
     b.handle(A.address, Digest(VersionVector()), 1.0)

@@ -26,12 +26,19 @@ import pytest_asyncio
 from gossamer.config import WireConfig
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address
-from gossamer.keyring import SEALED_OVERHEAD, Keyring, Sealer, generate_key
 from gossamer.membership.members import Status
-from gossamer.node import Node
-from gossamer.nodeconfig import NodeConfig, TransportConfig, datagram_overhead
+from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, Sealer, generate_key
+from gossamer.runtime.node import Node
+from gossamer.runtime.nodeconfig import NodeConfig, datagram_overhead
+from gossamer.runtime.transport import (
+    _HELLO,
+    _LENGTH,
+    Transport,
+    TransportConfig,
+    TransportStats,
+    _Stream,
+)
 from gossamer.testing.aio import eventually
-from gossamer.transport import _HELLO, _LENGTH, Transport, TransportStats, _Stream
 from gossamer.wire import Message, Registry, encode_envelope
 
 TIMEOUT_S = 30.0

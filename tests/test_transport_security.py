@@ -16,10 +16,9 @@ import pytest
 from gossamer.config import WireConfig
 from gossamer.failure.swim import Ping
 from gossamer.ids import Address
-from gossamer.keyring import Keyring, Sealer, generate_key
-from gossamer.nodeconfig import TransportConfig
+from gossamer.runtime.keyring import Keyring, Sealer, generate_key
+from gossamer.runtime.transport import Transport, TransportConfig
 from gossamer.testing.aio import eventually
-from gossamer.transport import Transport
 from gossamer.wire import Message, registry
 
 KEY = Keyring([generate_key()])
@@ -249,7 +248,7 @@ async def test_datagrams_to_a_host_name_are_resolved_off_the_loop() -> None:
 
 def test_datagram_limits_hold_with_a_long_advertise_address() -> None:
     # The preset leaves room for the longest address the header accepts.
-    from gossamer.nodeconfig import MAX_ADVERTISE_LENGTH, NodeConfig, datagram_overhead
+    from gossamer.runtime.nodeconfig import MAX_ADVERTISE_LENGTH, NodeConfig, datagram_overhead
 
     config = NodeConfig.lan("a", "127.0.0.1:7946", keyring=KEY)
     longest = "h" * (MAX_ADVERTISE_LENGTH - 6) + ":65535"

@@ -11,18 +11,18 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from gossamer import __version__
+from gossamer._version import __version__
 
 
 def _sim_demo(args: argparse.Namespace) -> int:
-    from gossamer.sim.demo import run_demo
+    from gossamer.lab.demo import run_demo
 
     run_demo(print, seed=args.seed, nodes=args.nodes, loss=args.loss)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from gossamer.demo import run_demo
+    from gossamer.cli.demo import run_demo
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -31,7 +31,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _agent(args: argparse.Namespace) -> int:
-    from gossamer.agent import agent_config, configure_logging, run_agent
+    from gossamer.cli.agent import agent_config, configure_logging, run_agent
     from gossamer.errors import LocalError
 
     try:
@@ -57,7 +57,7 @@ def _agent(args: argparse.Namespace) -> int:
 
 
 def _members(args: argparse.Namespace) -> int:
-    from gossamer.agent import EndpointError, fetch_json, fetch_members, format_members
+    from gossamer.cli.client import EndpointError, fetch_json, fetch_members, format_members
 
     try:
         rows = fetch_members(args.http)
@@ -76,7 +76,7 @@ def _members(args: argparse.Namespace) -> int:
 
 
 def _ring(args: argparse.Namespace) -> int:
-    from gossamer.agent import (
+    from gossamer.cli.client import (
         EndpointError,
         fetch_json,
         fetch_ring,
@@ -105,7 +105,7 @@ def _ring(args: argparse.Namespace) -> int:
 
 
 def _sim_swim(args: argparse.Namespace) -> int:
-    from gossamer.sim.swim_experiment import run_swim_experiment
+    from gossamer.lab.swim_experiment import run_swim_experiment
 
     started = time.perf_counter()
     report = run_swim_experiment(
@@ -144,7 +144,7 @@ def _swim_report(r: dict[str, object], slow_suspicions: int, slow_deaths: int) -
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    from gossamer.keyring import (
+    from gossamer.runtime.keyring import (
         Keyring,
         KeyringError,
         encode_key,

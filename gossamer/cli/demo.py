@@ -40,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from gossamer.agent import (
+from gossamer.cli.client import (
     EndpointError,
     fetch_json,
     fetch_members,

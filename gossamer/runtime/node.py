@@ -59,7 +59,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeAlias, TypeVar
 
-from gossamer import __version__
+from gossamer._version import __version__
 from gossamer.core import NodeCore
 from gossamer.debug.source import Counters, EventRecord, NodeInfo
 from gossamer.effects import (
@@ -74,7 +74,6 @@ from gossamer.effects import (
 )
 from gossamer.errors import LocalError
 from gossamer.ids import Address, NodeId, split_address
-from gossamer.keyring import Sealer
 from gossamer.membership.members import (
     Member,
     MemberAlive,
@@ -86,10 +85,11 @@ from gossamer.membership.members import (
     MemberSuspect,
     MemberUpdated,
 )
-from gossamer.nodeconfig import NodeConfig
 from gossamer.ring.ring import Ring
 from gossamer.ring.tracker import RingChanged
-from gossamer.transport import Transport
+from gossamer.runtime.keyring import Sealer
+from gossamer.runtime.nodeconfig import NodeConfig
+from gossamer.runtime.transport import Transport
 from gossamer.wire import Message, registry
 
 log = logging.getLogger("gossamer.node")

@@ -21,7 +21,6 @@ from __future__ import annotations
 __all__ = [
     "MAX_ADVERTISE_LENGTH",
     "NodeConfig",
-    "TransportConfig",
     "datagram_overhead",
     "load_toml",
 ]
@@ -37,8 +36,9 @@ from gossamer.config import WireConfig, check_int, check_positive
 from gossamer.errors import ConfigError
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import AddressError, address, is_valid_name, parse_address, split_address
-from gossamer.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
 from gossamer.ring.tracker import RingConfig
+from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
+from gossamer.runtime.transport import TransportConfig
 
 MAX_ADVERTISE_LENGTH = 64
 """Longest advertised ``host:port``, in characters: every datagram carries it."""
@@ -62,40 +62,6 @@ def _unspecified(host: str) -> bool:
 
 # Room for the longest advertise address the header accepts, sealed.
 _WORST_OVERHEAD = SEALED_OVERHEAD + 1 + MAX_ADVERTISE_LENGTH
-
-
-@dataclass(frozen=True, slots=True)
-class TransportConfig:
-    """Bounds and timeouts of the sockets (``gossamer.transport``)."""
-
-    idle_timeout_s: float = 60.0
-    """A stream with nothing sent or received for this long is closed, in
-    seconds, so occasional syncs do not leave a full mesh of idle links."""
-    connect_timeout_s: float = 5.0
-    """How long opening a stream may take before the peer counts as unreachable."""
-    hello_timeout_s: float = 5.0
-    """How long an accepted stream may wait before its first frame names the peer."""
-    max_streams: int = 1_024
-    """Bound on open streams; connections past it are refused and counted."""
-    max_handshakes: int = 64
-    """Bound on accepted connections that have not yet proved they hold the
-    key; past it, new connections are refused and counted, and the slots of
-    real streams stay free."""
-    max_stream_queue_bytes: int = 16 * 1024 * 1024
-    """Bound on the bytes waiting to be written on one stream; frames past it
-    are shed and counted."""
-    max_udp_queue_bytes: int = 1024 * 1024
-    """Bound on the datagram bytes waiting for the kernel; past it, datagrams
-    are shed and counted."""
-
-    def __post_init__(self) -> None:
-        owner = "TransportConfig"
-        for name in ("idle_timeout_s", "connect_timeout_s", "hello_timeout_s"):
-            check_positive(owner, name, getattr(self, name))
-        check_int(owner, "max_streams", self.max_streams, 1, 1_000_000)
-        check_int(owner, "max_handshakes", self.max_handshakes, 1, 1_000_000)
-        check_int(owner, "max_stream_queue_bytes", self.max_stream_queue_bytes, 1_024, 1 << 34)
-        check_int(owner, "max_udp_queue_bytes", self.max_udp_queue_bytes, 1_024, 1 << 34)
 
 
 def _fitted_swim(swim: SwimConfig, wire: WireConfig) -> SwimConfig:

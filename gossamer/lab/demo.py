@@ -1,6 +1,6 @@
 """``gossamer sim demo``: a small simulated cluster, narrated for a newcomer.
 
-Five nodes run the teaching protocol (:mod:`gossamer.sim.news`) in the
+Five nodes run the teaching protocol (:mod:`gossamer.lab.news`) in the
 deterministic simulator.  The script partitions the network, heals it,
 crashes a node and restarts it, and after each step says in plain words what
 the nodes know and why.  Everything happens in virtual time, so the whole
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 from gossamer.clocks import Ordering, VersionVector
 from gossamer.ids import Address, NodeId
+from gossamer.lab.news import NewsConfig, NewsCore, news_codec
 from gossamer.sim.network import NetworkConfig
-from gossamer.sim.news import NewsConfig, NewsCore, news_codec
 from gossamer.sim.simulator import Simulator
 
 

@@ -9,7 +9,7 @@ engine, which hands them to the core).
 Formats
 -------
 Every datagram and every stream frame is sealed by a
-:class:`~gossamer.keyring.Sealer` (AES-256-GCM with the cluster name as
+:class:`~gossamer.runtime.keyring.Sealer` (AES-256-GCM with the cluster name as
 associated data, or an explicit plaintext marker).  Inside the seal:
 
 * a **datagram** is ``[n][sender address, n ASCII bytes][message envelope]``:
@@ -50,7 +50,7 @@ maximum is refused locally, counted and logged as an error (the core's bug).
 
 from __future__ import annotations
 
-__all__ = ["Receiver", "Transport", "TransportStats"]
+__all__ = ["Receiver", "Transport", "TransportConfig", "TransportStats"]
 
 import asyncio
 import contextlib
@@ -64,11 +64,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gossamer.config import WireConfig
+from gossamer.config import WireConfig, check_int, check_positive
 from gossamer.errors import LocalError, MessageTooLarge, WireError
 from gossamer.ids import Address, AddressError, parse_address, split_address
-from gossamer.keyring import Sealer, SealError
-from gossamer.nodeconfig import TransportConfig
+from gossamer.runtime.keyring import Sealer, SealError
 from gossamer.wire import Message, Registry
 
 log = logging.getLogger("gossamer.transport")
@@ -89,6 +88,40 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    """Bounds and timeouts of the sockets (this module)."""
+
+    idle_timeout_s: float = 60.0
+    """A stream with nothing sent or received for this long is closed, in
+    seconds, so occasional syncs do not leave a full mesh of idle links."""
+    connect_timeout_s: float = 5.0
+    """How long opening a stream may take before the peer counts as unreachable."""
+    hello_timeout_s: float = 5.0
+    """How long an accepted stream may wait before its first frame names the peer."""
+    max_streams: int = 1_024
+    """Bound on open streams; connections past it are refused and counted."""
+    max_handshakes: int = 64
+    """Bound on accepted connections that have not yet proved they hold the
+    key; past it, new connections are refused and counted, and the slots of
+    real streams stay free."""
+    max_stream_queue_bytes: int = 16 * 1024 * 1024
+    """Bound on the bytes waiting to be written on one stream; frames past it
+    are shed and counted."""
+    max_udp_queue_bytes: int = 1024 * 1024
+    """Bound on the datagram bytes waiting for the kernel; past it, datagrams
+    are shed and counted."""
+
+    def __post_init__(self) -> None:
+        owner = "TransportConfig"
+        for name in ("idle_timeout_s", "connect_timeout_s", "hello_timeout_s"):
+            check_positive(owner, name, getattr(self, name))
+        check_int(owner, "max_streams", self.max_streams, 1, 1_000_000)
+        check_int(owner, "max_handshakes", self.max_handshakes, 1, 1_000_000)
+        check_int(owner, "max_stream_queue_bytes", self.max_stream_queue_bytes, 1_024, 1 << 34)
+        check_int(owner, "max_udp_queue_bytes", self.max_udp_queue_bytes, 1_024, 1 << 34)
 
 
 class Receiver(Protocol):

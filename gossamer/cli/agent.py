@@ -1,6 +1,6 @@
 """``gossamer agent``: one node as a long-running process, and its command-line client.
 
-The agent is the runtime (:class:`~gossamer.node.Node`) wrapped for an
+The agent is the runtime (:class:`~gossamer.runtime.node.Node`) wrapped for an
 operator: its configuration comes from a TOML file (``--config``) with
 command-line flags on top, its member events are logged one line each on
 stderr, and it answers signals:
@@ -11,7 +11,7 @@ stderr, and it answers signals:
 * **SIGHUP** -- reload the keyring file (``--keyring`` or ``keyring_file``):
   install the keys it lists, make its first key the primary, remove the keys
   it no longer lists, and log the fingerprints.  To rotate a key with no
-  downtime, do the three steps of :mod:`gossamer.keyring` across the cluster,
+  downtime, do the three steps of :mod:`gossamer.runtime.keyring` across the cluster,
   one SIGHUP per node and step: add the new key to every node's file as a
   secondary (``gossamer keygen --keyring FILE --install``); then move it
   first in every file; then delete the old key from every file.  A file
@@ -25,51 +25,33 @@ Every log line starts with the local node's name (``2026-11-21T10:47:29.268 n2
 | n1 suspect ...``), so the logs of several agents can be interleaved and
 still read.
 
-The client half, :func:`fetch_members` and :func:`format_members`, reads a
-running agent's debug endpoint for ``gossamer members`` and the demo;
-:func:`fetch_ring`, :func:`format_ring` and :func:`format_ring_key` do the
-same for ``gossamer ring``.
+The client that reads a running agent's debug endpoint is ``client.py``.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "NO_KEYRING",
-    "EndpointError",
     "agent_config",
     "configure_logging",
-    "endpoint_url",
-    "fetch_json",
-    "fetch_members",
-    "fetch_ring",
-    "format_members",
-    "format_ring",
-    "format_ring_key",
-    "format_table",
     "reload_keyring",
     "run_agent",
 ]
 
 import asyncio
-import base64
-import binascii
-import json
 import logging
 import os
 import signal
 import sys
 import tomllib
-import urllib.error
-import urllib.parse
-import urllib.request
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gossamer.errors import ConfigError, LocalError
-from gossamer.keyring import Keyring, KeyringError, fingerprint, load_keyring
-from gossamer.node import Node
-from gossamer.nodeconfig import NodeConfig, config_from_mapping
+from gossamer.runtime.keyring import Keyring, KeyringError, fingerprint, load_keyring
+from gossamer.runtime.node import Node
+from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping
 
 log = logging.getLogger("gossamer.agent")
 
@@ -103,7 +85,7 @@ def agent_config(
 ) -> tuple[NodeConfig, str | None]:
     """The agent's :class:`NodeConfig` and the keyring file to reload on SIGHUP.
 
-    The TOML file (see :func:`gossamer.nodeconfig.load_toml`) gives the base;
+    The TOML file (see :func:`gossamer.runtime.nodeconfig.load_toml`) gives the base;
     every argument that is set wins over it.  ``join`` holds addresses or
     comma-separated lists of them.  ``keyring_file`` and ``plaintext`` each
     replace whatever security the file chose.  Raises
@@ -203,7 +185,7 @@ def reload_keyring(keyring: Keyring, path: str) -> str:
     New keys are installed before the primary changes and old ones removed
     last, so at no moment does the node lose a key a peer may still seal
     with.  Returns a description for the log (fingerprints only).  Raises
-    :class:`~gossamer.keyring.KeyringError` if the file cannot be read; the
+    :class:`~gossamer.runtime.keyring.KeyringError` if the file cannot be read; the
     keyring is then unchanged.
     """
     wanted = load_keyring(path)
@@ -328,198 +310,3 @@ def _log_ready(node: Node, keyring_file: str | None) -> None:
             config.keyring.fingerprints(),
         )
     log.info("SIGTERM or Ctrl-C leaves the cluster and stops")
-
-
-# -------------------------------------------------------------------- the client
-
-
-class EndpointError(LocalError):
-    """A debug endpoint could not be reached, or answered something unexpected."""
-
-
-def endpoint_url(text: str) -> str:
-    """``http://host:port`` from ``host:port`` or a URL (a trailing ``/`` dropped)."""
-    url = text.strip()
-    if "://" not in url:
-        url = "http://" + url
-    return url.rstrip("/")
-
-
-def fetch_json(url: str, path: str, *, timeout_s: float = 5.0) -> Any:
-    """GET ``url`` + ``path`` and parse the JSON body; :class:`EndpointError` on any failure."""
-    full = endpoint_url(url) + path
-    try:
-        with urllib.request.urlopen(full, timeout=timeout_s) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        because = _error_text(exc)
-        raise EndpointError(f"{full} answered HTTP {exc.code} {exc.reason}{because}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise EndpointError(f"cannot reach {full}: {reason}") from None
-    except ValueError as exc:  # a malformed URL
-        raise EndpointError(f"{full}: {exc}") from None
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise EndpointError(
-            f"{full} did not answer JSON; is it a gossamer debug endpoint?"
-        ) from None
-
-
-def _error_text(exc: urllib.error.HTTPError) -> str:
-    """``": <message>"`` from a debug endpoint's ``{"error": ...}`` body, else ``""``.
-
-    The endpoint says why it refused (a bad ``n``, no ring on this node);
-    that is the part of the answer the operator needs.
-    """
-    try:
-        with exc:
-            body = json.loads(exc.read(4096))
-    except (OSError, ValueError):
-        return ""
-    message = body.get("error") if isinstance(body, dict) else None
-    return f": {message}" if isinstance(message, str) else ""
-
-
-def format_table(rows: Sequence[Sequence[str]], *, right: Container[int] = ()) -> str:
-    """``rows`` (the first is the header) as aligned columns two spaces apart;
-    the columns numbered in ``right`` are aligned to the right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ).rstrip()
-        for row in rows
-    )
-
-
-def fetch_members(url: str, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
-    """The member rows of ``url``/api/members (every status), sorted by name."""
-    body = fetch_json(url, "/api/members", timeout_s=timeout_s)
-    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
-        raise EndpointError(f"{endpoint_url(url)}/api/members did not list members")
-    rows: list[dict[str, Any]] = body["members"]
-    return rows
-
-
-def format_members(rows: Sequence[dict[str, Any]], *, include_gone: bool = False) -> str:
-    """An aligned table of member rows; dead and left ones only with ``include_gone``."""
-    shown = [r for r in rows if include_gone or r.get("status") in ("alive", "suspect")]
-    header = ("NAME", "ADDRESS", "STATUS", "INCARNATION", "EPOCH", "FOR", "METADATA")
-    table = [header] + [
-        (
-            str(r.get("name", "?")),
-            str(r.get("address", "?")),
-            str(r.get("status", "?")),
-            str(r.get("incarnation", "?")),
-            str(r.get("epoch", "?")),
-            _duration(r.get("for_s")),
-            _metadata_text(r),
-        )
-        for r in shown
-    ]
-    lines = format_table(table).splitlines()
-    hidden = len(rows) - len(shown)
-    if hidden:
-        lines.append(f"({hidden} dead or left not shown; --all shows them)")
-    return "\n".join(lines)
-
-
-def fetch_ring(
-    url: str, *, key: str | None = None, n: int | None = None, timeout_s: float = 5.0
-) -> dict[str, Any]:
-    """The body of ``url``/api/ring, with ``key``'s hash and its ``n`` owners when given.
-
-    :class:`EndpointError` when the node keeps no ring (the endpoint answers
-    404), for an ``n`` the endpoint refuses, and for anything unexpected.
-    """
-    query: dict[str, str] = {}
-    if key is not None:
-        query["key"] = key
-    if n is not None:
-        query["n"] = str(n)
-    # quote, not quote_plus: a "+" in a key must reach the endpoint as "+".
-    path = "/api/ring"
-    if query:
-        path += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
-    body = fetch_json(url, path, timeout_s=timeout_s)
-    if not isinstance(body, dict) or not isinstance(body.get("members"), list):
-        raise EndpointError(f"{endpoint_url(url)}/api/ring did not describe a ring")
-    if key is not None and not isinstance(body.get("owners"), list):
-        raise EndpointError(f"{endpoint_url(url)}/api/ring did not list the key's owners")
-    return body
-
-
-def format_ring(body: dict[str, Any]) -> str:
-    """A table of the ring's nodes (name, points, weight, share) and a summary line."""
-    header = ("NAME", "POINTS", "WEIGHT", "SHARE")
-    rows = sorted(body.get("members", []), key=lambda m: str(m.get("name", "")))
-    table = [header] + [
-        (
-            str(m.get("name", "?")),
-            str(m.get("points", "?")),
-            _number(m.get("weight"), "g"),
-            _number(m.get("share"), ".2%"),
-        )
-        for m in rows
-    ]
-    # Names to the left, numbers to the right, as a reader compares them.
-    lines = format_table(table, right=range(1, len(header))).splitlines()
-    if not rows:
-        lines = ["(the ring is empty)"]
-    lines.append(
-        f"{body.get('nodes', '?')} nodes, {body.get('vnodes', '?')} vnodes, "
-        f"{body.get('points', '?')} points, max/mean share "
-        f"{_number(body.get('max_over_mean_share'), '.3f')}, "
-        f"{body.get('changes', '?')} changes"
-    )
-    return "\n".join(lines)
-
-
-def format_ring_key(body: dict[str, Any]) -> str:
-    """A key's hash (decimal and hex) and its owners, in preference order."""
-    hashed = body.get("hash")
-    where = f"{hashed} (0x{hashed:016x})" if isinstance(hashed, int) else "?"
-    lines = [f"key {json.dumps(body.get('key'), ensure_ascii=False)} hashes to {where}"]
-    owners = body.get("owners") or []
-    if not owners:
-        lines.append("no owner: the ring is empty")
-    else:
-        lines.append("owners, in preference order:")
-        lines.extend(f"  {i}. {name}" for i, name in enumerate(owners, 1))
-    return "\n".join(lines)
-
-
-def _number(value: object, spec: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "?"
-    return format(value, spec)
-
-
-def _duration(value: object) -> str:
-    if not isinstance(value, int | float):
-        return "?"
-    seconds = max(0.0, float(value))
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
-
-
-def _metadata_text(row: dict[str, Any]) -> str:
-    text = row.get("metadata_text")
-    if isinstance(text, str):
-        return text.replace("\n", "\\n")
-    try:
-        size = len(base64.b64decode(str(row.get("metadata", "")), validate=True))
-    except (binascii.Error, ValueError):
-        return "(unreadable)"
-    return f"({size} byte{'' if size == 1 else 's'}, not UTF-8)"
