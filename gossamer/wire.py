@@ -88,6 +88,7 @@ from __future__ import annotations
 __all__ = [
     "PROTOCOL_MAJOR",
     "PROTOCOL_MINOR",
+    "TYPE_ID_RANGES",
     "Message",
     "MessageDefinitionError",
     "Record",
@@ -106,7 +107,7 @@ import re
 import reprlib
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter, itemgetter
 from typing import Any, Final, Protocol, Self, TypeGuard, TypeVar, cast
 
@@ -1020,8 +1021,10 @@ class Registry:
     reused for another message.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, ranges: Mapping[str, range] | None = None) -> None:
         self.name = name
+        self.ranges: Mapping[str, range] | None = ranges
+        """When set, the blocks of type ids by owner: an id outside every block is refused."""
         self._by_id: dict[int, _Entry] = {}
         self._by_class: dict[type[Message], _Entry] = {}
 
@@ -1041,6 +1044,11 @@ class Registry:
             raise MessageDefinitionError(f"type id must be an int, got {type_id!r}")
         if not 0 <= type_id <= _MAX_TYPE_ID:
             raise MessageDefinitionError(f"type id must be in 0..{_MAX_TYPE_ID}, got {type_id}")
+        if self.ranges is not None and not any(type_id in r for r in self.ranges.values()):
+            raise MessageDefinitionError(
+                f"type id {type_id} of registry {self.name!r} is in no part's block; "
+                f"take one from the owning part's block ({_blocks(self.ranges)})"
+            )
 
         def register(cls: _M) -> _M:
             _check_struct_class(cls, Message, " below @registry.message(...)")
@@ -1072,6 +1080,13 @@ class Registry:
     def classes(self) -> dict[int, type[Message]]:
         """Every registered class by type id, in id order."""
         return {type_id: self._by_id[type_id].cls for type_id in sorted(self._by_id)}
+
+    def owner_of(self, type_id: int) -> str | None:
+        """The owner of the block ``type_id`` is in (see :data:`TYPE_ID_RANGES`), if any."""
+        for owner, block in (self.ranges or {}).items():
+            if type_id in block:
+                return owner
+        return None
 
     def encode(self, message: Message, max_bytes: int | None = None) -> bytes:
         """Encode ``message`` into one envelope.
@@ -1191,5 +1206,28 @@ def encode_envelope(
         raise InvalidMessage(f"cannot pack envelope: {type(exc).__name__}: {exc}") from exc
 
 
-registry: Final = Registry("gossamer")
-"""gossamer's own protocol table; each protocol module registers its messages here."""
+TYPE_ID_RANGES: Final[Mapping[str, range]] = types.MappingProxyType(
+    {
+        "swim": range(1, 32),
+        "overlay": range(32, 64),
+        "broadcast": range(64, 96),
+        "replicator": range(96, 128),
+        "registries": range(128, 160),
+        "messaging": range(160, 192),
+    }
+)
+"""The blocks of :data:`registry`'s type ids, one per part, by the part's name.
+
+A part registers its messages only inside its own block, so two parts can
+never take the same id, and an id tells which part a message belongs to
+(the routing-coverage test checks both).  Ids 0 and 192..65535 are
+unassigned; a new part gets the next block of 32 here.
+"""
+
+
+def _blocks(ranges: Mapping[str, range]) -> str:
+    return ", ".join(f"{owner} {r.start}-{r.stop - 1}" for owner, r in ranges.items())
+
+
+registry: Final = Registry("gossamer", TYPE_ID_RANGES)
+"""gossamer's own protocol table; each part registers its messages here, in its block."""

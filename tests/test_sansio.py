@@ -25,6 +25,7 @@ GUARDED = [
     "ring.py",
     "core.py",
     "sim",
+    "transmit.py",
     "lab",
     "effects.py",
     "wire.py",

@@ -85,8 +85,6 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sortedcontainers import SortedList
-
 from gossamer.clocks import MAX_COUNTER
 from gossamer.config import check_at_least, check_int, check_positive
 from gossamer.effects import Effect, Outbox, TimerKey
@@ -110,10 +108,11 @@ from gossamer.membership.members import (
     claim_order,
     valid_identity,
 )
+from gossamer.transmit import TransmitQueue
 from gossamer.wire import Message, registry
 
 # --------------------------------------------------------------------------
-# Messages (type ids 1..15 are SWIM's; append only).
+# Messages (SWIM's block of type ids is 1..31, wire.TYPE_ID_RANGES; append only).
 
 
 @registry.message(1)
@@ -192,7 +191,7 @@ def _claim_bytes(claim: Claim) -> int:
 _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 15 items
 _RECENT_DEATHS = 64  # members declared dead lately, kept to gossip to
 _CLAIM_OVERHEAD_BYTES = 40  # a claim's encoding beyond its strings, at the most
-_MAX_QUEUE_MISSES = 32  # claims a datagram skips for size before it is sent as it is
+_MIN_CLAIM_BYTES = 16  # no claim is smaller than this
 _MAX_CORRECTIONS = 2  # newer claims sent back for stale ones; each may carry 512 B of metadata
 _NACK_AT = 0.8  # share of the time left for a nack to reach the prober in time
 
@@ -388,76 +387,6 @@ class _Relay:
     expires: float  # after the nack, a late ack is still relayed until then
 
 
-class _Queue:
-    """The transmit-limited broadcast queue: least-sent first, newest first among equals.
-
-    One entry per member name (newer news replaces older), ordered in a
-    sorted list by ``(transmits, -id)``.  Bounded: past ``limit`` entries the
-    most-sent, oldest is shed.
-    """
-
-    __slots__ = ("_by_name", "_next_id", "_order", "limit", "max_item_bytes", "shed")
-
-    def __init__(self, limit: int, max_item_bytes: int) -> None:
-        self.limit = limit
-        self.max_item_bytes = max_item_bytes
-        self.shed = 0
-        self._next_id = 0
-        self._by_name: dict[str, tuple[int, int, str, Claim, int]] = {}
-        # (transmits, -id, name, claim, size); names are unique, so claims are never compared
-        self._order: SortedList = SortedList()
-
-    def __len__(self) -> int:
-        return len(self._by_name)
-
-    def push(self, claim: Claim) -> None:
-        old = self._by_name.pop(claim.name, None)
-        if old is not None:
-            self._order.remove(old)
-        self._next_id += 1
-        size = _claim_bytes(claim)
-        if size > self.max_item_bytes:
-            self.shed += 1  # could never fit a datagram
-            return
-        item = (0, -self._next_id, claim.name, claim, size)
-        self._by_name[claim.name] = item
-        self._order.add(item)
-        while len(self._by_name) > self.limit:
-            worst = self._order.pop()
-            del self._by_name[worst[2]]
-            self.shed += 1
-
-    def take(self, budget: int, limit: int, skip: frozenset[str] = frozenset()) -> list[Claim]:
-        """Claims that fit in ``budget`` bytes, least-sent first; each counts one
-        transmission and leaves the queue after ``limit`` of them."""
-        chosen: list[tuple[int, int, str, Claim, int]] = []
-        misses = 0
-        for item in self._order:
-            if budget < 16:  # no claim is smaller than this
-                break
-            if item[4] <= budget and item[2] not in skip:
-                chosen.append(item)
-                budget -= item[4]
-            else:
-                misses += 1
-                if misses > _MAX_QUEUE_MISSES:  # the rest waits for a datagram of its own
-                    break
-        for item in chosen:
-            self._order.remove(item)
-            transmits = item[0] + 1
-            if transmits >= limit:
-                del self._by_name[item[2]]
-            else:
-                again = (transmits, item[1], item[2], item[3], item[4])
-                self._by_name[item[2]] = again
-                self._order.add(again)
-        return [item[3] for item in chosen]
-
-    def pending(self, name: str) -> Claim | None:
-        item = self._by_name.get(name)
-        return None if item is None else item[3]
-
-
 # --------------------------------------------------------------------------
 # The core.
 
@@ -502,9 +431,10 @@ class SwimCore:
             max_members=cfg.max_members,
         )
         """The member table.  Read it; only this core writes it."""
-        self._queue = _Queue(
+        self._queue: TransmitQueue[str, Claim] = TransmitQueue(
             cfg.max_queued_updates,
             cfg.max_payload_bytes - _EMPTY_GOSSIP_BYTES - _ARRAY_HEADER_SLACK,
+            min_item_bytes=_MIN_CLAIM_BYTES,
         )
         self._suspicions: dict[str, Suspicion] = {}
         self._probe_list: list[str] = []
@@ -977,7 +907,7 @@ class SwimCore:
         self._out.datagram(to, message)
 
     def _enqueue(self, claim: Claim) -> None:
-        self._queue.push(claim)
+        self._queue.push(claim.name, claim, _claim_bytes(claim))
         self.stats.updates_shed = self._queue.shed
 
     def _retransmit_limit(self) -> int:
