@@ -17,16 +17,84 @@ Change a preset with :func:`dataclasses.replace`, which validates again.
 from __future__ import annotations
 
 __all__ = [
+    "PRESETS",
+    "Section",
     "WireConfig",
+    "WireRoom",
     "check_at_least",
     "check_fraction",
     "check_int",
     "check_positive",
+    "preset",
 ]
 
 from dataclasses import dataclass
+from typing import Final, Protocol, Self, TypeVar
 
 from gossamer.errors import ConfigError
+
+PRESETS: Final = ("lan", "wan", "local")
+"""The preset names every config section offers."""
+
+
+class Section(Protocol):
+    """A subsystem's config: a frozen dataclass, checked when built, with presets."""
+
+    @classmethod
+    def lan(cls) -> Self: ...
+
+    @classmethod
+    def wan(cls) -> Self: ...
+
+    @classmethod
+    def local(cls) -> Self: ...
+
+
+S = TypeVar("S", bound=Section)
+
+
+def preset(section: type[S], name: str) -> S:
+    """``section``'s preset ``name``; ConfigError for a name not in :data:`PRESETS`."""
+    match name:
+        case "lan":
+            return section.lan()
+        case "wan":
+            return section.wan()
+        case "local":
+            return section.local()
+    raise ConfigError(f"preset must be one of {list(PRESETS)}, got {name!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class WireRoom:
+    """How much of the wire a part's messages may take once the transport has wrapped them.
+
+    Each limit comes with what the transport adds to a message (the sender's
+    address and the seal on a datagram, the seal on a frame, the seal and the
+    length prefix in a stream's queue), so a part's check can say both.
+    """
+
+    max_datagram_bytes: int
+    datagram_overhead: int
+    max_frame_bytes: int
+    frame_overhead: int
+    max_stream_queue_bytes: int
+    queue_overhead: int
+
+    @property
+    def datagram_bytes(self) -> int:
+        """The largest message one datagram carries."""
+        return self.max_datagram_bytes - self.datagram_overhead
+
+    @property
+    def frame_bytes(self) -> int:
+        """The largest message one stream frame carries."""
+        return self.max_frame_bytes - self.frame_overhead
+
+    @property
+    def stream_queue_bytes(self) -> int:
+        """The largest message a stream's send queue can hold."""
+        return self.max_stream_queue_bytes - self.queue_overhead
 
 
 def check_positive(owner: str, name: str, value: float) -> None:

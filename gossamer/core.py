@@ -1,110 +1,188 @@
-"""NodeCore: the whole node as one sans-IO state machine.
+"""NodeCore: the whole node as one sans-IO state machine, composed of parts.
 
-A gossamer node is several protocol cores -- today SWIM with its member
-table, and the ring that follows it; the overlay and the registries join
-later -- that must look
-like one :class:`~gossamer.effects.Core` to whoever drives the node.  Both
-drivers, the simulator (``gossamer.sim``) and the asyncio runtime
-(``gossamer.runtime.node``), drive a ``NodeCore``, so a simulated cluster and a real
-one run the same code.
+A gossamer node is several protocol cores -- SWIM with its member table, the
+ring that follows it, and later the overlay, broadcast and the registries --
+each a *part* (:class:`~gossamer.effects.Part`) that must look like one
+:class:`~gossamer.effects.Core` to whoever drives the node.  Both drivers,
+the simulator (``gossamer.sim``) and the asyncio runtime
+(``gossamer.runtime``), drive a ``NodeCore``, so a simulated cluster and a
+real one run the same code.
 
 What ``NodeCore`` does, and all it does:
 
-* **Routes input.** A message goes to the core that registered its class
-  (:data:`ROUTES`, built from each core's messages); a message of no core's is
-  counted in ``unrouted`` and dropped.  A timer key is a pair
-  ``(core, key)``; the first element picks the core.  Stream notices go to
-  every core that uses streams.
-* **Routes output.** Effects from a sub-core are passed on in order, with its
-  timer keys wrapped as ``(core, key)`` so two cores can never clash on a key.
-  Member events (``MemberJoined``, ``MemberDead``...) are passed on to the
-  application.  After an input that produced any, the ring tracker is given
-  the live members, and a :class:`~gossamer.ring.tracker.RingChanged` follows
-  the member events that caused it.  The registries will be fed here too.
-* **Holds the application's calls** that reach a protocol: leave and
-  metadata, with every check a caller's mistake needs done at once.
+* **Routes input.**  A message goes to the part that claims its class (two
+  parts claiming one class is an error when the node is built); a message no
+  part claims is counted in ``unrouted`` and dropped.  A timer key is a pair
+  ``(part name, key)``; the first element picks the part.
+* **Routes output.**  A part's effects are passed on in order, its timer keys
+  wrapped as ``(part name, key)`` so parts never clash on a key.
+* **Hands events on.**  Every event a part emits goes to the application,
+  and the events of one drain go, in order, to every other part subscribed
+  to their classes (in part order), which is then drained; what it emits is
+  handed on the same way, breadth first (every subscriber hears an event
+  before what follows from it), at most :data:`MAX_EVENT_DEPTH` steps deep
+  (a deeper chain is a cycle between parts: counted in ``events_cut``).
+* **Owns links.**  Per peer, the set of parts using the stream: a part's
+  ``OpenStream`` or ``SendStream`` makes it an owner, its ``CloseStream``
+  removes it, and the close reaches the driver only when no owner is left
+  (until then it is held and counted).  ``on_stream_up`` and
+  ``on_stream_down`` go to the owners only; after a down the link has none.
+  So SWIM's push-pull, which closes its stream after the reply, never cuts a
+  link another part holds to the same peer.
+* **Holds the application's calls** that reach a part (leave, metadata),
+  and publishes the parts' views as one :class:`NodeView`.
 
-Invariants: the sub-cores are drained after every input, so the outbox holds
-one input's worth of effects; ``NodeCore`` itself keeps no protocol state and
-takes no protocol decision.
+Invariants: every part touched by an input is drained before the input
+returns, so the outbox holds one input's worth of effects; ``NodeCore``
+consumes no randomness and takes no protocol decision.
 """
 
 from __future__ import annotations
 
-__all__ = ["ROUTES", "NodeCore", "NodeStats"]
+__all__ = ["MAX_EVENT_DEPTH", "NodeCore", "NodeStats", "NodeView"]
 
 import random
+from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Final
 
-from gossamer.effects import CancelTimer, Effect, Emit, SetTimer, TimerKey
-from gossamer.errors import LocalError
-from gossamer.failure.swim import (
-    Ack,
-    Gossip,
-    Nack,
-    Ping,
-    PingReq,
-    PushPull,
-    PushPullReply,
-    SwimConfig,
-    SwimCore,
+from gossamer.effects import (
+    CancelTimer,
+    CloseStream,
+    Effect,
+    Emit,
+    EventNote,
+    OpenStream,
+    Part,
+    PartFactory,
+    SendStream,
+    SetTimer,
+    TimerKey,
 )
+from gossamer.errors import LocalError
+from gossamer.failure.swim import SwimConfig, SwimCore
+from gossamer.failure.view import SwimView
 from gossamer.ids import Address, NodeId
 from gossamer.membership.members import Member
+from gossamer.observe import DROPPED, PartView, counter
 from gossamer.ring.ring import Ring
-from gossamer.ring.tracker import RingConfig, RingTracker
+from gossamer.ring.view import RingView
 from gossamer.wire import Message
 
-_SWIM: Final = "swim"
-
-ROUTES: Final[Mapping[type[Message], str]] = {
-    cls: _SWIM for cls in (Ping, Ack, PingReq, Nack, Gossip, PushPull, PushPullReply)
-}
-"""Which sub-core handles each message class (by the sub-core's timer prefix)."""
+MAX_EVENT_DEPTH: Final = 8
+"""How many parts deep a chain of events may go (a part's event handed to a
+part whose event is handed on...); deeper is a cycle, cut and counted."""
 
 
 @dataclass(slots=True)
 class NodeStats:
-    """Counters of the composition itself (each sub-core keeps its own)."""
+    """Counters of the composition itself (each part keeps its own)."""
 
-    unrouted: int = 0
-    """Messages of a class no sub-core handles (decoded, but not ours to use)."""
-    stray_timers: int = 0
-    """Timer keys no sub-core owns (a driver's bug; counted, ignored)."""
+    unrouted: int = DROPPED.series("unrouted")
+    """Messages of a class no part handles (decoded, but not ours to use)."""
+    stray_timers: int = counter(
+        "Timers that fired under a key no part owns (a driver's bug).",
+        name="gossamer_stray_timers",
+    )
+    """Timer keys no part owns (a driver's bug; counted, ignored)."""
+    closes_held: int = counter(
+        "Stream closes held back because another part still uses the stream.",
+        name="gossamer_stream_closes_held",
+    )
+    """Closes a part asked for while another part still owned the stream."""
+    events_cut: int = counter(
+        "Events not handed to a subscribed part because the chain went too deep.",
+        name="gossamer_events_cut",
+    )
+    """Events not handed to a subscriber past :data:`MAX_EVENT_DEPTH` (a cycle)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What the node shows after an input: one field per part of the catalogue.
+
+    A field is None when the node runs without that part; parts the
+    catalogue does not name (a test's, an application's own) are in
+    ``extra``.  The same object is returned until a part's view changes.
+    """
+
+    swim: SwimView
+    ring: RingView | None = None
+    extra: Mapping[str, PartView] = field(default_factory=dict)
+
+    def parts(self) -> dict[str, PartView]:
+        """Every part's view by part name, in the node's part order for the named fields."""
+        out: dict[str, PartView] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "extra" and value is not None:
+                out[f.name] = value
+        out.update(self.extra)
+        return out
+
+
+_VIEW_FIELDS: Final = frozenset(f.name for f in fields(NodeView)) - {"extra"}
 
 
 class NodeCore:
-    """One gossamer node: SWIM, the member table and the ring, composed as one core.
+    """One gossamer node: its parts composed as one core (see the module docstring).
 
-    ``seeds`` are addresses to join through (the node's own is skipped);
-    ``metadata`` is published with the node's alive claims (at most
-    ``swim.max_metadata_bytes``).  ``ring`` enables the ring of live members
-    (None or ``enabled=False``: no ring, the simulator's default for large
-    clusters).  The ``Random`` is shared by the sub-cores, so one seed
-    replays the whole node.
+    ``parts`` are factories, each called with ``me`` and ``rng``: every part
+    gets the same identity and shares the ``Random``, so one seed replays the
+    whole node.  One part must be SWIM (named ``swim``): it is the node's
+    membership, and the application's calls reach it.  Raises
+    :class:`~gossamer.errors.LocalError` for two parts with one name or one
+    message class.
     """
 
-    def __init__(
-        self,
-        me: NodeId,
-        rng: random.Random,
-        *,
-        swim: SwimConfig | None = None,
-        seeds: Iterable[str] = (),
-        metadata: bytes = b"",
-        ring: RingConfig | None = None,
-    ) -> None:
+    def __init__(self, me: NodeId, rng: random.Random, parts: Iterable[PartFactory]) -> None:
         self.me = me
-        self.swim = SwimCore(me, rng, swim, seeds=seeds, metadata=metadata)
-        """The SWIM core; read its views, do not drive it directly."""
-        self.ring_tracker = RingTracker(ring) if ring is not None and ring.enabled else None
-        """Follows the live members; None when the node keeps no ring."""
+        built: list[Part] = []
+        by_name: dict[str, Part] = {}
+        routes: dict[type[Message], Part] = {}
+        for factory in parts:
+            part = factory(me, rng)
+            if not isinstance(part.name, str) or not part.name:
+                raise LocalError(f"a part's name must be a non-empty str, got {part.name!r}")
+            if part.name in by_name:
+                raise LocalError(f"two parts are named {part.name!r}")
+            for cls in part.messages:
+                if cls in routes:
+                    raise LocalError(
+                        f"{cls.__qualname__} is claimed by two parts, "
+                        f"{routes[cls].name!r} and {part.name!r}"
+                    )
+                routes[cls] = part
+            by_name[part.name] = part
+            built.append(part)
+        swim = by_name.get(SwimCore.name)
+        if not isinstance(swim, SwimCore):
+            raise LocalError("a node needs SWIM among its parts (a SwimCore named 'swim')")
+        self.swim: SwimCore = swim
+        """The SWIM part; read its views, do not drive it directly."""
+        self.parts: tuple[Part, ...] = tuple(built)
         self.stats = NodeStats()
+        self._by_name = by_name
+        self._routes = routes
+        self._links: dict[Address, set[str]] = {}
         self._effects: list[Effect] = []
+        self._views: tuple[PartView, ...] = ()
+        self._view: NodeView | None = None
 
     # ---------------------------------------------------------------- views
+
+    @property
+    def routes(self) -> dict[type[Message], str]:
+        """Which part handles each message class, by part name."""
+        return {cls: part.name for cls, part in self._routes.items()}
+
+    def part(self, name: str) -> Part | None:
+        return self._by_name.get(name)
+
+    def link_owners(self, peer: Address) -> frozenset[str]:
+        """The parts using the stream to ``peer`` (none when there is no stream)."""
+        return frozenset(self._links.get(peer, ()))
 
     @property
     def config(self) -> SwimConfig:
@@ -143,39 +221,78 @@ class NodeCore:
     @property
     def ring(self) -> Ring[str] | None:
         """The ring over the live members' names, or None when the node keeps none."""
-        tracker = self.ring_tracker
-        return tracker.ring if tracker is not None else None
+        part = self._by_name.get("ring")
+        view = part.view() if part is not None else None
+        return view.ring if isinstance(view, RingView) else None
+
+    def view(self) -> NodeView:
+        """Every part's view; the same object until one of them changes."""
+        views = tuple(part.view() for part in self.parts)
+        cached = self._view
+        if (
+            cached is not None
+            and len(views) == len(self._views)
+            and all(a is b for a, b in zip(views, self._views, strict=True))
+        ):
+            return cached
+        named: dict[str, PartView] = {}
+        extra: dict[str, PartView] = {}
+        for part, part_view in zip(self.parts, views, strict=True):
+            (named if part.name in _VIEW_FIELDS else extra)[part.name] = part_view
+        view = NodeView(**named, extra=extra)  # type: ignore[arg-type]
+        self._views, self._view = views, view
+        return view
+
+    def describe(self, event: object) -> EventNote | None:
+        """How ``event`` reads in a log, as the part that emitted it says."""
+        for part in self.parts:
+            note = part.describe(event)
+            if note is not None:
+                return note
+        return None
 
     # ---------------------------------------------------------------- Core API
 
     def start(self, now: float) -> None:
-        self.swim.start(now)
-        if self.ring_tracker is not None:
-            # The node's own ring, before it hears of anyone: nothing to hand off.
-            self.ring_tracker.start(m.name for m in self.live_members())
-        self._collect(_SWIM, self.swim.drain())
+        for part in self.parts:
+            part.start(now)
+        for part in self.parts:
+            self._drain(part, now)
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
-        if ROUTES.get(type(message)) == _SWIM:
-            self.swim.handle(sender, message, now)
-            self._collect(_SWIM, self.swim.drain())
-        else:
+        part = self._routes.get(type(message))
+        if part is None:
             self.stats.unrouted += 1
+            return
+        part.handle(sender, message, now)
+        self._drain(part, now)
 
     def on_timer(self, key: TimerKey, now: float) -> None:
-        if isinstance(key, tuple) and len(key) == 2 and key[0] == _SWIM:
-            self.swim.on_timer(key[1], now)
-            self._collect(_SWIM, self.swim.drain())
-        else:
+        part = inner = None
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str):
+            part, inner = self._by_name.get(key[0]), key[1]
+        if part is None:
             self.stats.stray_timers += 1
+            return
+        part.on_timer(inner, now)
+        self._drain(part, now)
 
     def on_stream_up(self, peer: Address, now: float) -> None:
-        self.swim.on_stream_up(peer, now)
-        self._collect(_SWIM, self.swim.drain())
+        owners = self._links.get(peer)
+        if not owners:
+            return  # the peer opened it and no part here has used it yet
+        for part in [p for p in self.parts if p.name in owners]:
+            if part.name in self._links.get(peer, ()):  # a close meanwhile lets go
+                part.on_stream_up(peer, now)
+                self._drain(part, now)
 
     def on_stream_down(self, peer: Address, now: float) -> None:
-        self.swim.on_stream_down(peer, now)
-        self._collect(_SWIM, self.swim.drain())
+        owners = self._links.pop(peer, None)
+        if not owners:
+            return
+        for part in [p for p in self.parts if p.name in owners]:
+            part.on_stream_down(peer, now)
+            self._drain(part, now)
 
     def drain(self) -> list[Effect]:
         effects, self._effects = self._effects, []
@@ -191,40 +308,67 @@ class NodeCore:
         stop it.
         """
         self.swim.leave(now)
-        self._collect(_SWIM, self.swim.drain())
+        self._drain(self.swim, now)
 
     def leave_spread(self) -> bool:
         """True once a leave has been sent as often as any news is (the queue
         is empty), or at once when no live member is left to tell."""
-        swim = self.swim
-        return swim.leaving and (swim.queued_updates() == 0 or swim.table.live_count() == 0)
+        return self.swim.leave_spread()
 
     def update_metadata(self, metadata: bytes, now: float) -> None:
-        """Publish new metadata; a caller's mistake raises at once."""
-        if self.swim.leaving:
-            raise LocalError("this node has left the cluster; it cannot publish metadata")
+        """Publish new metadata; a caller's mistake raises LocalError at once (SWIM checks)."""
         self.swim.update_metadata(metadata, now)
-        self._collect(_SWIM, self.swim.drain())
+        self._drain(self.swim, now)
 
     # ---------------------------------------------------------------- routing
 
-    def _collect(self, prefix: str, effects: list[Effect]) -> None:
+    def _drain(self, part: Part, now: float) -> None:
+        """Pass on what ``part`` queued, and hand its events on, breadth first:
+        every subscriber hears an event before anything that follows from it."""
+        batches: deque[tuple[Part, list[Effect], int]] = deque([(part, part.drain(), 0)])
+        while batches:
+            source, effects, depth = batches.popleft()
+            events = self._pass_on(source.name, effects)
+            if not events:
+                continue
+            for sub in self.parts:
+                if sub is source or not sub.subscribes:
+                    continue
+                wanted = [e for e in events if isinstance(e, sub.subscribes)]
+                if not wanted:
+                    continue
+                if depth >= MAX_EVENT_DEPTH:
+                    self.stats.events_cut += len(wanted)
+                    continue
+                for event in wanted:
+                    sub.on_event(event, now)
+                batches.append((sub, sub.drain(), depth + 1))
+
+    def _pass_on(self, name: str, effects: list[Effect]) -> list[object]:
+        """Add ``effects`` of part ``name`` to the outbox; return the events among them."""
         out = self._effects
-        events = False
+        events: list[object] = []
         for effect in effects:
             match effect:
                 case SetTimer(key=key, at=at):
-                    out.append(SetTimer((prefix, key), at))
+                    out.append(SetTimer((name, key), at))
                 case CancelTimer(key=key):
-                    out.append(CancelTimer((prefix, key)))
-                case Emit():
-                    events = True
+                    out.append(CancelTimer((name, key)))
+                case SendStream(to=to) | OpenStream(to=to):
+                    self._links.setdefault(to, set()).add(name)
+                    out.append(effect)
+                case CloseStream(to=to):
+                    owners = self._links.get(to)
+                    if owners is not None:
+                        owners.discard(name)
+                        if owners:
+                            self.stats.closes_held += 1
+                            continue
+                        del self._links[to]
+                    out.append(effect)
+                case Emit(event=event):
+                    events.append(event)
                     out.append(effect)
                 case _:
-                    # Sends and streams pass on in order.
-                    out.append(effect)
-        tracker = self.ring_tracker
-        if events and tracker is not None:
-            changed = tracker.update(m.name for m in self.live_members())
-            if changed is not None:
-                out.append(Emit(changed))
+                    out.append(effect)  # datagrams pass on in order
+        return events

@@ -35,19 +35,28 @@ __all__ = [
     "Core",
     "Effect",
     "Emit",
+    "EventNote",
     "OpenStream",
     "Outbox",
+    "Part",
+    "PartContext",
+    "PartFactory",
+    "PartSpec",
     "SendDatagram",
     "SendStream",
     "SetTimer",
     "TimerKey",
 ]
 
-from collections.abc import Hashable
+import random
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
-from gossamer.ids import Address
+from gossamer.config import Section, WireRoom, preset
+from gossamer.errors import LocalError
+from gossamer.ids import Address, NodeId
+from gossamer.observe import PartView
 from gossamer.wire import Message
 
 TimerKey: TypeAlias = Hashable
@@ -150,6 +159,130 @@ class Core(Protocol):
     def drain(self) -> list[Effect]:
         """Return the effects queued since the last drain, oldest first, and forget them."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventNote:
+    """How an event reads in the node's log and event history.
+
+    ``subject`` is the member the event is about, at ``incarnation``; None
+    means the local node (the runtime fills in its identity).
+    """
+
+    kind: str
+    """One word: ``joined``, ``suspect``, ``ring``..."""
+    subject: NodeId | None = None
+    incarnation: int = 0
+    source: str = ""
+    """Who caused it, when known (the member that raised a suspicion)."""
+    detail: str = ""
+    """Free text for people (``"4 nodes: +n3 -n5"``)."""
+
+
+class Part(Core, Protocol):
+    """A protocol core that :class:`~gossamer.core.NodeCore` composes with others.
+
+    Besides the :class:`Core` calls, a part says what it is and what it shows:
+
+    * ``name``: unique in the node; names its timers, its block of wire type
+      ids (``wire.TYPE_ID_RANGES``), its config section, its stats and its
+      view.
+    * ``messages``: the message classes it handles; no two parts of a node
+      may claim one class.
+    * ``subscribes``: event classes of *other* parts it wants.  NodeCore hands
+      it every event of one drain of another part that is an instance of one
+      of them, in order, with ``on_event``, and then drains it once, so a
+      part that derives its state from many events may emit once per batch.
+    * ``stats``: a dataclass of monotonic counters, fields marked with
+      ``gossamer.observe.counter`` for ``/metrics``.
+    * ``view()``: a frozen snapshot (:class:`~gossamer.observe.PartView`),
+      the same object for as long as nothing it shows changed, so a driver
+      can publish only what changed.
+    * ``describe(event)``: how one of its own events reads in a log, or None
+      for an event that is not its own.
+
+    Streams have owners (see ``NodeCore``): a part hears ``on_stream_up`` and
+    ``on_stream_down`` only for streams it opened or sent on.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def messages(self) -> tuple[type[Message], ...]: ...
+
+    @property
+    def subscribes(self) -> tuple[type, ...]: ...
+
+    @property
+    def stats(self) -> object: ...
+
+    def on_event(self, event: object, now: float) -> None:
+        """An event another part emitted, of a class in ``subscribes``."""
+        ...
+
+    def view(self) -> PartView: ...
+
+    def describe(self, event: object) -> EventNote | None: ...
+
+
+PartFactory: TypeAlias = Callable[[NodeId, random.Random], Part]
+"""Builds one part of a node: every part of a node gets the same identity and
+the same ``Random``, so one seed replays the whole node."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartContext:
+    """What the node was started with, besides each part's own section."""
+
+    seeds: tuple[str, ...] = ()
+    """Addresses to join through."""
+    metadata: bytes = b""
+    """Published with the node's membership."""
+
+
+C = TypeVar("C", bound=Section)
+
+
+def _no_fit(section: Any, room: WireRoom) -> Any:
+    return section
+
+
+def _no_check(section: Any, room: WireRoom, context: PartContext) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class PartSpec(Generic[C]):
+    """How the runtime configures and builds one part (the catalogue lists them).
+
+    ``section`` is the part's config dataclass, with ``lan()``, ``wan()`` and
+    ``local()`` presets and its own field checks; it is the ``[name]`` table
+    of a TOML file and ``NodeConfig.<name>``.  ``fit`` shrinks a preset to
+    the room the wire leaves (a datagram's payload once the transport has
+    sealed it); ``check`` refuses, with a ``ConfigError`` naming the number
+    to use, a section that does not fit.  ``build`` gives the part's factory,
+    or None when the section turns the part off.
+    """
+
+    name: str
+    section: type[C]
+    build: Callable[[C, PartContext], PartFactory | None]
+    fit: Callable[[C, WireRoom], C] = _no_fit
+    check: Callable[[C, WireRoom, PartContext], None] = _no_check
+
+    def preset(self, name: str, room: WireRoom) -> C:
+        """The section's preset ``name`` (``lan``, ``wan``, ``local``), fitted to ``room``."""
+        return self.fit(preset(self.section, name), room)
+
+    def of(self, sections: Mapping[str, object]) -> C:
+        """This part's section among ``sections``; LocalError if it is missing or mistyped."""
+        section = sections.get(self.name)
+        if not isinstance(section, self.section):
+            raise LocalError(
+                f"the {self.name!r} section must be a {self.section.__name__}, got {section!r}"
+            )
+        return section
 
 
 class Outbox:

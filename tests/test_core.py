@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 
 import pytest
 
 from gossamer.config import WireConfig
-from gossamer.core import ROUTES, NodeCore
-from gossamer.effects import CancelTimer, Emit, SetTimer
+from gossamer.core import NodeCore
+from gossamer.effects import CancelTimer, Emit, PartContext, SetTimer
 from gossamer.errors import LocalError
 from gossamer.failure.swim import Gossip, Ping, SwimConfig, SwimCore
 from gossamer.ids import Address, NodeId, address
 from gossamer.membership.members import Claim, MemberLeft, MemberUpdated, Status
+from gossamer.parts import CATALOGUE, build_parts, node_parts
 from gossamer.sim import NetworkConfig, Simulator
-from gossamer.wire import Message, Registry, registry
+from gossamer.wire import TYPE_ID_RANGES, Message, Registry, registry
 
 _other = Registry("test-core")
 
@@ -27,12 +29,24 @@ class Stranger(Message):
 
 
 def node(name: str = "a", seeds: tuple[str, ...] = ()) -> NodeCore:
-    return NodeCore(NodeId(name, address("10.0.0.1", 7946), 1), random.Random(1), seeds=seeds)
+    return NodeCore(
+        NodeId(name, address("10.0.0.1", 7946), 1), random.Random(1), node_parts(seeds=seeds)
+    )
 
 
-def test_every_protocol_message_has_a_route() -> None:
-    # A message class added to the protocol table without a route would be dropped silently.
-    assert set(registry.classes().values()) == set(ROUTES)
+def test_every_protocol_message_has_a_route_in_its_parts_block() -> None:
+    # A message class added to the protocol table without a route would be
+    # dropped silently; one outside its part's block could take another's id.
+    sections = {entry.name: entry.section() for entry in CATALOGUE}
+    me = NodeId("a", address("10.0.0.1", 7946), 1)
+    core = NodeCore(me, random.Random(1), build_parts(sections, PartContext()))
+    assert [p.name for p in core.parts] == [entry.name for entry in CATALOGUE]
+    routes = core.routes
+    assert set(registry.classes().values()) == set(routes)
+    for cls, part in routes.items():
+        assert registry.type_id_of(cls) in TYPE_ID_RANGES[part], (cls, part)
+    blocks = sorted(TYPE_ID_RANGES.values(), key=lambda r: r.start)
+    assert all(a.stop <= b.start for a, b in itertools.pairwise(blocks))
 
 
 def test_timer_keys_are_wrapped_and_routed_back() -> None:
@@ -82,7 +96,7 @@ def node_cluster(n: int, seed: int) -> Simulator:
         seed, NetworkConfig.lan(), codec=registry, wire=WireConfig.lan(), wire_check=True
     )
     for i in range(n):
-        sim.add_node(f"n{i}", lambda me, rng: NodeCore(me, rng, seeds=["n0:7946"]))
+        sim.add_node(f"n{i}", lambda me, rng: NodeCore(me, rng, node_parts(seeds=["n0:7946"])))
     return sim
 
 
@@ -156,13 +170,15 @@ def test_node_core_is_transparent_to_swim() -> None:
         return sim.stats
 
     bare = run(lambda me, rng: SwimCore(me, rng, seeds=["n0:7946"]))
-    composed = run(lambda me, rng: NodeCore(me, rng, seeds=["n0:7946"]))
+    composed = run(lambda me, rng: NodeCore(me, rng, node_parts(seeds=["n0:7946"])))
     assert bare == composed
 
 
 def test_swim_config_passes_through() -> None:
     cfg = dataclasses.replace(SwimConfig.local(), probe_interval_s=2.0, probe_timeout_s=0.5)
-    core = NodeCore(NodeId("a", address("10.0.0.1", 7946), 1), random.Random(1), swim=cfg)
+    core = NodeCore(
+        NodeId("a", address("10.0.0.1", 7946), 1), random.Random(1), node_parts(swim=cfg)
+    )
     assert core.config is cfg
 
 

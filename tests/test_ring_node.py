@@ -16,7 +16,9 @@ from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.swim import SwimCore
 from gossamer.ids import Address, NodeId, address
 from gossamer.membership.members import MemberDead, MemberJoined
+from gossamer.parts import node_parts
 from gossamer.ring import Ring, RingChanged, RingConfig, diff
+from gossamer.ring.part import RingPart
 from gossamer.ring.tracker import RingTracker
 from gossamer.runtime.node import EventStream, Node, NodeEvent
 from gossamer.runtime.nodeconfig import NodeConfig, load_toml
@@ -34,7 +36,9 @@ def cluster(n: int, seed: int) -> Simulator:
     )
     ring = RingConfig(vnodes=VNODES)
     for i in range(n):
-        sim.add_node(f"n{i}", lambda me, rng: NodeCore(me, rng, seeds=["n0:7946"], ring=ring))
+        sim.add_node(
+            f"n{i}", lambda me, rng: NodeCore(me, rng, node_parts(seeds=["n0:7946"], ring=ring))
+        )
     return sim
 
 
@@ -60,12 +64,12 @@ def all_rings_are(sim: Simulator, names: set[str]) -> bool:
 
 def test_a_node_core_starts_with_a_ring_of_itself_and_none_when_disabled() -> None:
     me = NodeId("a", address("10.0.0.1", 7946), 1)
-    core = NodeCore(me, random.Random(1), ring=RingConfig(vnodes=8))
+    core = NodeCore(me, random.Random(1), node_parts(ring=RingConfig(vnodes=8)))
     core.start(0.0)
     assert core.ring == Ring(["a"], vnodes=8)
     assert not any(isinstance(e, Emit) and isinstance(e.event, RingChanged) for e in core.drain())
-    assert NodeCore(me, random.Random(1)).ring is None  # the simulator's default
-    assert NodeCore(me, random.Random(1), ring=RingConfig(enabled=False)).ring is None
+    assert NodeCore(me, random.Random(1), node_parts()).ring is None  # the simulator's default
+    assert NodeCore(me, random.Random(1), node_parts(ring=RingConfig(enabled=False))).ring is None
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -105,8 +109,8 @@ def test_joins_emit_a_ring_change_after_the_join() -> None:
         assert isinstance(events[at - 1], MemberJoined)
         # Keys move only to the nodes that joined.
         assert all(m.target in change.added for m in change.moves)
-    tracker = core_at(sim, sim.address_of("n0")).ring_tracker
-    assert tracker is not None and tracker.changes == len(changes)
+    part = core_at(sim, sim.address_of("n0")).part("ring")
+    assert isinstance(part, RingPart) and part.tracker.changes == len(changes)
 
 
 def test_ring_config_is_validated_and_read_from_toml(tmp_path: Path) -> None:
@@ -203,7 +207,7 @@ class RingMachine(SwimMachine):
     """
 
     def make_core(self, me: NodeId, rng: random.Random, peers: list[Address]) -> Core:
-        return NodeCore(me, rng, swim=FAST, seeds=peers, ring=RingConfig(vnodes=16))
+        return NodeCore(me, rng, node_parts(swim=FAST, seeds=peers, ring=RingConfig(vnodes=16)))
 
     def node_cores(self) -> dict[Address, NodeCore]:
         out = {}

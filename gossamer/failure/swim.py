@@ -67,6 +67,7 @@ Invariants
 from __future__ import annotations
 
 __all__ = [
+    "SPEC",
     "Ack",
     "Gossip",
     "Nack",
@@ -77,6 +78,7 @@ __all__ = [
     "SwimConfig",
     "SwimCore",
     "SwimStats",
+    "check_metadata",
 ]
 
 import dataclasses
@@ -86,8 +88,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from gossamer.clocks import MAX_COUNTER
-from gossamer.config import check_at_least, check_int, check_positive
-from gossamer.effects import Effect, Outbox, TimerKey
+from gossamer.config import WireRoom, check_at_least, check_int, check_positive
+from gossamer.effects import Effect, EventNote, Outbox, PartContext, PartFactory, PartSpec, TimerKey
 from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.lifeguard import (
     Awareness,
@@ -98,16 +100,25 @@ from gossamer.failure.lifeguard import (
     suspicion_timeout_max_s,
     suspicion_timeout_min_s,
 )
+from gossamer.failure.view import SwimView
 from gossamer.ids import Address, NodeId, parse_address
 from gossamer.membership.members import (
     Claim,
     Member,
+    MemberAlive,
+    MemberDead,
+    MemberJoined,
+    MemberLeft,
+    MemberReaped,
+    MemberSuspect,
     MemberTable,
+    MemberUpdated,
     Status,
     as_stored,
     claim_order,
     valid_identity,
 )
+from gossamer.observe import SHED, Family, counter
 from gossamer.transmit import TransmitQueue
 from gossamer.wire import Message, registry
 
@@ -329,40 +340,47 @@ class SwimConfig:
         )
 
 
+_DROPPED = Family(
+    "gossamer_swim_dropped", "Inputs the SWIM core dropped or refused, by reason.", label="reason"
+)
+
+
 @dataclass(slots=True)
 class SwimStats:
     """Counters of one node's SWIM core (monotonic; the debug endpoint shows them)."""
 
-    probes: int = 0
-    acks: int = 0
+    probes: int = counter("Probes this node sent.")
+    acks: int = counter("Acks to this node's own probes, direct or relayed.")
     """Acks to our own probes, direct or relayed, in time or late."""
-    ping_reqs_sent: int = 0
-    nacks_received: int = 0
-    nacks_sent: int = 0
-    suspicions: int = 0
+    ping_reqs_sent: int = counter(
+        "Indirect probes (ping-reqs) this node sent.", name="gossamer_swim_ping_reqs"
+    )
+    nacks_received: int = counter("Nacks received from ping-req helpers.")
+    nacks_sent: int = counter("Nacks sent while relaying a ping-req.")
+    suspicions: int = counter("Suspicions this node raised (a probe failed).")
     """Suspicions this node raised itself (its probe failed)."""
-    refutations: int = 0
+    refutations: int = counter("Times this node refuted a claim about itself.")
     """Times this node found itself suspected or declared dead and refuted."""
-    deaths_declared: int = 0
+    deaths_declared: int = counter("Suspicions this node saw run out.")
     """Suspicions this node saw run out (it declared the member dead)."""
-    push_pulls: int = 0
+    push_pulls: int = counter("Full-state syncs this node started.")
     """Full-state syncs this node started."""
-    corrections: int = 0
+    corrections: int = counter("Corrections sent to peers gossiping old news.")
     """Datagrams sent back to a peer that gossiped news older than ours."""
-    stale_acks: int = 0
+    stale_acks: int = _DROPPED.series("stale_acks")
     """Acks for no probe or relay of ours (late, duplicated, or forged)."""
-    misdirected: int = 0
+    misdirected: int = _DROPPED.series("misdirected")
     """Pings for another name, ping-reqs naming this node or a bad address,
     datagrams addressed to this node itself, claims about this name from a newer life."""
-    ignored: int = 0
+    ignored: int = _DROPPED.series("ignored")
     """Messages of a type SWIM does not handle."""
-    claims_refused: int = 0
+    claims_refused: int = _DROPPED.series("claims_refused")
     """Claims refused: malformed, metadata too large, or counters out of range."""
-    updates_shed: int = 0
+    updates_shed: int = SHED.series("swim_updates")
     """News dropped from the full broadcast queue before it was sent enough times."""
-    relays_shed: int = 0
+    relays_shed: int = _DROPPED.series("relays_shed")
     """Ping-reqs refused because ``max_relays`` were already in flight."""
-    state_truncated: int = 0
+    state_truncated: int = _DROPPED.series("state_truncated")
     """Full states cut short to stay within ``max_state_bytes``."""
 
 
@@ -391,13 +409,41 @@ class _Relay:
 # The core.
 
 
+def check_metadata(metadata: object, config: SwimConfig) -> bytes:
+    """``metadata`` if a node may publish it under ``config``; LocalError otherwise.
+
+    The one place the rule lives: the core checks its first metadata and every
+    update with it, and ``NodeConfig`` checks the metadata it is given.
+    """
+    if not isinstance(metadata, bytes):
+        raise LocalError(f"metadata must be bytes, got {type(metadata).__name__}")
+    if len(metadata) > config.max_metadata_bytes:
+        raise LocalError(
+            f"metadata is {len(metadata)} bytes, over max_metadata_bytes "
+            f"({config.max_metadata_bytes})"
+        )
+    return metadata
+
+
 class SwimCore:
-    """One SWIM node (sans-IO; see the module docstring).
+    """One SWIM node (sans-IO; see the module docstring), and the node's ``swim`` part.
 
     ``seeds`` are addresses to join through (the node's own is skipped);
     with none, the node starts a cluster of its own.  ``metadata`` is
     published with the node's alive claims.
     """
+
+    name = "swim"
+    messages: tuple[type[Message], ...] = (
+        Ping,
+        Ack,
+        PingReq,
+        Nack,
+        Gossip,
+        PushPull,
+        PushPullReply,
+    )
+    subscribes: tuple[type, ...] = ()
 
     def __init__(
         self,
@@ -409,13 +455,7 @@ class SwimCore:
         metadata: bytes = b"",
     ) -> None:
         self.config = cfg = config if config is not None else SwimConfig()
-        if not isinstance(metadata, bytes):
-            raise LocalError(f"metadata must be bytes, got {type(metadata).__name__}")
-        if len(metadata) > cfg.max_metadata_bytes:
-            raise LocalError(
-                f"metadata is {len(metadata)} bytes, over max_metadata_bytes "
-                f"({cfg.max_metadata_bytes})"
-            )
+        check_metadata(metadata, cfg)
         self.me = me
         self._rng = rng
         self._seeds = sorted({parse_address(s) for s in seeds} - {me.address})
@@ -446,6 +486,8 @@ class SwimCore:
         self._seq = 0
         self._joined = not self._seeds
         self._leaving = False
+        self._changes = 0  # bumped whenever the table or the node's standing changes
+        self._view: tuple[tuple[int, int, bool], SwimView] | None = None
 
     # ---------------------------------------------------------------- views
 
@@ -484,6 +526,51 @@ class SwimCore:
         s = self._suspicions.get(name)
         return None if s is None else s.deadline
 
+    def leave_spread(self) -> bool:
+        """True once a leave has been sent as often as any news is (the queue
+        is empty), or at once when no live member is left to tell."""
+        return self._leaving and (len(self._queue) == 0 or self.table.live_count() == 0)
+
+    def view(self) -> SwimView:
+        """The table and the node's standing; the same object until one of them changes."""
+        key = (self._changes, self.awareness.score, self.leave_spread())
+        cached = self._view
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = SwimView(
+            tuple(self.table),
+            self.table.local,
+            self._joined,
+            self._leaving,
+            key[2],
+            key[1],
+        )
+        self._view = (key, view)
+        return view
+
+    def describe(self, event: object) -> EventNote | None:
+        """How a member event reads in a log: its kind and who caused it."""
+        match event:
+            case MemberJoined(member=m, previous=previous):
+                restarted = previous is not None and previous.epoch < m.epoch
+                return _note("restarted" if restarted else "joined", m)
+            case MemberUpdated(member=m):
+                return _note("updated", m)
+            case MemberSuspect(member=m, source=source):
+                return _note("suspect", m, source)
+            case MemberAlive(member=m):
+                return _note("alive", m)
+            case MemberDead(member=m, source=source):
+                return _note("dead", m, source)
+            case MemberLeft(member=m):
+                return _note("left", m)
+            case MemberReaped(member=m):
+                return _note("reaped", m)
+        return None
+
+    def on_event(self, event: object, now: float) -> None:
+        """SWIM follows no other part."""
+
     # ---------------------------------------------------------------- Core API
 
     def start(self, now: float) -> None:
@@ -493,6 +580,7 @@ class SwimCore:
         cfg = self.config
         rng = self._rng
         self.table.booted(now)
+        self._changes += 1
         self._enqueue(self.table.local_claim)
         # Random first deadlines so nodes booted together do not probe in lockstep.
         self._out.set_timer("probe", now + rng.uniform(0, cfg.probe_interval_s))
@@ -533,6 +621,7 @@ class SwimCore:
                 self._out.close_stream(sender)
                 if not self._joined:
                     self._joined = True
+                    self._changes += 1
                     self._out.cancel_timer("join")
                     # Members joining at the same time are not in the seed's
                     # answer yet, and gossip can miss one; a second sync with
@@ -552,7 +641,10 @@ class SwimCore:
         elif key == "push-pull":
             self._push_pull_tick(now)
         elif key == "reap":
-            self._emit_all(self.table.reap(now))
+            reaped = self.table.reap(now)
+            if reaped:
+                self._changes += 1
+            self._emit_all(reaped)
             self._out.set_timer("reap", now + self.config.probe_interval_s)
         elif key == "join":
             if not self._joined:
@@ -584,22 +676,18 @@ class SwimCore:
         if self._leaving:
             return
         self._leaving = True
+        self._changes += 1
         self._set_local(Status.LEFT, b"", now)  # tombstones keep no metadata
         self._out.cancel_timer("probe")
         self._out.cancel_timer("probe-timeout")
         self._probe = None
 
     def update_metadata(self, metadata: bytes, now: float) -> None:
-        """Publish new metadata under a higher incarnation."""
-        if not isinstance(metadata, bytes):
-            raise LocalError(f"metadata must be bytes, got {type(metadata).__name__}")
-        if len(metadata) > self.config.max_metadata_bytes:
-            raise LocalError(
-                f"metadata is {len(metadata)} bytes, over max_metadata_bytes "
-                f"({self.config.max_metadata_bytes})"
-            )
+        """Publish new metadata under a higher incarnation.  A caller's mistake
+        (not bytes, over ``max_metadata_bytes``, after leaving) raises LocalError."""
+        check_metadata(metadata, self.config)
         if self._leaving:
-            raise LocalError("this node has left the cluster")
+            raise LocalError("this node has left the cluster; it cannot publish metadata")
         self._set_local(Status.ALIVE, metadata, now)
 
     # ---------------------------------------------------------------- probing
@@ -818,6 +906,8 @@ class SwimCore:
             return None
         claim = as_stored(claim)  # as the table stores it, and as it is passed on
         events = self.table.apply(claim, now)
+        if events is not None:
+            self._changes += 1
         if events is None:
             if (
                 claim.status is Status.SUSPECT
@@ -874,6 +964,7 @@ class SwimCore:
         claim = Claim(
             local.name, local.address, local.epoch, incarnation, status, metadata, local.name
         )
+        self._changes += 1
         self._emit_all(self.table.set_local(claim, now))
         self._enqueue(claim)
 
@@ -1027,3 +1118,59 @@ class SwimCore:
     def _emit_all(self, events: Iterable[object]) -> None:
         for event in events:
             self._out.emit(event)
+
+
+def _note(kind: str, member: Member, source: str = "") -> EventNote:
+    return EventNote(kind, member.node_id, member.incarnation, source)
+
+
+# --------------------------------------------------------------------------
+# The part's section of a node's configuration.
+
+
+def _fit(config: SwimConfig, room: WireRoom) -> SwimConfig:
+    """``config`` with its payload shrunk so a sealed datagram fits ``room``."""
+    if config.max_payload_bytes <= room.datagram_bytes:
+        return config
+    return dataclasses.replace(
+        config,
+        max_payload_bytes=room.datagram_bytes,
+        max_metadata_bytes=min(config.max_metadata_bytes, room.datagram_bytes // 2),
+    )
+
+
+def _check(config: SwimConfig, room: WireRoom, context: PartContext) -> None:
+    owner = "NodeConfig"
+    try:
+        check_metadata(context.metadata, config)
+    except LocalError as exc:
+        raise ConfigError(f"{owner}.metadata: {exc}") from None
+    if config.max_payload_bytes > room.datagram_bytes:
+        raise ConfigError(
+            f"{owner}: swim.max_payload_bytes ({config.max_payload_bytes}) plus the "
+            f"transport's {room.datagram_overhead} bytes (sender address and seal) is over "
+            f"wire.max_datagram_bytes ({room.max_datagram_bytes}); "
+            f"use at most {room.datagram_bytes}"
+        )
+    if config.max_state_bytes > room.stream_queue_bytes:
+        raise ConfigError(
+            f"{owner}: transport.max_stream_queue_bytes ({room.max_stream_queue_bytes}) "
+            f"must hold a full state (swim.max_state_bytes + {room.queue_overhead} = "
+            f"{config.max_state_bytes + room.queue_overhead})"
+        )
+    if config.max_state_bytes > room.frame_bytes:
+        raise ConfigError(
+            f"{owner}: swim.max_state_bytes ({config.max_state_bytes}) must leave "
+            f"{room.frame_overhead} bytes under wire.max_frame_bytes ({room.max_frame_bytes})"
+        )
+
+
+def _build(config: SwimConfig, context: PartContext) -> PartFactory:
+    def make(me: NodeId, rng: random.Random) -> SwimCore:
+        return SwimCore(me, rng, config, seeds=context.seeds, metadata=context.metadata)
+
+    return make
+
+
+SPEC: PartSpec[SwimConfig] = PartSpec("swim", SwimConfig, _build, _fit, _check)
+"""SWIM in the node's catalogue: always on; ``[swim]`` in TOML, ``NodeConfig.swim``."""

@@ -46,6 +46,7 @@ from gossamer.errors import LocalError
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address, NodeId
 from gossamer.membership.members import MemberDead, MemberSuspect
+from gossamer.parts import node_parts
 from gossamer.sim.network import NetworkConfig
 from gossamer.sim.simulator import Simulator
 from gossamer.wire import registry
@@ -146,7 +147,7 @@ def run_swim_experiment(
 
     def factory(me: NodeId, rng: random.Random) -> NodeCore:
         # The node the runtime runs: NodeCore, with SWIM inside.
-        return NodeCore(me, rng, swim=cfg, seeds=[seed_address])
+        return NodeCore(me, rng, node_parts(swim=cfg, seeds=[seed_address]))
 
     for i in range(nodes):
         sim.add_node(f"n{i}", factory)

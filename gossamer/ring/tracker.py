@@ -1,10 +1,10 @@
 """The ring a node keeps: it follows the live members and says when it changes.
 
-``NodeCore`` owns one :class:`RingTracker`.  After every input that produced
-member events, it hands the tracker the names of the live members (alive or
-suspect); when that set differs from the ring's nodes, the tracker derives the
-new ring and returns a :class:`RingChanged`, which ``NodeCore`` emits right
-after the member events that caused it.
+The node's ring part (``part.py``) owns one :class:`RingTracker`.  After
+every batch of member events, it hands the tracker the names of the live
+members (alive or suspect); when that set differs from the ring's nodes, the
+tracker derives the new ring and returns a :class:`RingChanged`, which the
+part emits right after the member events that caused it.
 
 Why suspects stay on the ring: a suspicion is often refuted (Lifeguard exists
 because slow nodes get suspected), and moving a node's keys away and back for
@@ -33,8 +33,9 @@ from gossamer.ring.ring import DEFAULT_VNODES, MAX_VNODES, Move, Ring, diff
 
 @dataclass(frozen=True, slots=True)
 class RingConfig:
-    """The node's ring.  There are no presets: every node of a cluster must use
-    the same ``vnodes``, whatever its network, or they place keys differently."""
+    """The node's ring.  The presets are all the defaults: every node of a
+    cluster must use the same ``vnodes``, whatever its network, or they place
+    keys differently."""
 
     enabled: bool = True
     """Keep a ring (``node.ring``) and emit :class:`RingChanged` events."""
@@ -49,6 +50,21 @@ class RingConfig:
         if not isinstance(self.enabled, bool):
             raise ConfigError(f"RingConfig.enabled must be a bool, got {self.enabled!r}")
         check_int("RingConfig", "vnodes", self.vnodes, 1, MAX_VNODES)
+
+    # The presets are all the defaults, on purpose: a ring's placement must not
+    # depend on the network a node runs on.
+
+    @classmethod
+    def lan(cls) -> RingConfig:
+        return cls()
+
+    @classmethod
+    def wan(cls) -> RingConfig:
+        return cls()
+
+    @classmethod
+    def local(cls) -> RingConfig:
+        return cls()
 
 
 @dataclass(frozen=True, slots=True)

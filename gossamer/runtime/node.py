@@ -85,6 +85,8 @@ from gossamer.membership.members import (
     MemberSuspect,
     MemberUpdated,
 )
+from gossamer.parts import node_parts
+from gossamer.ring.part import RingStats
 from gossamer.ring.ring import Ring
 from gossamer.ring.tracker import RingChanged
 from gossamer.runtime.keyring import Sealer
@@ -283,10 +285,7 @@ class _Engine:
         self.core = NodeCore(
             me,
             random.Random(os.urandom(16)),
-            swim=cfg.swim,
-            seeds=cfg.seeds,
-            metadata=cfg.metadata,
-            ring=cfg.ring,
+            node_parts(swim=cfg.swim, ring=cfg.ring, seeds=cfg.seeds, metadata=cfg.metadata),
         )
         self.started_at = loop.time()
         if not self.sealer.encrypted:
@@ -478,7 +477,7 @@ class _Engine:
             shed=shed,
             refused=dict(stats.refused),
             streams_open=transport.streams_open,
-            ring_changes=core.ring_tracker.changes if core.ring_tracker is not None else 0,
+            ring_changes=getattr(core.part("ring"), "stats", RingStats()).changes,
         )
 
     def recent_events(self) -> list[EventRecord]:

@@ -1,0 +1,75 @@
+"""The catalogue: every part a node runs, in order, and how each is configured.
+
+Each entry is a :class:`~gossamer.effects.PartSpec` that lives next to its
+part (``failure/swim.py``, ``ring/part.py``): the part's name, its config
+section with presets and checks, and how to build it.  The runtime builds
+a node's parts from this list and its ``NodeConfig``; ``NodeConfig`` takes
+its sections (``NodeConfig.swim``, ``[ring]`` in TOML) from it; the debug
+endpoint serves whatever views and stats the parts have.  Adding a part is
+one folder, one entry here and one field in :class:`~gossamer.core.NodeView`.
+
+Order matters: a part hears the events of the parts before it first, and
+its views come in this order.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts", "spec"]
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final, TypeAlias
+
+from gossamer.effects import PartContext, PartFactory, PartSpec
+from gossamer.errors import LocalError
+from gossamer.failure import swim
+from gossamer.membership.members import MemberEvent
+from gossamer.ring import part as ring
+from gossamer.ring.tracker import RingChanged
+
+CATALOGUE: Final[tuple[PartSpec[Any], ...]] = (swim.SPEC, ring.SPEC)
+"""Every part of a node, in part order.  SWIM comes first: it is the membership."""
+
+NodeEvent: TypeAlias = MemberEvent | RingChanged
+"""What the catalogue's parts emit, and ``Node.events()`` yields."""
+
+
+def spec(name: str) -> PartSpec[Any]:
+    """The catalogue entry named ``name``; LocalError for a name it does not have."""
+    for entry in CATALOGUE:
+        if entry.name == name:
+            return entry
+    raise LocalError(f"no part is named {name!r}; parts: {[e.name for e in CATALOGUE]}")
+
+
+def build_parts(sections: Mapping[str, object], context: PartContext) -> list[PartFactory]:
+    """The factories of the parts whose section is in ``sections`` (and turns them on).
+
+    SWIM is always built, with its default section when none is given.
+    """
+    unknown = sorted(set(sections) - {entry.name for entry in CATALOGUE})
+    if unknown:
+        raise LocalError(f"no part is named {unknown}; parts: {[e.name for e in CATALOGUE]}")
+    factories: list[PartFactory] = []
+    for entry in CATALOGUE:
+        if entry.name in sections:
+            section = entry.of(sections)
+        elif entry is swim.SPEC:
+            section = swim.SwimConfig()
+        else:
+            continue
+        factory = entry.build(section, context)
+        if factory is not None:
+            factories.append(factory)
+    return factories
+
+
+def node_parts(
+    *, seeds: Iterable[str] = (), metadata: bytes = b"", **sections: object
+) -> list[PartFactory]:
+    """The parts for ``NodeCore(me, rng, node_parts(...))``: SWIM, and each part
+    whose section is given by its name (``ring=RingConfig(vnodes=64)``).
+
+    The simulator's way to build a node: a part is on only when asked for, so
+    large simulations do not pay for the ring.
+    """
+    return build_parts(sections, PartContext(tuple(seeds), metadata))
