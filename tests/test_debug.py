@@ -26,12 +26,15 @@ from gossamer.debug import (
     NodeInfo,
     render_metrics,
 )
-from gossamer.debug.server import MAX_OWNERS
 from gossamer.errors import LocalError
 from gossamer.failure.swim import SwimStats
+from gossamer.failure.view import SwimView
 from gossamer.ids import Address
 from gossamer.membership.members import Member, Status
+from gossamer.observe import PartView, Sample
 from gossamer.ring import Ring, key_hash
+from gossamer.ring.part import RingStats
+from gossamer.ring.view import MAX_OWNERS, RING_NODES, RING_POINTS, RING_SHARE, RingView
 
 NOW = 1000.0
 
@@ -94,12 +97,23 @@ class FakeSource:
     def clock(self) -> float:
         return NOW
 
-    def member_list(self) -> list[Member]:
-        return sorted(self.members, key=lambda m: m.name)
+    def view(self) -> dict[str, PartView]:
+        members = tuple(sorted(self.members, key=lambda m: m.name))
+        local = next(m for m in members if m.name == self.node.name)
+        views: dict[str, PartView] = {
+            "swim": SwimView(members, local, True, False, False, self.node.health_score)
+        }
+        ring = self.ring()
+        if ring is not None:
+            views["ring"] = RingView(ring, self.ring_changes)
+        return views
 
     def counters(self) -> Counters:
+        parts: dict[str, object] = {"swim": dataclasses.replace(self.stats)}
+        if self.the_ring is not None:
+            parts["ring"] = RingStats(self.ring_changes)
         return Counters(
-            swim=dataclasses.replace(self.stats),
+            parts=parts,
             messages_in={"Ping": 5, "Ack": 4},
             bytes_in={"Ping": 500, "Ack": 400},
             messages_out={"Ping": 6},
@@ -108,7 +122,6 @@ class FakeSource:
             shed={"udp_send": 3},
             refused={"oversize": 1},
             streams_open=2,
-            ring_changes=self.ring_changes,
         )
 
     def recent_events(self) -> list[EventRecord]:
@@ -621,16 +634,18 @@ def test_ring_metrics_are_sorted_and_only_with_a_ring() -> None:
     assert "gossamer_ring" not in render_metrics(source).decode()
 
 
-def test_render_metrics_with_a_ring_view_reads_and_computes_nothing() -> None:
+def test_render_metrics_with_view_samples_reads_and_computes_nothing() -> None:
     source = FakeSource()
     ring = WatchedRing(["a", "b"])
 
-    def no_ring_read() -> Ring[str] | None:
-        raise AssertionError("render_metrics read source.ring() despite a ring_view")
+    def no_view_read() -> dict[str, PartView]:
+        raise AssertionError("render_metrics read source.view() despite view_samples")
 
-    source.ring = no_ring_read  # type: ignore[method-assign]
+    source.view = no_view_read  # type: ignore[method-assign]
     shares = {"a": 0.25, "b": 0.75}
-    samples = _samples(render_metrics(source, ring_view=(ring, shares)).decode())
+    given = [Sample(RING_NODES, len(ring)), Sample(RING_POINTS, sum(ring.points().values()))]
+    given += [Sample(RING_SHARE, share, node) for node, share in shares.items()]
+    samples = _samples(render_metrics(source, view_samples=given).decode())
     assert ring.threads == []  # share() never called
     assert samples[("gossamer_ring_nodes", frozenset())] == 2
     assert samples[("gossamer_ring_points", frozenset())] == 32

@@ -43,15 +43,13 @@ import logging
 import os
 import signal
 import sys
-import tomllib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from gossamer.errors import ConfigError, LocalError
 from gossamer.runtime.keyring import Keyring, KeyringError, fingerprint, load_keyring
 from gossamer.runtime.node import Node
-from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping
+from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping, read_toml
 
 log = logging.getLogger("gossamer.agent")
 
@@ -97,12 +95,7 @@ def agent_config(
     where = "the command line"
     if config_file is not None:
         where = config_file
-        try:
-            raw = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read {config_file}: {exc.strerror or exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{config_file} is not valid TOML: {exc}") from None
+        raw = read_toml(config_file)
     if name is None and "name" not in raw:
         raise ConfigError("the node needs a name: --name NAME (or name = ... in --config)")
     if preset is not None:

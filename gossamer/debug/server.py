@@ -3,15 +3,19 @@
 Every handler reads a :class:`DebugSource` and nothing else: there is no route
 that changes the node, and every route is ``GET`` (aiohttp answers any other
 method with 405).  The server runs on the node's engine loop, so each handler
-runs between two inputs to the core and sees a consistent state; the source's
-methods never block, so neither does a handler.  The one computation that can
-take long, a ring's shares of the key space (it builds the ring's points the
-first time: about 0.1 s for 100 nodes, 2 s for 1000, at 2048 points a node),
-runs on a worker thread, once per ring object, so the engine loop keeps
-answering probes while it runs; so does a key's lookup.  After the await, a
-handler describes the ring object whose shares it got, never a re-read of
-``source.ring()``, so nothing that builds points ever runs on the loop.  A
-failed computation answers 500 and is not cached: the next request retries.
+reads the source between two inputs to the core and sees a consistent state.
+
+What a part shows comes from its view (``gossamer.observe``): its routes are
+served at ``/api/<name>`` and its samples join ``/metrics``.  A view is
+immutable, so the handler reads the views on the loop and runs the route, or
+the samples, on a worker thread: a large ring's shares take seconds to
+compute the first time (about 0.1 s for 100 nodes, 2 s for 1000, at 2048
+points a node), too long to hold the loop that answers probes.  One such
+computation runs at a time, so concurrent requests for one ring wait for
+one computation (the ring caches its shares) instead of starting one each.
+The answer describes the views read when the request came, even if the node
+moved on meanwhile.  A failed computation answers 500, is logged, and is not
+cached: the next request retries.
 
 It binds ``127.0.0.1`` unless told otherwise: member names, addresses and
 metadata are not for the open network, and nothing here authenticates.
@@ -19,46 +23,41 @@ metadata are not for the open network, and nothing here authenticates.
 Routes (see ``docs/debug-endpoint.md`` for the shapes):
 
 * ``/healthz`` -- 200 while the node is alive, 503 once it left.
-* ``/api/node``, ``/api/members``, ``/api/events``, ``/api/counters`` -- JSON.
-* ``/api/ring[?key=K[&n=N]]`` -- the node's ring, and where a key lives on it.
+* ``/api/node``, ``/api/events``, ``/api/counters`` -- JSON about the node.
+* ``/api/<route>`` -- each part's routes: ``/api/members`` (SWIM),
+  ``/api/ring[?key=K[&n=N]]`` (the ring); 404 for a route no part of this
+  node serves (``this node keeps no ring``).
 * ``/metrics`` -- the Prometheus text exposition (:mod:`gossamer.debug.metrics`).
 * ``/`` -- a self-contained HTML dashboard polling the JSON routes.
 """
 
 from __future__ import annotations
 
-__all__ = ["MAX_OWNERS", "SOURCE_KEY", "DebugServer", "DebugServerError", "build_app"]
+__all__ = ["SOURCE_KEY", "DebugServer", "DebugServerError", "build_app"]
 
 import asyncio
-import base64
 import dataclasses
 import logging
 import math
-from collections import Counter as Tally
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gossamer.debug.metrics import render_metrics
+from gossamer.debug.metrics import render_metrics, view_samples
 from gossamer.debug.source import DebugSource, EventRecord
 from gossamer.errors import LocalError
 from gossamer.ids import address
-from gossamer.membership.members import Member, Status
-from gossamer.ring import InvalidKey, Ring, key_hash
+from gossamer.observe import ApiError, ApiRequest
 
 SOURCE_KEY: Final = web.AppKey("gossamer_debug_source", DebugSource)
 """Where :func:`build_app` keeps the source in the application."""
 
-MAX_OWNERS: Final = 64
-"""The largest ``n`` ``/api/ring?key=K&n=N`` accepts: a preference list longer
-than any replication factor is a mistake, and the walk to find ``n`` distinct
-nodes grows with ``n``."""
+_WORK_KEY: Final = web.AppKey("gossamer_debug_work", asyncio.Lock)
+"""Held while a computation from the views runs on a worker thread."""
 
 log = logging.getLogger("gossamer.debug")
-
-_STATUS_NAMES: Final = tuple(sorted(s.name.lower() for s in Status))
 
 _CSP: Final = (
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -66,50 +65,18 @@ _CSP: Final = (
 )
 """The dashboard loads nothing from anywhere; say so to the browser too."""
 
+_T = TypeVar("_T")
+
 
 class DebugServerError(LocalError, RuntimeError):
     """The debug server was used out of order (started twice, or read before start)."""
 
 
-@dataclasses.dataclass(slots=True)
-class _Shares:
-    """The shares of the last ring asked about, computed (or being computed) off the loop.
-
-    One entry is enough: the node has one current ring, and keeping the
-    pending future lets concurrent requests (a dashboard polling every
-    second while a large ring builds) wait for one computation instead of
-    starting one each.
-    """
-
-    ring: Ring[str] | None = None
-    pending: asyncio.Future[dict[str, float]] | None = None
-
-
-_SHARES_KEY: Final = web.AppKey("gossamer_debug_ring_shares", _Shares)
-
-
-async def _ring_shares(app: web.Application, ring: Ring[str]) -> dict[str, float]:
-    """``ring.share()``, computed on a worker thread (the ring is immutable and thread-safe).
-
-    Raises what ``share()`` raised; the failure is not kept, so the next
-    request for the same ring computes again.
-    """
-    cache = app[_SHARES_KEY]
-    pending = cache.pending
-    if cache.ring is not ring or pending is None:
-        pending = asyncio.get_running_loop().run_in_executor(None, ring.share)
-        cache.ring, cache.pending = ring, pending
-        pending.add_done_callback(lambda done: _forget_failure(cache, done))
-    # Shielded: a client hanging up must not cancel the computation others wait on.
-    return await asyncio.shield(pending)
-
-
-def _forget_failure(cache: _Shares, done: asyncio.Future[dict[str, float]]) -> None:
-    """Drop a failed computation from the cache (retrieving its exception, so
-    asyncio does not warn about it when every waiter has hung up)."""
-    # exception() first: it must be retrieved even when the cache moved on.
-    if (done.cancelled() or done.exception() is not None) and cache.pending is done:
-        cache.ring, cache.pending = None, None
+async def _off_loop(app: web.Application, work: Callable[[], _T]) -> _T:
+    """``work()`` on a worker thread, one at a time; shielded, so a client that
+    hangs up does not cancel a computation other requests wait on."""
+    async with app[_WORK_KEY]:
+        return await asyncio.shield(asyncio.to_thread(work))
 
 
 # -------------------------------------------------------------------- handlers
@@ -130,19 +97,6 @@ async def _node(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _members(request: web.Request) -> web.Response:
-    source = request.app[SOURCE_KEY]
-    now = source.clock()
-    members = sorted(source.member_list(), key=lambda m: m.name)
-    tally = Tally(m.status.name.lower() for m in members)
-    return web.json_response(
-        {
-            "members": [_member_json(m, now) for m in members],
-            "counts": {status: tally[status] for status in _STATUS_NAMES},
-        }
-    )
-
-
 async def _events(request: web.Request) -> web.Response:
     events = request.app[SOURCE_KEY].recent_events()
     raw = request.query.get("since")
@@ -159,95 +113,55 @@ async def _events(request: web.Request) -> web.Response:
 
 async def _counters(request: web.Request) -> web.Response:
     counters = request.app[SOURCE_KEY].counters()
-    return web.json_response(
-        {
-            "swim": dataclasses.asdict(counters.swim),
-            "messages_in": _sorted(counters.messages_in),
-            "bytes_in": _sorted(counters.bytes_in),
-            "messages_out": _sorted(counters.messages_out),
-            "bytes_out": _sorted(counters.bytes_out),
-            "dropped": _sorted(counters.dropped),
-            "shed": _sorted(counters.shed),
-            "refused": _sorted(counters.refused),
-            "streams_open": counters.streams_open,
-        }
-    )
-
-
-async def _ring(request: web.Request) -> web.Response:
-    source = request.app[SOURCE_KEY]
-    query = request.query
-    keys = query.getall("key", [])
-    if len(keys) > 1:
-        return _error(400, f"give at most one key, got {len(keys)}")
-    key = keys[0] if keys else None
-    n = 1
-    raw = query.get("n")
-    if raw is not None:
-        if key is None:
-            return _error(400, "n is the number of owners of a key; pass key too")
-        # Plain decimal digits only (int() would take " 3", "+3" and "3_0"), and
-        # few of them: int() refuses a string of thousands of digits.
-        n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else 0
-        if not 1 <= n <= MAX_OWNERS:
-            return _error(400, f"n must be an integer in [1, {MAX_OWNERS}], got {raw!r}")
-    hashed: int | None = None
-    if key is not None:
-        try:
-            hashed = key_hash(key)
-        except InvalidKey as exc:
-            return _error(400, f"bad key: {exc}")
-    ring = source.ring()
-    if ring is None:
-        return _error(404, "this node keeps no ring")
-    changes = source.counters().ring_changes
-    # Everything below reads only ``ring``, which is immutable: the node may
-    # move on to a new ring while the shares are computed, and this answer
-    # still describes one ring consistently.  Anything that may build the
-    # ring's points (the shares, a key's owners) runs on a worker thread.
-    owners: list[str] = []
-    try:
-        shares = await _ring_shares(request.app, ring)
-        if key is not None and len(ring):
-            owners = list(await asyncio.to_thread(ring.owners, key, n))
-    except Exception:
-        return _ring_failed()
-    points = ring.points()
-    weights = ring.weights
     body: dict[str, Any] = {
-        "nodes": len(ring),
-        "vnodes": ring.vnodes,
-        "points": sum(points.values()),
-        "changes": changes,
-        "max_over_mean_share": max(shares.values()) * len(ring) if shares else 0.0,
-        "members": [
-            {"name": name, "points": points[name], "weight": weights[name], "share": shares[name]}
-            for name in sorted(ring.nodes)
-        ],
+        name: dataclasses.asdict(stats)
+        for name, stats in counters.parts.items()
+        if dataclasses.is_dataclass(stats) and not isinstance(stats, type)
     }
-    if key is not None:
-        body["key"] = key
-        body["hash"] = hashed
-        body["owners"] = owners
+    body.update(
+        messages_in=_sorted(counters.messages_in),
+        bytes_in=_sorted(counters.bytes_in),
+        messages_out=_sorted(counters.messages_out),
+        bytes_out=_sorted(counters.bytes_out),
+        dropped=_sorted(counters.dropped),
+        shed=_sorted(counters.shed),
+        refused=_sorted(counters.refused),
+        streams_open=counters.streams_open,
+    )
+    return web.json_response(body)
+
+
+async def _part_route(request: web.Request) -> web.Response:
+    source = request.app[SOURCE_KEY]
+    name = request.match_info["route"]
+    for view in source.view().values():
+        route = view.routes().get(name)
+        if route is not None:
+            break
+    else:
+        return _error(404, f"this node keeps no {name}")
+    query = {key: request.query.getall(key) for key in request.query}
+    api = ApiRequest(query, source.clock())
+    try:
+        body = await _off_loop(request.app, lambda: route(api))
+    except ApiError as exc:
+        return _error(exc.status, str(exc))
+    except Exception:
+        return _failed(f"/api/{name}")
     return web.json_response(body)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     source = request.app[SOURCE_KEY]
-    ring = source.ring()
-    if ring is None:
-        # No await since the read: render_metrics sees the same None.
-        body = render_metrics(source)
-    else:
-        # The shares are computed off the loop, and the collector is handed
-        # this ring with them: should the node change its ring during the
-        # await, the scrape describes the ring it waited for, and the loop
-        # computes nothing.
-        try:
-            shares = await _ring_shares(request.app, ring)
-        except Exception:
-            return _ring_failed()
-        body = render_metrics(source, ring_view=(ring, shares))
+    # The views are read now, on the loop; their samples (a ring's shares)
+    # are computed off it, and the scrape describes these views even if the
+    # node moves on during the await.
+    views = source.view()
+    try:
+        samples = await _off_loop(request.app, lambda: view_samples(views))
+    except Exception:
+        return _failed("/metrics")
+    body = render_metrics(source, view_samples=samples)
     # CONTENT_TYPE_LATEST carries parameters (version, charset), which
     # Response(content_type=...) refuses; set the header whole instead.
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -259,23 +173,6 @@ async def _dashboard(request: web.Request) -> web.Response:
         content_type="text/html",
         headers={"Content-Security-Policy": _CSP, "Cache-Control": "no-store"},
     )
-
-
-def _member_json(member: Member, now: float) -> dict[str, Any]:
-    try:
-        text: str | None = member.metadata.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    return {
-        "name": member.name,
-        "address": str(member.address),
-        "epoch": member.epoch,
-        "incarnation": member.incarnation,
-        "status": member.status.name.lower(),
-        "metadata": base64.b64encode(member.metadata).decode("ascii"),
-        "metadata_text": text,
-        "for_s": round(now - member.since, 3),
-    }
 
 
 def _event_json(event: EventRecord) -> dict[str, Any]:
@@ -299,24 +196,23 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _ring_failed() -> web.Response:
-    """A 500 for a failed ring computation: logged here, not shown to the client."""
-    log.exception("debug endpoint: computing the ring's shares or owners failed")
-    return _error(500, "computing the ring failed; see the node's log")
+def _failed(what: str) -> web.Response:
+    """A 500 for a failed computation: logged here, not shown to the client."""
+    log.exception("debug endpoint: computing %s failed", what)
+    return _error(500, f"computing {what} failed; see the node's log")
 
 
 def build_app(source: DebugSource) -> web.Application:
     """The debug application for ``source``: read-only GET routes, nothing else."""
     app = web.Application()
     app[SOURCE_KEY] = source
-    app[_SHARES_KEY] = _Shares()
+    app[_WORK_KEY] = asyncio.Lock()
     app.router.add_get("/", _dashboard)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/node", _node)
-    app.router.add_get("/api/members", _members)
     app.router.add_get("/api/events", _events)
     app.router.add_get("/api/counters", _counters)
-    app.router.add_get("/api/ring", _ring)
+    app.router.add_get("/api/{route}", _part_route)
     app.router.add_get("/metrics", _metrics)
     return app
 

@@ -14,10 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gossamer.failure.swim import SwimStats
 from gossamer.ids import Address
-from gossamer.membership.members import Member
-from gossamer.ring import Ring
+from gossamer.observe import PartView
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +44,14 @@ class NodeInfo:
 
 @dataclass(frozen=True, slots=True)
 class Counters:
-    """Monotonic counters since the node started (gauges are computed from members)."""
+    """Monotonic counters since the node started: each part's, and the runtime's.
 
-    swim: SwimStats
-    """A copy of the SWIM core's counters."""
+    ``counters.swim`` (any part's name) reads that part's stats.
+    """
+
+    parts: Mapping[str, object] = field(default_factory=dict)
+    """A copy of each part's stats dataclass by part name, and of the
+    composer's own (``node``: messages no part handles, held closes...)."""
     messages_in: Mapping[str, int] = field(default_factory=dict)
     """Messages received and decoded, by message type name (``Ping``, ``Ack``...)."""
     bytes_in: Mapping[str, int] = field(default_factory=dict)
@@ -69,13 +71,17 @@ class Counters:
     configured maximum; ``unreachable``: a stream that could not connect)."""
     streams_open: int = 0
     """TCP streams open right now."""
-    ring_changes: int = 0
-    """Times the ring changed since the node started (0 for a node that keeps none)."""
+
+    def __getattr__(self, name: str) -> object:
+        try:
+            return self.parts[name]
+        except KeyError:
+            raise AttributeError(f"no part or counter named {name!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
-    """One member or ring event, as the node saw it."""
+    """One event, as the node saw it (a member event, a ring change...)."""
 
     at: float
     """Wall-clock time (Unix seconds) at which the node saw it; for display only."""
@@ -103,23 +109,18 @@ class DebugSource(Protocol):
         """The node's clock now, in seconds: the clock ``Member.since`` is on."""
         ...
 
-    def member_list(self) -> list[Member]:
-        """Every member in the local table, dead and left included, sorted by name."""
+    def view(self) -> Mapping[str, PartView]:
+        """Every part's view by part name.
+
+        Views are immutable: the endpoint reads the mapping on the engine's
+        loop and may then compute from the views on a worker thread (a large
+        ring's shares take seconds, too long to hold the loop that answers
+        probes).
+        """
         ...
 
     def counters(self) -> Counters: ...
 
     def recent_events(self) -> list[EventRecord]:
-        """The most recent member and ring events, oldest first (a bounded history)."""
-        ...
-
-    def ring(self) -> Ring[str] | None:
-        """The node's current ring, or None when the node keeps none.
-
-        A ring is immutable and builds its lookup tables lazily, so the
-        endpoint calls this on the engine loop (to know *which* ring is
-        current) and may then read the ring from a worker thread: computing
-        the shares of a large ring that nothing has looked up yet takes
-        seconds, too long to hold the loop that answers probes.
-        """
+        """The most recent events, oldest first (a bounded history)."""
         ...

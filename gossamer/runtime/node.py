@@ -1,155 +1,47 @@
-"""The asyncio runtime: a node on real sockets, and the application's API.
+"""The application's face of a running node: :class:`Node` and its event streams.
 
-This is the second driver of :class:`~gossamer.core.NodeCore` (the simulator
-is the first), and it stays thin: an input arrives (a datagram, a stream
-frame, a stream notice, a timer, an application call), it is handed to the
-core, the core is drained, and the effects are carried out in order.  No
-protocol decision is taken here.
+The engine (``engine.py``) drives the core on real sockets; this module is
+what the application holds.  By default the engine runs on a thread of its
+own with an event loop of its own, so an application that blocks its own
+loop -- a long computation, a blocking call -- keeps answering probes and is
+not suspected by its peers.  ``engine_thread=False`` runs the engine on the
+caller's loop instead (many nodes in one process, tests).
 
-The engine
-----------
-By default the core, the sockets, the timers and the debug endpoint run on
-an *engine thread* with an event loop of its own.  An application that
-blocks its own loop -- a long computation, a blocking call -- therefore keeps
-answering probes and is not suspected by its peers.  ``engine_thread=False``
-runs the engine on the caller's loop instead (many nodes in one process,
-tests).
-
-The application's side
-----------------------
-:class:`Node` is used from the application's loop.  Reads (``members()``,
-``member()``, ``local``, ``ring``) return a snapshot the engine publishes
-after every input that changed the table, so they never wait for the engine
-thread.
-Calls that change something (``update_metadata``, ``leave``, ``stop``) check
-the caller's arguments at once, raising :class:`~gossamer.errors.LocalError`,
-and then run on the engine.  ``events()`` gives each caller a bounded queue
-of member events and ring changes; when an application falls behind, the
-oldest events are shed and counted (``EventStream.shed``, and ``events`` on
-the debug endpoint's shed counters).
-
-The boot epoch
---------------
-Every life of a node needs a larger epoch than the one before, so peers can
-tell a restart from an old message.  Unless the configuration fixes it, the
-epoch is the wall-clock time in milliseconds at boot, raised past the last
-epoch stored in ``data_dir`` when one is configured.  This is the only use
-of the wall clock, and it decides no protocol question: it only numbers
-lives.  Without ``data_dir``, a clock stepped back between two lives would
-make the new life look older than the old one until the old one's tombstone
-is reaped.
+Reads (``members()``, ``member()``, ``local``, ``ring``) return the
+:class:`~gossamer.core.NodeView` the engine publishes after every input that
+changed a part's view, so they never wait for the engine thread.  Calls that
+change something (``update_metadata``, ``leave``, ``stop``) run on the
+engine, and a caller's mistake comes back at once as the core's
+:class:`~gossamer.errors.LocalError`.  ``wait_joined`` and ``leave`` wait
+for what the core publishes, never poll.  ``events()`` gives each caller a
+bounded queue of events; when an application falls behind, the oldest
+events are shed and counted (``EventStream.shed``, and ``events`` on the
+debug endpoint's shed counters).
 """
 
 from __future__ import annotations
 
-__all__ = ["EventStream", "Node", "NodeEvent", "boot_epoch"]
+__all__ = ["EventStream", "Node", "NodeEvent", "NodeStopped", "boot_epoch"]
 
 import asyncio
 import concurrent.futures
 import contextlib
-import dataclasses
-import logging
-import os
-import random
 import threading
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import Any, Self, TypeVar, cast
 
-from gossamer._version import __version__
-from gossamer.core import NodeCore
-from gossamer.debug.source import Counters, EventRecord, NodeInfo
-from gossamer.effects import (
-    CancelTimer,
-    CloseStream,
-    Emit,
-    OpenStream,
-    SendDatagram,
-    SendStream,
-    SetTimer,
-    TimerKey,
-)
+from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
-from gossamer.ids import Address, NodeId, split_address
-from gossamer.membership.members import (
-    Member,
-    MemberAlive,
-    MemberDead,
-    MemberEvent,
-    MemberJoined,
-    MemberLeft,
-    MemberReaped,
-    MemberSuspect,
-    MemberUpdated,
-)
-from gossamer.parts import node_parts
-from gossamer.ring.part import RingStats
+from gossamer.ids import Address
+from gossamer.membership.members import Member
+from gossamer.parts import NodeEvent
 from gossamer.ring.ring import Ring
-from gossamer.ring.tracker import RingChanged
-from gossamer.runtime.keyring import Sealer
+from gossamer.runtime.engine import Engine, NodeStopped, boot_epoch
 from gossamer.runtime.nodeconfig import NodeConfig
-from gossamer.runtime.transport import Transport
-from gossamer.wire import Message, registry
-
-log = logging.getLogger("gossamer.node")
-events_log = logging.getLogger("gossamer.events")
 
 _T = TypeVar("_T")
-
-NodeEvent: TypeAlias = MemberEvent | RingChanged
-"""What ``Node.events()`` yields: a member event, or the ring change it caused."""
-
-
-class NodeStopped(LocalError):
-    """The node was stopped; it can no longer act."""
-
-
-def boot_epoch(config: NodeConfig) -> int:
-    """The epoch of this life (see the module docstring)."""
-    if config.epoch is not None:
-        return config.epoch
-    epoch = time.time_ns() // 1_000_000
-    if config.data_dir is not None:
-        directory = Path(config.data_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{config.name}.epoch"
-        try:
-            previous = int(path.read_text(encoding="ascii").strip())
-        except FileNotFoundError:
-            previous = 0
-        except (OSError, ValueError) as exc:
-            raise LocalError(f"cannot read the last epoch from {path}: {exc}") from None
-        epoch = max(epoch, previous + 1)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(f"{epoch}\n", encoding="ascii")
-        os.replace(tmp, path)
-    return epoch
-
-
-def describe(event: NodeEvent) -> tuple[str, str]:
-    """An event's kind and who caused it (for logs and the debug endpoint)."""
-    match event:
-        case MemberJoined(previous=previous):
-            restarted = previous is not None and previous.epoch < event.member.epoch
-            return ("restarted" if restarted else "joined"), ""
-        case MemberUpdated():
-            return "updated", ""
-        case MemberSuspect(source=source):
-            return "suspect", source
-        case MemberAlive():
-            return "alive", ""
-        case MemberDead(source=source):
-            return "dead", source
-        case MemberLeft():
-            return "left", ""
-        case MemberReaped():
-            return "reaped", ""
-        case RingChanged():
-            return "ring", ""
-    return type(event).__name__, ""
 
 
 class EventStream:
@@ -231,277 +123,6 @@ class EventStream:
             self._waiter.set_result(None)
 
 
-class _Engine:
-    """Drives one NodeCore on one loop: the Receiver of the transport and the
-    DebugSource of the debug endpoint."""
-
-    def __init__(self, config: NodeConfig, node: Node) -> None:
-        self.config = config
-        self._node = node
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.core: NodeCore | None = None
-        self.transport: Transport | None = None
-        self.sealer = Sealer(config.cluster, config.keyring)
-        self._timers: dict[TimerKey, asyncio.TimerHandle] = {}
-        self._history: deque[EventRecord] = deque(maxlen=config.max_event_history)
-        self.history_shed = 0
-        self.started_at = 0.0
-        self._local_claim: object = None
-        self._joined: bool | None = None
-        self._debug: Any = None
-        self.debug_url: str | None = None
-        self.stopped = False
-        self._stopping: asyncio.Event | None = None
-
-    # ---------------------------------------------------------------- lifecycle
-
-    async def start(self) -> None:
-        cfg = self.config
-        self.loop = asyncio.get_running_loop()
-        epoch = boot_epoch(cfg)
-        transport = Transport(
-            bind=cfg.bind,
-            advertise=cfg.advertise,
-            sealer=self.sealer,
-            codec=registry,
-            wire=cfg.wire,
-            config=cfg.transport,
-            receiver=self,
-        )
-        address = await transport.start()
-        self.transport = transport
-        self._stopping = asyncio.Event()
-        try:
-            await self._start_core(address, epoch)
-        except BaseException:
-            await self.stop()  # free the ports for a retry
-            raise
-
-    async def _start_core(self, address: Address, epoch: int) -> None:
-        cfg = self.config
-        loop = self.loop
-        assert loop is not None
-        me = NodeId(cfg.name, address, epoch)
-        self.core = NodeCore(
-            me,
-            random.Random(os.urandom(16)),
-            node_parts(swim=cfg.swim, ring=cfg.ring, seeds=cfg.seeds, metadata=cfg.metadata),
-        )
-        self.started_at = loop.time()
-        if not self.sealer.encrypted:
-            log.warning(
-                "node %s runs in PLAINTEXT: packets are neither encrypted nor "
-                "authenticated; use a keyring outside a trusted network",
-                cfg.name,
-            )
-        log.info("node %s is up at %s (epoch %d)", cfg.name, address, epoch)
-        self.core.start(loop.time())
-        self._apply()
-        if cfg.http is not None:
-            # Imported here so a node without the endpoint never loads aiohttp.
-            from gossamer.debug.server import DebugServer
-
-            host, port = split_address(cfg.http)
-            self._debug = DebugServer(self, host, port)
-            await self._debug.start()
-            self.debug_url = self._debug.url
-            log.info("debug endpoint for %s at %s", cfg.name, self.debug_url)
-
-    async def stop(self) -> None:
-        if self.stopped:
-            return
-        self.stopped = True
-        if self._stopping is not None:
-            self._stopping.set()  # wakes a leave() in progress
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
-        if self._debug is not None:
-            await self._debug.stop()
-        if self.transport is not None:
-            await self.transport.close()
-
-    # ---------------------------------------------------------------- driving the core
-
-    def _now(self) -> float:
-        assert self.loop is not None
-        return self.loop.time()
-
-    def on_message(self, sender: Address, message: Message) -> None:
-        if self.core is None or self.stopped:
-            return
-        self.core.handle(sender, message, self._now())
-        self._apply()
-
-    def on_stream_up(self, peer: Address) -> None:
-        if self.core is None or self.stopped:
-            return
-        self.core.on_stream_up(peer, self._now())
-        self._apply()
-
-    def on_stream_down(self, peer: Address) -> None:
-        if self.core is None or self.stopped:
-            return
-        self.core.on_stream_down(peer, self._now())
-        self._apply()
-
-    def _fire(self, key: TimerKey) -> None:
-        self._timers.pop(key, None)
-        if self.core is None or self.stopped:
-            return
-        self.core.on_timer(key, self._now())
-        self._apply()
-
-    def call(self, action: Callable[[NodeCore, float], _T]) -> _T:
-        """Run an application call on the core (on this loop) and carry out its effects."""
-        if self.core is None or self.stopped:
-            raise NodeStopped("the node is stopped")
-        try:
-            return action(self.core, self._now())
-        finally:
-            self._apply()
-
-    def _apply(self) -> None:
-        core, transport, loop = self.core, self.transport, self.loop
-        assert core is not None and transport is not None and loop is not None
-        events: list[NodeEvent] = []
-        for effect in core.drain():
-            match effect:
-                case SendDatagram(to=to, message=message):
-                    transport.send_datagram(to, message)
-                case SendStream(to=to, message=message):
-                    transport.send_stream(to, message)
-                case OpenStream(to=to):
-                    transport.open_stream(to)
-                case CloseStream(to=to):
-                    transport.close_stream(to)
-                case SetTimer(key=key, at=at):
-                    old = self._timers.get(key)
-                    if old is not None:
-                        old.cancel()
-                    self._timers[key] = loop.call_at(at, self._fire, key)
-                case CancelTimer(key=key):
-                    old = self._timers.pop(key, None)
-                    if old is not None:
-                        old.cancel()
-                case Emit(event=event):
-                    events.append(event)  # type: ignore[arg-type]
-        claim = core.swim.table.local_claim
-        if events or claim is not self._local_claim or core.joined is not self._joined:
-            self._local_claim = claim
-            self._joined = core.joined
-            self._node._publish(core.members(), core.local, core.joined, core.ring, events)
-        for event in events:
-            self._record(event)
-
-    def _record(self, event: NodeEvent) -> None:
-        if len(self._history) == self._history.maxlen:
-            self.history_shed += 1
-        if isinstance(event, RingChanged):
-            assert self.core is not None
-            local = self.core.local
-            detail = event.summary()
-            self._history.append(
-                EventRecord(
-                    time.time(),
-                    "ring",
-                    local.name,
-                    local.address,
-                    local.epoch,
-                    local.incarnation,
-                    detail=detail,
-                )
-            )
-            events_log.info("ring %s", detail)
-            return
-        kind, source = describe(event)
-        m = event.member
-        self._history.append(
-            EventRecord(time.time(), kind, m.name, m.address, m.epoch, m.incarnation, source)
-        )
-        by = f" (by {source})" if source else ""
-        events_log.info(
-            "%s %s %s epoch=%d incarnation=%d%s",
-            m.name,
-            kind,
-            m.address,
-            m.epoch,
-            m.incarnation,
-            by,
-        )
-
-    # ---------------------------------------------------------------- DebugSource
-
-    def info(self) -> NodeInfo:
-        core = self.core
-        assert core is not None
-        local = core.local
-        return NodeInfo(
-            name=local.name,
-            address=local.address,
-            epoch=local.epoch,
-            incarnation=local.incarnation,
-            status=local.status.name.lower(),
-            version=__version__,
-            uptime_s=self._now() - self.started_at,
-            health_score=core.health_score,
-            joined=core.joined,
-            encrypted=self.sealer.encrypted,
-            cluster=self.config.cluster,
-        )
-
-    def clock(self) -> float:
-        return self._now()
-
-    def member_list(self) -> list[Member]:
-        assert self.core is not None
-        return self.core.members()
-
-    def counters(self) -> Counters:
-        core, transport = self.core, self.transport
-        assert core is not None and transport is not None
-        stats = transport.stats
-        shed = dict(stats.shed)
-        shed["events"] = self._node.events_shed()
-        shed["event_history"] = self.history_shed
-        dropped = dict(stats.dropped)
-        if core.stats.unrouted:
-            dropped["unrouted"] = core.stats.unrouted
-        return Counters(
-            swim=dataclasses.replace(core.swim.stats),
-            messages_in=dict(stats.messages_in),
-            bytes_in=dict(stats.bytes_in),
-            messages_out=dict(stats.messages_out),
-            bytes_out=dict(stats.bytes_out),
-            dropped=dropped,
-            shed=shed,
-            refused=dict(stats.refused),
-            streams_open=transport.streams_open,
-            ring_changes=getattr(core.part("ring"), "stats", RingStats()).changes,
-        )
-
-    def recent_events(self) -> list[EventRecord]:
-        return list(self._history)
-
-    def ring(self) -> Ring[str] | None:
-        return self.core.ring if self.core is not None else None
-
-    # ---------------------------------------------------------------- application calls
-
-    async def leave(self) -> None:
-        core = self.core
-        if core is None or self.stopped:
-            raise NodeStopped("the node is stopped")
-        self.call(lambda c, now: c.leave(now))
-        deadline = self._now() + self.config.leave_timeout_s
-        step = core.config.gossip_interval_s
-        stopping = self._stopping
-        assert stopping is not None
-        while not core.leave_spread() and self._now() < deadline and not self.stopped:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), step)
-
-
 async def _cancel_tasks() -> None:
     """Cancel every other task on the running loop and wait for them."""
     me = asyncio.current_task()
@@ -554,18 +175,14 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         # Use Node.start(config); this only wires the pieces together.
         self.config = config
-        self._engine = _Engine(config, self)
+        self._engine = Engine(config, self._publish, self.events_shed)
         self._app_loop = asyncio.get_running_loop()
         self._app_thread: int | None = threading.get_ident()
         self._thread: threading.Thread | None = None
-        # (members, local, joined, ring), replaced whole: a reader sees one
-        # input's state.
-        self._snapshot: tuple[tuple[Member, ...], Member | None, bool, Ring[str] | None] = (
-            (),
-            None,
-            False,
-            None,
-        )
+        # Replaced whole after an input: a reader sees one input's state.
+        self._view: NodeView | None = None
+        # Set on the application's loop once the node joined, or stopped.
+        self._joined_or_stopped = asyncio.Event()
         self._streams: set[EventStream] = set()
         self._shed_closed = 0  # events shed by streams since closed
         self._left = False
@@ -616,9 +233,7 @@ class Node:
     @property
     def local(self) -> Member:
         """This node's own entry (name, address, epoch, incarnation, status, metadata)."""
-        local = self._snapshot[1]
-        assert local is not None
-        return local
+        return self._current().swim.local
 
     @property
     def address(self) -> Address:
@@ -635,7 +250,7 @@ class Node:
         ``include_gone=True`` adds those known to be dead or to have left
         (until they are reaped).
         """
-        members = self._snapshot[0]
+        members = self._current().swim.members
         if include_gone:
             return list(members)
         return [m for m in members if m.status.live]
@@ -644,7 +259,7 @@ class Node:
         """The entry for ``name``, in any status, or None if the table has none."""
         if not isinstance(name, str):
             raise LocalError(f"a member name is a str, got {type(name).__name__}")
-        for m in self._snapshot[0]:
+        for m in self._current().swim.members:
             if m.name == name:
                 return m
         return None
@@ -652,7 +267,8 @@ class Node:
     @property
     def joined(self) -> bool:
         """True once a seed answered (at once for a node with no seeds)."""
-        return self._snapshot[2]
+        view = self._view
+        return view is not None and view.swim.joined
 
     @property
     def ring(self) -> Ring[str]:
@@ -665,10 +281,10 @@ class Node:
         :class:`~gossamer.errors.LocalError` when ``config.ring.enabled`` is
         False.
         """
-        ring = self._snapshot[3]
+        ring = self._current().ring
         if ring is None:
             raise LocalError("this node keeps no ring (NodeConfig.ring.enabled is False)")
-        return ring
+        return ring.ring
 
     async def wait_joined(self, timeout_s: float | None = None) -> bool:
         """Wait until a seed has answered; False if ``timeout_s`` passed first.
@@ -676,13 +292,14 @@ class Node:
         ``Node.start`` does not wait: a node whose seeds are not up yet keeps
         retrying in the background and joins as soon as one answers.
         """
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + timeout_s
-        while not self._snapshot[2]:
+        if not self.joined:
             self._check_running()
-            if deadline is not None and loop.time() >= deadline:
+            try:
+                await asyncio.wait_for(self._joined_or_stopped.wait(), timeout_s)
+            except TimeoutError:
                 return False
-            await asyncio.sleep(0.02)
+        if not self.joined:
+            self._check_running()  # woken by stop()
         return True
 
     def events(self) -> EventStream:
@@ -702,15 +319,12 @@ class Node:
     # ---------------------------------------------------------------- changes
 
     async def update_metadata(self, metadata: bytes) -> None:
-        """Publish new metadata (at most ``swim.max_metadata_bytes``)."""
+        """Publish new metadata (bytes, at most ``swim.max_metadata_bytes``).
+
+        SWIM checks it: a caller's mistake, or a node that has left, raises
+        :class:`~gossamer.errors.LocalError`.
+        """
         self._check_running()
-        if not isinstance(metadata, bytes):
-            raise LocalError(f"metadata must be bytes, got {type(metadata).__name__}")
-        limit = self.config.swim.max_metadata_bytes
-        if len(metadata) > limit:
-            raise LocalError(f"metadata is {len(metadata)} bytes, over the limit of {limit}")
-        if self._left:
-            raise LocalError("this node has left the cluster; it cannot publish metadata")
         await self._on_engine(self._engine_call(lambda c, now: c.update_metadata(metadata, now)))
 
     async def leave(self) -> None:
@@ -739,6 +353,7 @@ class Node:
                 await self._shutdown_thread()
             for stream in list(self._streams):
                 stream.push([], end=True)
+            self._joined_or_stopped.set()
 
     async def __aenter__(self) -> Self:
         return self
@@ -761,6 +376,12 @@ class Node:
     def _check_running(self) -> None:
         if self._stopped:
             raise NodeStopped(f"node {self.name} is stopped")
+
+    def _current(self) -> NodeView:
+        view = self._view
+        if view is None:
+            raise NodeStopped(f"node {self.name} has not started")
+        return view
 
     async def _engine_call(self, action: Callable[[NodeCore, float], None]) -> None:
         self._engine.call(action)
@@ -788,19 +409,20 @@ class Node:
         loop.close()
         self._thread = None
 
-    def _publish(
-        self,
-        members: list[Member],
-        local: Member,
-        joined: bool,
-        ring: Ring[str] | None,
-        events: list[NodeEvent],
-    ) -> None:
-        """Called on the engine's loop after an input changed the table."""
-        self._snapshot = (tuple(members), local, joined, ring)  # one reference swap
+    def _publish(self, view: NodeView, events: list[object]) -> None:
+        """Called on the engine's loop after an input (``Engine``'s publish callback)."""
+        joined = view.swim.joined and (self._view is None or not self._view.swim.joined)
+        self._view = view  # one reference swap
         if events:
+            typed = cast(list[NodeEvent], events)
             for stream in list(self._streams):
-                stream.push(events)
+                stream.push(typed)
+        if joined:
+            if threading.get_ident() == self._app_thread:
+                self._joined_or_stopped.set()
+            else:
+                with contextlib.suppress(RuntimeError):  # the application's loop is closed
+                    self._app_loop.call_soon_threadsafe(self._joined_or_stopped.set)
 
     def _unsubscribe(self, stream: EventStream) -> None:
         if stream in self._streams:

@@ -1,19 +1,21 @@
-"""The configuration of a running node: identity, sockets, security, bounds.
+"""The configuration of a running node: identity, sockets, security, bounds, parts.
 
-:class:`NodeConfig` gathers what the runtime needs besides the protocol
-settings it carries (``swim``, ``wire``): where to bind and what address to
-advertise, the cluster name and keyring, the debug endpoint, the transport's
-bounds and the application-facing queues.  Like every config in gossamer it
-is a frozen dataclass, validated when built (a :class:`ConfigError` names the
-field), with presets ``lan()``, ``wan()`` and ``local()`` taking the name and
-the bind address.  :func:`load_toml` reads the agent's ``--config`` file.
+:class:`NodeConfig` gathers what the runtime needs: where to bind and what
+address to advertise, the cluster name and keyring, the wire's limits, the
+transport's bounds, the debug endpoint, the application-facing queues, and
+one *section* per part of the catalogue (``gossamer.parts``): ``swim``,
+``ring``...  Like every config in gossamer it is frozen and validated when
+built (a :class:`ConfigError` names the field), with presets ``lan()``,
+``wan()`` and ``local()`` taking the name and the bind address.
+:func:`load_toml` reads the agent's ``--config`` file.
 
-One rule ties the pieces together: a SWIM datagram, once the transport has
-added the sender's address and sealed it, must fit ``wire.max_datagram_bytes``
-(``swim.max_payload_bytes + datagram_overhead(advertise, encrypted)``), and a
-full state must fit a stream frame.  The presets size SWIM's payload so that
-it does; a hand-built config that breaks the rule is refused with the number
-to use.
+The sections come from the catalogue, so this module names no part: a
+part's preset, its checks and whether it fits the wire (a part's datagram,
+once the transport has added the sender's address and sealed it, must fit
+``wire.max_datagram_bytes``) are the part's own (its ``PartSpec``).  The
+presets fit each part to the wire; a hand-built section that does not fit
+is refused with the number to use.  ``config.swim`` reads a section, and
+``NodeConfig.lan(..., ring=RingConfig(...))`` sets one.
 """
 
 from __future__ import annotations
@@ -21,22 +23,28 @@ from __future__ import annotations
 __all__ = [
     "MAX_ADVERTISE_LENGTH",
     "NodeConfig",
+    "config_from_mapping",
     "datagram_overhead",
     "load_toml",
+    "preset_sections",
+    "read_toml",
+    "wire_room",
 ]
 
 import dataclasses
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gossamer.config import WireConfig, check_int, check_positive
-from gossamer.errors import ConfigError
-from gossamer.failure.swim import SwimConfig
+from gossamer.config import PRESETS, WireConfig, WireRoom, check_int, check_positive, preset
+from gossamer.effects import PartContext
+from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import AddressError, address, is_valid_name, parse_address, split_address
-from gossamer.ring.tracker import RingConfig
+from gossamer.parts import CATALOGUE
 from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
 from gossamer.runtime.transport import TransportConfig
 
@@ -64,78 +72,216 @@ def _unspecified(host: str) -> bool:
 _WORST_OVERHEAD = SEALED_OVERHEAD + 1 + MAX_ADVERTISE_LENGTH
 
 
-def _fitted_swim(swim: SwimConfig, wire: WireConfig) -> SwimConfig:
-    """``swim`` with its payload shrunk so a sealed datagram fits ``wire``."""
-    room = wire.max_datagram_bytes - _WORST_OVERHEAD
-    if swim.max_payload_bytes <= room:
-        return swim
-    return dataclasses.replace(
-        swim,
-        max_payload_bytes=room,
-        max_metadata_bytes=min(swim.max_metadata_bytes, room // 2),
+def wire_room(
+    wire: WireConfig, transport: TransportConfig, datagram_overhead_bytes: int = _WORST_OVERHEAD
+) -> WireRoom:
+    """What the wire leaves a part's messages; the worst case of every advertise
+    address and seal unless the real datagram overhead is given."""
+    return WireRoom(
+        max_datagram_bytes=wire.max_datagram_bytes,
+        datagram_overhead=datagram_overhead_bytes,
+        max_frame_bytes=wire.max_frame_bytes,
+        frame_overhead=SEALED_OVERHEAD,
+        max_stream_queue_bytes=transport.max_stream_queue_bytes,
+        queue_overhead=SEALED_OVERHEAD + 4,
     )
 
 
-@dataclass(frozen=True, slots=True)
+def preset_sections(
+    name: str, wire: WireConfig, transport: TransportConfig | None = None
+) -> dict[str, object]:
+    """Every part's preset ``name``, fitted to ``wire``, by part name."""
+    room = wire_room(wire, transport if transport is not None else TransportConfig())
+    return {entry.name: entry.preset(name, room) for entry in CATALOGUE}
+
+
+_DEFAULT_BIND = {"lan": "127.0.0.1:7946", "wan": "127.0.0.1:7946", "local": "127.0.0.1:0"}
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class NodeConfig:
-    """Everything a node needs to run.  ``docs/configuration.md`` lists every field."""
+    """Everything a node needs to run.  ``docs/configuration.md`` lists every field.
+
+    ``NodeConfig(name, bind, ..., ring=RingConfig(vnodes=512))``: a part's
+    section is given by the part's name, and read back as ``config.ring``;
+    the sections not given are the ``lan`` presets, fitted to ``wire``.
+    """
 
     name: str
     """The node's name, unique in the cluster: letters, digits and ``_.@:-``."""
-    bind: str = "127.0.0.1:7946"
+    bind: str
     """``host:port`` for both the UDP socket and the TCP listener.  Port 0
     picks a free port (tests)."""
-    advertise: str | None = None
+    advertise: str | None
     """``host:port`` peers reach this node at; the bind address when unset.
     Required when binding a wildcard address (0.0.0.0 or ::)."""
-    seeds: tuple[str, ...] = ()
+    seeds: tuple[str, ...]
     """Addresses of nodes to join through; none starts a cluster of its own."""
-    cluster: str = "gossamer"
+    cluster: str
     """The cluster's name, sealed into every packet: nodes of two clusters
     that share a key still refuse each other."""
-    keyring: Keyring | None = None
+    keyring: Keyring | None
     """Keys to seal and open packets with (primary first).  Required unless
     ``plaintext`` is set."""
-    plaintext: bool = False
+    plaintext: bool
     """Run without encryption or authentication.  Only for a trusted network
     such as loopback; the node logs a warning when it starts this way."""
-    metadata: bytes = b""
+    metadata: bytes
     """Published with the node's membership (at most ``swim.max_metadata_bytes``)."""
-    swim: SwimConfig = field(default_factory=lambda: _fitted_swim(SwimConfig.lan(), WireConfig()))
-    """Failure detection and dissemination (``SwimConfig``)."""
-    wire: WireConfig = field(default_factory=WireConfig)
+    wire: WireConfig
     """Size limits of datagrams and stream frames (``WireConfig``)."""
-    transport: TransportConfig = field(default_factory=TransportConfig)
+    transport: TransportConfig
     """Socket bounds and timeouts (``TransportConfig``)."""
-    ring: RingConfig = field(default_factory=RingConfig)
-    """The consistent-hashing ring over the live members (``node.ring``).
-    ``ring.vnodes`` must be the same on every node of the cluster."""
-    http: str | None = None
+    sections: Mapping[str, object]
+    """Each part's config section by part name (``swim``: ``SwimConfig``,
+    ``ring``: ``RingConfig``...); ``config.<name>`` reads one."""
+    http: str | None
     """``host:port`` of the read-only debug endpoint; off when unset."""
-    engine_thread: bool = True
+    engine_thread: bool
     """Run the core, sockets and timers on a thread of their own, so an
     application that blocks its event loop is not suspected by its peers.
     False runs them on the caller's loop (many nodes in one process)."""
-    max_event_queue: int = 1_024
+    max_event_queue: int
     """Bound on the events waiting in each ``Node.events()`` iterator; past
     it the oldest is shed and counted."""
-    max_event_history: int = 256
-    """Member events the debug endpoint keeps for ``/api/events``."""
-    leave_timeout_s: float = 5.0
+    max_event_history: int
+    """Events the debug endpoint keeps for ``/api/events``."""
+    leave_timeout_s: float
     """How long ``leave()`` waits for the news to be sent enough times, in seconds."""
-    epoch: int | None = None
+    epoch: int | None
     """Boot epoch; derived at start when unset (see ``docs/architecture.md``)."""
-    data_dir: str | None = None
+    data_dir: str | None
     """A directory where the node keeps its last epoch, so a restart always
     comes up with a larger one even if the wall clock steps back."""
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        bind: str = "127.0.0.1:7946",
+        *,
+        advertise: str | None = None,
+        seeds: tuple[str, ...] = (),
+        cluster: str = "gossamer",
+        keyring: Keyring | None = None,
+        plaintext: bool = False,
+        metadata: bytes = b"",
+        wire: WireConfig | None = None,
+        transport: TransportConfig | None = None,
+        sections: Mapping[str, object] | None = None,
+        http: str | None = None,
+        engine_thread: bool = True,
+        max_event_queue: int = 1_024,
+        max_event_history: int = 256,
+        leave_timeout_s: float = 5.0,
+        epoch: int | None = None,
+        data_dir: str | None = None,
+        **parts: object,
+    ) -> None:
+        wire = WireConfig() if wire is None else wire
+        transport = TransportConfig() if transport is None else transport
+        if not isinstance(wire, WireConfig):
+            raise ConfigError(f"NodeConfig.wire must be a WireConfig, got {wire!r}")
+        if not isinstance(transport, TransportConfig):
+            raise ConfigError(f"NodeConfig.transport must be a TransportConfig, got {transport!r}")
+        merged = preset_sections("lan", wire, transport)
+        merged.update(sections or {})
+        merged.update(parts)
+        values = {
+            "name": name,
+            "bind": bind,
+            "advertise": advertise,
+            "seeds": seeds,
+            "cluster": cluster,
+            "keyring": keyring,
+            "plaintext": plaintext,
+            "metadata": metadata,
+            "wire": wire,
+            "transport": transport,
+            "sections": types.MappingProxyType(merged),
+            "http": http,
+            "engine_thread": engine_thread,
+            "max_event_queue": max_event_queue,
+            "max_event_history": max_event_history,
+            "leave_timeout_s": leave_timeout_s,
+            "epoch": epoch,
+            "data_dir": data_dir,
+        }
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+        self._validate()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: a part's section.
+        try:
+            sections = object.__getattribute__(self, "sections")
+        except AttributeError:
+            raise AttributeError(name) from None
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"NodeConfig has no field or part section {name!r}")
+
+    def _validate(self) -> None:
         owner = "NodeConfig"
         if not is_valid_name(self.name):
             raise ConfigError(
                 f"{owner}.name must be 1-128 characters of letters, digits and _.@:- "
                 f"(starting with a letter, digit or _), got {self.name!r}"
             )
+        shown = self._advertised()
+        if not isinstance(self.seeds, tuple):
+            raise ConfigError(f"{owner}.seeds must be a tuple of host:port strings")
+        for seed in self.seeds:
+            try:
+                parse_address(seed)
+            except (AddressError, TypeError) as exc:
+                raise ConfigError(f"{owner}.seeds: {exc}") from None
+        if not isinstance(self.cluster, str) or not (
+            0 < len(self.cluster) <= 64 and self.cluster.isascii() and self.cluster.isprintable()
+        ):
+            raise ConfigError(
+                f"{owner}.cluster must be 1-64 printable ASCII characters, got {self.cluster!r}"
+            )
+        if self.keyring is None and self.plaintext is not True:
+            raise ConfigError(
+                f"{owner}: no keyring.  Give one (`gossamer keygen --keyring FILE`, "
+                "then keyring=load_keyring(FILE)) or set plaintext=True explicitly "
+                "for a trusted network such as loopback"
+            )
+        if self.keyring is not None and self.plaintext:
+            raise ConfigError(f"{owner}: keyring and plaintext=True are exclusive")
+        if not isinstance(self.metadata, bytes):
+            raise ConfigError(f"{owner}.metadata must be bytes")
+        if self.http is not None:
+            try:
+                split_address(self.http)
+            except (AddressError, TypeError) as exc:
+                raise ConfigError(f"{owner}.http: {exc}") from None
+        check_int(owner, "max_event_queue", self.max_event_queue, 1, 10_000_000)
+        check_int(owner, "max_event_history", self.max_event_history, 1, 10_000_000)
+        check_positive(owner, "leave_timeout_s", self.leave_timeout_s)
+        if self.epoch is not None:
+            check_int(owner, "epoch", self.epoch, 1, (1 << 62) - 1)
+        known = [entry.name for entry in CATALOGUE]
+        unknown = sorted(set(self.sections) - set(known))
+        if unknown:
+            raise ConfigError(f"{owner}: no part is named {unknown}; parts: {known}")
+        # Each part checks its own section, against the room this node's
+        # datagrams really leave (its advertise address, its seal).
+        room = wire_room(self.wire, self.transport, datagram_overhead(shown, self.encrypted))
+        context = PartContext(self.seeds, self.metadata)
+        for entry in CATALOGUE:
+            try:
+                section = entry.of(self.sections)
+            except LocalError:
+                raise ConfigError(
+                    f"{owner}.{entry.name} must be a {entry.section.__name__}, "
+                    f"got {self.sections[entry.name]!r}"
+                ) from None
+            entry.check(section, room, context)
+
+    def _advertised(self) -> str:
+        """The longest form the advertised address can take, checked."""
+        owner = "NodeConfig"
         try:
             bind_host, _ = split_address(self.bind)
         except (AddressError, TypeError) as exc:
@@ -165,66 +311,7 @@ class NodeConfig:
             raise ConfigError(
                 f"{owner}.advertise {shown!r} is over {MAX_ADVERTISE_LENGTH} characters"
             )
-        if not isinstance(self.seeds, tuple):
-            raise ConfigError(f"{owner}.seeds must be a tuple of host:port strings")
-        for seed in self.seeds:
-            try:
-                parse_address(seed)
-            except (AddressError, TypeError) as exc:
-                raise ConfigError(f"{owner}.seeds: {exc}") from None
-        if not isinstance(self.cluster, str) or not (
-            0 < len(self.cluster) <= 64 and self.cluster.isascii() and self.cluster.isprintable()
-        ):
-            raise ConfigError(
-                f"{owner}.cluster must be 1-64 printable ASCII characters, got {self.cluster!r}"
-            )
-        if self.keyring is None and self.plaintext is not True:
-            raise ConfigError(
-                f"{owner}: no keyring.  Give one (`gossamer keygen --keyring FILE`, "
-                "then keyring=load_keyring(FILE)) or set plaintext=True explicitly "
-                "for a trusted network such as loopback"
-            )
-        if self.keyring is not None and self.plaintext:
-            raise ConfigError(f"{owner}: keyring and plaintext=True are exclusive")
-        if not isinstance(self.metadata, bytes):
-            raise ConfigError(f"{owner}.metadata must be bytes")
-        if len(self.metadata) > self.swim.max_metadata_bytes:
-            raise ConfigError(
-                f"{owner}.metadata is {len(self.metadata)} bytes, over "
-                f"swim.max_metadata_bytes ({self.swim.max_metadata_bytes})"
-            )
-        if self.http is not None:
-            try:
-                split_address(self.http)
-            except (AddressError, TypeError) as exc:
-                raise ConfigError(f"{owner}.http: {exc}") from None
-        if not isinstance(self.ring, RingConfig):
-            raise ConfigError(f"{owner}.ring must be a RingConfig, got {self.ring!r}")
-        check_int(owner, "max_event_queue", self.max_event_queue, 1, 10_000_000)
-        check_int(owner, "max_event_history", self.max_event_history, 1, 10_000_000)
-        check_positive(owner, "leave_timeout_s", self.leave_timeout_s)
-        if self.epoch is not None:
-            check_int(owner, "epoch", self.epoch, 1, (1 << 62) - 1)
-        overhead = datagram_overhead(shown, self.keyring is not None)
-        room = self.wire.max_datagram_bytes - overhead
-        if self.swim.max_payload_bytes > room:
-            raise ConfigError(
-                f"{owner}: swim.max_payload_bytes ({self.swim.max_payload_bytes}) plus the "
-                f"transport's {overhead} bytes (sender address and seal) is over "
-                f"wire.max_datagram_bytes ({self.wire.max_datagram_bytes}); use at most {room}"
-            )
-        frame = self.swim.max_state_bytes + SEALED_OVERHEAD + 4
-        if self.transport.max_stream_queue_bytes < frame:
-            raise ConfigError(
-                f"{owner}: transport.max_stream_queue_bytes "
-                f"({self.transport.max_stream_queue_bytes}) must hold a full state "
-                f"(swim.max_state_bytes + {SEALED_OVERHEAD + 4} = {frame})"
-            )
-        if self.swim.max_state_bytes + SEALED_OVERHEAD > self.wire.max_frame_bytes:
-            raise ConfigError(
-                f"{owner}: swim.max_state_bytes ({self.swim.max_state_bytes}) must leave "
-                f"{SEALED_OVERHEAD} bytes under wire.max_frame_bytes ({self.wire.max_frame_bytes})"
-            )
+        return shown
 
     @property
     def encrypted(self) -> bool:
@@ -233,36 +320,45 @@ class NodeConfig:
     @classmethod
     def lan(cls, name: str, bind: str = "127.0.0.1:7946", **overrides: Any) -> NodeConfig:
         """A data-centre network: memberlist's LAN timings, 1,400-byte datagrams."""
-        return cls(name, bind, **_preset_configs("lan"), **overrides)
+        return cls._preset("lan", name, bind, overrides)
 
     @classmethod
     def wan(cls, name: str, bind: str = "127.0.0.1:7946", **overrides: Any) -> NodeConfig:
         """Links across regions: slower probes, longer suspicion, 1,200-byte datagrams."""
-        return cls(name, bind, **_preset_configs("wan"), **overrides)
+        return cls._preset("wan", name, bind, overrides)
 
     @classmethod
     def local(cls, name: str, bind: str = "127.0.0.1:0", **overrides: Any) -> NodeConfig:
         """Every node on one machine (tests, demos): quick timeouts, loopback sizes."""
-        return cls(name, bind, **_preset_configs("local"), **overrides)
+        return cls._preset("local", name, bind, overrides)
+
+    @classmethod
+    def _preset(cls, which: str, name: str, bind: str, overrides: dict[str, Any]) -> NodeConfig:
+        # Every part's preset, fitted to the wire the node will run with (the
+        # preset's, or the one given); parts given by name replace theirs.
+        wire = overrides.pop("wire", None) or preset(WireConfig, which)
+        transport = overrides.get("transport")
+        sections = preset_sections(which, wire, transport)
+        sections.update(overrides.pop("sections", None) or {})
+        return cls(name, bind, wire=wire, sections=sections, **overrides)
 
 
-_PRESETS: dict[str, tuple[Any, Any, str]] = {
-    # preset: (SwimConfig preset, WireConfig preset, default bind)
-    "lan": (SwimConfig.lan, WireConfig.lan, "127.0.0.1:7946"),
-    "wan": (SwimConfig.wan, WireConfig.wan, "127.0.0.1:7946"),
-    "local": (SwimConfig.local, WireConfig.local, "127.0.0.1:0"),
-}
+# -------------------------------------------------------------------- TOML
+
+_TABLES = {"wire": WireConfig, "transport": TransportConfig}
+"""The runtime's own tables (the parts' come from the catalogue)."""
+
+_SPECIAL_KEYS = ("preset", "keyring_file")
 
 
-def _preset_configs(preset: str, wire: WireConfig | None = None) -> dict[str, Any]:
-    """A preset's ``wire`` (or the one given) and its ``swim``, fitted to that wire."""
-    swim_preset, wire_preset, _ = _PRESETS[preset]
-    wire = wire if wire is not None else wire_preset()
-    return {"swim": _fitted_swim(swim_preset(), wire), "wire": wire}
-
-
-_SECTIONS = ("swim", "wire", "transport", "ring")
-"""The sub-configs a TOML file may change one field at a time, as tables."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; ConfigError, for the operator, if it cannot be read or parsed."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
@@ -271,27 +367,21 @@ def load_toml(path: str | Path, **overrides: Any) -> NodeConfig:
     The top level holds :class:`NodeConfig` fields (``name``, ``bind``,
     ``seeds`` as a list, ``keyring_file`` for a keyring file's path,
     ``metadata`` as a string, ``preset`` = ``lan`` | ``wan`` | ``local``);
-    tables ``[swim]``, ``[wire]``, ``[transport]`` and ``[ring]`` override
-    single fields of the preset's sub-configs.  ``overrides`` (the agent's command-line
-    flags) win over the file.  Unknown keys are refused, so a typo is not
-    silently ignored.
+    tables ``[wire]``, ``[transport]`` and one per part (``[swim]``,
+    ``[ring]``) override single fields of the preset's.  ``overrides`` (the
+    agent's command-line flags) win over the file.  Unknown keys are refused
+    with the list of accepted ones, so a typo is not silently ignored.
     """
-    try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return config_from_mapping(raw, where=str(path), **overrides)
+    return config_from_mapping(read_toml(path), where=str(path), **overrides)
 
 
-def _section(where: str, key: str, base: Any, table: object) -> Any:
+def _table(where: str, key: str, base: Any, table: object) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: [{key}] must be a table")
-    fields = {f.name for f in dataclasses.fields(base)}
-    bad = sorted(set(table) - fields)
+    fields = sorted(f.name for f in dataclasses.fields(base))
+    bad = sorted(set(table) - set(fields))
     if bad:
-        raise ConfigError(f"{where}: [{key}] has unknown field(s) {bad}")
+        raise ConfigError(f"{where}: [{key}] has unknown field(s) {bad}; known: {fields}")
     try:
         return dataclasses.replace(base, **table)
     except TypeError as exc:
@@ -303,36 +393,51 @@ def config_from_mapping(
 ) -> NodeConfig:
     """Build a :class:`NodeConfig` from plain data (a parsed TOML file); see :func:`load_toml`."""
     raw = dict(raw)
-    preset = raw.pop("preset", "lan")
-    if preset not in _PRESETS:
-        raise ConfigError(f"{where}: preset must be one of {sorted(_PRESETS)}, got {preset!r}")
-    _, wire_preset, default_bind = _PRESETS[preset]
-    sections = {key: raw.pop(key) for key in list(raw) if key in _SECTIONS}
+    which = raw.pop("preset", "lan")
+    if which not in PRESETS:
+        raise ConfigError(f"{where}: preset must be one of {list(PRESETS)}, got {which!r}")
+    tables = {**_TABLES, **{entry.name: entry.section for entry in CATALOGUE}}
+    given = {key: raw.pop(key) for key in list(raw) if key in tables}
     keyring_file = raw.pop("keyring_file", None)
     if keyring_file is not None:
+        if not isinstance(keyring_file, str):
+            raise ConfigError(f"{where}: keyring_file must be a path (a string)")
         try:
             raw["keyring"] = load_keyring(keyring_file)
         except KeyringError as exc:
             raise ConfigError(f"{where}: keyring_file: {exc}") from None
     if "seeds" in raw:
+        if isinstance(raw["seeds"], str):
+            raise ConfigError(
+                f'{where}: seeds must be a list of host:port strings (seeds = ["{raw["seeds"]}"])'
+            )
         raw["seeds"] = tuple(raw["seeds"])
     if isinstance(raw.get("metadata"), str):
         raw["metadata"] = raw["metadata"].encode("utf-8")
     merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(NodeConfig)} - set(_SECTIONS)
-    unknown = sorted(set(merged) - known)
+    known = sorted(
+        {f.name for f in dataclasses.fields(NodeConfig)} - {"sections", *_TABLES}
+        | set(_SPECIAL_KEYS)
+    )
+    unknown = sorted(set(merged) - set(known))
     if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(
+            f"{where}: unknown setting(s) {unknown}; known settings: {known}; "
+            f"tables: {sorted(tables)}"
+        )
     if "name" not in merged:
         raise ConfigError(f"{where}: the node needs a name")
-    # The sub-configs first (the preset's, changed by the file's tables), so
-    # the node is validated once, against what it will run with.
-    wire = _section(where, "wire", wire_preset(), sections.get("wire", {}))
-    swim = _section(where, "swim", _preset_configs(preset, wire)["swim"], sections.get("swim", {}))
-    transport = _section(where, "transport", TransportConfig(), sections.get("transport", {}))
-    ring = _section(where, "ring", RingConfig(), sections.get("ring", {}))
-    merged.setdefault("bind", default_bind)
+    # The tables first (the preset's, changed by the file's), so the node is
+    # validated once, against what it will run with.
+    wire = _table(where, "wire", preset(WireConfig, which), given.get("wire", {}))
+    transport = _table(where, "transport", TransportConfig(), given.get("transport", {}))
+    presets = preset_sections(which, wire, transport)
+    sections = {
+        entry.name: _table(where, entry.name, presets[entry.name], given.get(entry.name, {}))
+        for entry in CATALOGUE
+    }
+    merged.setdefault("bind", _DEFAULT_BIND[which])
     try:
-        return NodeConfig(swim=swim, wire=wire, transport=transport, ring=ring, **merged)
+        return NodeConfig(wire=wire, transport=transport, sections=sections, **merged)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from None
