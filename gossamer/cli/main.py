@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from gossamer._version import __version__
 
@@ -352,41 +353,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+_N = TypeVar("_N", int, float)
+
+
+def _checked(kind: type[_N], accept: Callable[[_N], bool], says: str) -> Callable[[str], _N]:
+    """An argparse ``type``: ``kind(text)``, finite, and ``accept``-ed, else ``says``."""
+
+    def parse(text: str) -> _N:
+        value = kind(text)  # a ValueError reads "invalid int value" to argparse
+        if not (math.isfinite(value) and accept(value)):
+            raise argparse.ArgumentTypeError(says)
         return value
 
+    parse.__name__ = kind.__name__
     return parse
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    return _checked(int, lambda v: v >= minimum, f"must be at least {minimum}")
 
 
 def _seconds_over(minimum: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
-        if not (math.isfinite(value) and value > minimum):
-            raise argparse.ArgumentTypeError(f"must be a number of seconds over {minimum:g}")
-        return value
-
-    return parse
+    return _checked(float, lambda v: v > minimum, f"must be a number of seconds over {minimum:g}")
 
 
 def _seconds_at_least(minimum: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text)
-        if not (math.isfinite(value) and value >= minimum):
-            raise argparse.ArgumentTypeError(f"must be a number of seconds, at least {minimum:g}")
-        return value
-
-    return parse
+    says = f"must be a number of seconds, at least {minimum:g}"
+    return _checked(float, lambda v: v >= minimum, says)
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError("must be in [0, 1)")
-    return value
+_fraction = _checked(float, lambda v: 0 <= v < 1, "must be in [0, 1)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
