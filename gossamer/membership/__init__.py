@@ -1,6 +1,7 @@
-"""Membership: who is in the cluster, and the overlay the cluster talks over.
+"""Membership: who is in the cluster.
 
-Holds the member table (SWIM's merge precedence: incarnation, then status),
-the HyParView partial-view overlay and the Plumtree broadcast trees built on
-it.  Sans-IO like every core: see ``docs/architecture.md``.
+Holds the member table (SWIM's merge precedence: epoch, incarnation, then
+status) that the SWIM part owns.  The overlay the cluster talks over
+(HyParView's views, Plumtree's trees) is a separate concern and goes in
+``gossamer/overlay/``.  Sans-IO like every core: see ``docs/architecture.md``.
 """
