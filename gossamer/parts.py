@@ -14,10 +14,10 @@ its views come in this order.
 
 from __future__ import annotations
 
-__all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts", "spec"]
+__all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts"]
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, TypeAlias
+from typing import Any, TypeAlias
 
 from gossamer.effects import PartContext, PartFactory, PartSpec
 from gossamer.errors import LocalError
@@ -26,19 +26,12 @@ from gossamer.membership.members import MemberEvent
 from gossamer.ring import part as ring
 from gossamer.ring.tracker import RingChanged
 
-CATALOGUE: Final[tuple[PartSpec[Any], ...]] = (swim.SPEC, ring.SPEC)
-"""Every part of a node, in part order.  SWIM comes first: it is the membership."""
+CATALOGUE: tuple[PartSpec[Any], ...] = (swim.SPEC, ring.SPEC)
+"""Every part of a node, in part order.  SWIM comes first: it is the membership.
+Everything that lists the parts reads this name when it runs, never a copy."""
 
 NodeEvent: TypeAlias = MemberEvent | RingChanged
 """What the catalogue's parts emit, and ``Node.events()`` yields."""
-
-
-def spec(name: str) -> PartSpec[Any]:
-    """The catalogue entry named ``name``; LocalError for a name it does not have."""
-    for entry in CATALOGUE:
-        if entry.name == name:
-            return entry
-    raise LocalError(f"no part is named {name!r}; parts: {[e.name for e in CATALOGUE]}")
 
 
 def build_parts(sections: Mapping[str, object], context: PartContext) -> list[PartFactory]:

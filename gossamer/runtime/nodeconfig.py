@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gossamer import parts
 from gossamer.config import PRESETS, WireConfig, WireRoom, check_int, check_positive, preset
 from gossamer.effects import PartContext
 from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import AddressError, address, is_valid_name, parse_address, split_address
-from gossamer.parts import CATALOGUE
 from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
 from gossamer.runtime.transport import TransportConfig
 
@@ -92,7 +92,7 @@ def preset_sections(
 ) -> dict[str, object]:
     """Every part's preset ``name``, fitted to ``wire``, by part name."""
     room = wire_room(wire, transport if transport is not None else TransportConfig())
-    return {entry.name: entry.preset(name, room) for entry in CATALOGUE}
+    return {entry.name: entry.preset(name, room) for entry in parts.CATALOGUE}
 
 
 _DEFAULT_BIND = {"lan": "127.0.0.1:7946", "wan": "127.0.0.1:7946", "local": "127.0.0.1:0"}
@@ -175,7 +175,7 @@ class NodeConfig:
         leave_timeout_s: float = 5.0,
         epoch: int | None = None,
         data_dir: str | None = None,
-        **parts: object,
+        **named_sections: object,
     ) -> None:
         wire = WireConfig() if wire is None else wire
         transport = TransportConfig() if transport is None else transport
@@ -185,7 +185,7 @@ class NodeConfig:
             raise ConfigError(f"NodeConfig.transport must be a TransportConfig, got {transport!r}")
         merged = preset_sections("lan", wire, transport)
         merged.update(sections or {})
-        merged.update(parts)
+        merged.update(named_sections)
         values = {
             "name": name,
             "bind": bind,
@@ -261,7 +261,7 @@ class NodeConfig:
         check_positive(owner, "leave_timeout_s", self.leave_timeout_s)
         if self.epoch is not None:
             check_int(owner, "epoch", self.epoch, 1, (1 << 62) - 1)
-        known = [entry.name for entry in CATALOGUE]
+        known = [entry.name for entry in parts.CATALOGUE]
         unknown = sorted(set(self.sections) - set(known))
         if unknown:
             raise ConfigError(f"{owner}: no part is named {unknown}; parts: {known}")
@@ -269,7 +269,7 @@ class NodeConfig:
         # datagrams really leave (its advertise address, its seal).
         room = wire_room(self.wire, self.transport, datagram_overhead(shown, self.encrypted))
         context = PartContext(self.seeds, self.metadata)
-        for entry in CATALOGUE:
+        for entry in parts.CATALOGUE:
             try:
                 section = entry.of(self.sections)
             except LocalError:
@@ -396,7 +396,7 @@ def config_from_mapping(
     which = raw.pop("preset", "lan")
     if which not in PRESETS:
         raise ConfigError(f"{where}: preset must be one of {list(PRESETS)}, got {which!r}")
-    tables = {**_TABLES, **{entry.name: entry.section for entry in CATALOGUE}}
+    tables = {**_TABLES, **{entry.name: entry.section for entry in parts.CATALOGUE}}
     given = {key: raw.pop(key) for key in list(raw) if key in tables}
     keyring_file = raw.pop("keyring_file", None)
     if keyring_file is not None:
@@ -434,7 +434,7 @@ def config_from_mapping(
     presets = preset_sections(which, wire, transport)
     sections = {
         entry.name: _table(where, entry.name, presets[entry.name], given.get(entry.name, {}))
-        for entry in CATALOGUE
+        for entry in parts.CATALOGUE
     }
     merged.setdefault("bind", _DEFAULT_BIND[which])
     try:
