@@ -54,10 +54,6 @@ class SwimView:
     health_score: int
     """Lifeguard's local health score (0 is healthy)."""
 
-    def live(self) -> list[Member]:
-        """Members alive or suspect, sorted by name."""
-        return [m for m in self.members if m.status.live]
-
     def routes(self) -> Mapping[str, Route]:
         return {"members": self._members_route}
 

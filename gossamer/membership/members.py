@@ -41,6 +41,7 @@ Invariants:
 from __future__ import annotations
 
 __all__ = [
+    "MEMBER_EVENTS",
     "STATUS_RANK",
     "TRANSITIONS",
     "Claim",
@@ -231,6 +232,17 @@ MemberEvent: TypeAlias = (
     | MemberLeft
     | MemberReaped
 )
+
+MEMBER_EVENTS: Final = (
+    MemberJoined,
+    MemberUpdated,
+    MemberSuspect,
+    MemberAlive,
+    MemberDead,
+    MemberLeft,
+    MemberReaped,
+)
+"""Every member event class, for ``isinstance`` and for a part's ``subscribes``."""
 
 
 class _Ev(enum.Enum):

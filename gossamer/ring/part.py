@@ -20,29 +20,11 @@ from dataclasses import dataclass
 
 from gossamer.effects import Effect, Emit, EventNote, PartContext, PartFactory, PartSpec, TimerKey
 from gossamer.ids import Address, NodeId
-from gossamer.membership.members import (
-    MemberAlive,
-    MemberDead,
-    MemberJoined,
-    MemberLeft,
-    MemberReaped,
-    MemberSuspect,
-    MemberUpdated,
-)
+from gossamer.membership.members import MEMBER_EVENTS
 from gossamer.observe import counter
 from gossamer.ring.tracker import RingChanged, RingConfig, RingTracker
 from gossamer.ring.view import RingView
 from gossamer.wire import Message
-
-_MEMBER_EVENTS = (
-    MemberJoined,
-    MemberUpdated,
-    MemberSuspect,
-    MemberAlive,
-    MemberDead,
-    MemberLeft,
-    MemberReaped,
-)
 
 
 @dataclass(slots=True)
@@ -59,7 +41,7 @@ class RingPart:
 
     name = "ring"
     messages: tuple[type[Message], ...] = ()
-    subscribes: tuple[type, ...] = _MEMBER_EVENTS
+    subscribes: tuple[type, ...] = MEMBER_EVENTS
 
     def __init__(self, me: NodeId, config: RingConfig) -> None:
         self.me = me
@@ -89,7 +71,7 @@ class RingPart:
         """The ring uses no streams."""
 
     def on_event(self, event: object, now: float) -> None:
-        if isinstance(event, _MEMBER_EVENTS):
+        if isinstance(event, MEMBER_EVENTS):
             member = event.member
             if member.status.live:
                 self._live.add(member.name)

@@ -81,11 +81,7 @@ class EventStream:
             if self._wake_pending:
                 return
             self._wake_pending = True
-        if threading.get_ident() == self._node._app_thread:
-            self._wake()
-        else:
-            with contextlib.suppress(RuntimeError):  # the application's loop is closed
-                self._loop.call_soon_threadsafe(self._wake)
+        self._node._on_app_loop(self._wake)
 
     def _wake(self) -> None:
         with self._lock:
@@ -418,11 +414,16 @@ class Node:
             for stream in list(self._streams):
                 stream.push(typed)
         if joined:
-            if threading.get_ident() == self._app_thread:
-                self._joined_or_stopped.set()
-            else:
-                with contextlib.suppress(RuntimeError):  # the application's loop is closed
-                    self._app_loop.call_soon_threadsafe(self._joined_or_stopped.set)
+            self._on_app_loop(self._joined_or_stopped.set)
+
+    def _on_app_loop(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the application's loop: now when called on its
+        thread, else as soon as that loop can."""
+        if threading.get_ident() == self._app_thread:
+            callback()
+        else:
+            with contextlib.suppress(RuntimeError):  # the application's loop is closed
+                self._app_loop.call_soon_threadsafe(callback)
 
     def _unsubscribe(self, stream: EventStream) -> None:
         if stream in self._streams:
