@@ -22,7 +22,7 @@ import contextlib
 import signal
 import sys
 
-from gossamer import Node, NodeConfig, load_keyring
+from gossamer import Node, NodeConfig, NodeEvent, load_keyring
 from gossamer.membership.members import (
     MemberAlive,
     MemberDead,
@@ -33,7 +33,6 @@ from gossamer.membership.members import (
     MemberUpdated,
 )
 from gossamer.ring import RingChanged
-from gossamer.runtime.node import NodeEvent
 
 KEYS = ("user:1", "user:2", "user:3")
 

@@ -26,6 +26,7 @@ __all__ = [
     "Member",
     "Node",
     "NodeConfig",
+    "NodeEvent",
     "Ring",
     "RingChanged",
     "Status",
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from gossamer.membership.members import Member, Status
+    from gossamer.parts import NodeEvent
     from gossamer.ring import Ring, RingChanged
     from gossamer.runtime.keyring import Keyring, load_keyring
     from gossamer.runtime.node import Node
@@ -51,6 +53,7 @@ _LAZY = {
     "Status": "gossamer.membership.members",
     "Node": "gossamer.runtime.node",
     "NodeConfig": "gossamer.runtime.nodeconfig",
+    "NodeEvent": "gossamer.parts",
     "Ring": "gossamer.ring",
     "RingChanged": "gossamer.ring",
 }
