@@ -323,14 +323,17 @@ class NodeCore:
     # ---------------------------------------------------------------- routing
 
     def _drain(self, part: Part, now: float) -> None:
-        """Pass on what ``part`` queued, and hand its events on, breadth first:
-        every subscriber hears an event before anything that follows from it."""
-        batches: deque[tuple[Part, list[Effect], int]] = deque([(part, part.drain(), 0)])
+        """Pass on what ``part`` queued, and hand its events on."""
+        events = self._pass_on(part.name, part.drain())
+        if events:
+            self._hand_on(part, events, now)
+
+    def _hand_on(self, source: Part, events: list[object], now: float) -> None:
+        """Hand ``events`` to the parts subscribed to them, breadth first: every
+        subscriber hears an event before anything that follows from it."""
+        batches: deque[tuple[Part, list[object], int]] = deque([(source, events, 0)])
         while batches:
-            source, effects, depth = batches.popleft()
-            events = self._pass_on(source.name, effects)
-            if not events:
-                continue
+            source, events, depth = batches.popleft()
             for sub in self.parts:
                 if sub is source or not sub.subscribes:
                     continue
@@ -342,7 +345,9 @@ class NodeCore:
                     continue
                 for event in wanted:
                     sub.on_event(event, now)
-                batches.append((sub, sub.drain(), depth + 1))
+                emitted = self._pass_on(sub.name, sub.drain())
+                if emitted:
+                    batches.append((sub, emitted, depth + 1))
 
     def _pass_on(self, name: str, effects: list[Effect]) -> list[object]:
         """Add ``effects`` of part ``name`` to the outbox; return the events among them."""
