@@ -1,4 +1,5 @@
-"""Test-suite plumbing: a failing test reports the seed of every simulator it built."""
+"""Test-suite plumbing: a failing test reports the seed of every simulator it built;
+the shared fixtures."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from gossamer.runtime.keyring import Keyring, generate_key
 from gossamer.sim import Simulator
 
 _SEEDS_KEY = pytest.StashKey[deque[int]]()
@@ -27,6 +29,12 @@ def _record_simulation_seeds(
     monkeypatch.setattr(Simulator, "__init__", init)
     request.node.stash[_SEEDS_KEY] = seeds
     yield
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    """A fresh cluster key for the test."""
+    return Keyring([generate_key()])
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -18,6 +18,7 @@ from gossamer.membership.members import Claim, MemberLeft, MemberUpdated, Status
 from gossamer.parts import CATALOGUE, build_parts, node_parts
 from gossamer.sim import NetworkConfig, Simulator
 from gossamer.wire import TYPE_ID_RANGES, Message, Registry, registry
+from tests.helpers import core_of, sim_cluster
 
 _other = Registry("test-core")
 
@@ -91,24 +92,13 @@ def test_application_calls_check_at_once() -> None:
         core.update_metadata(b"v4", 4.0)
 
 
-def node_cluster(n: int, seed: int) -> Simulator:
-    sim = Simulator(
-        seed, NetworkConfig.lan(), codec=registry, wire=WireConfig.lan(), wire_check=True
-    )
-    for i in range(n):
-        sim.add_node(f"n{i}", lambda me, rng: NodeCore(me, rng, node_parts(seeds=["n0:7946"])))
-    return sim
-
-
-def core_at(sim: Simulator, addr: Address) -> NodeCore:
-    c = sim.core(addr)
-    assert isinstance(c, NodeCore)
-    return c
+def node_core(me: NodeId, rng: random.Random) -> NodeCore:
+    return NodeCore(me, rng, node_parts(seeds=["n0:7946"]))
 
 
 def sees(sim: Simulator, names: set[str]) -> bool:
     return all(
-        {m.name for m in core_at(sim, a).live_members()} == names
+        {m.name for m in core_of(sim, a, NodeCore).live_members()} == names
         for a in sim.addresses
         if sim.is_up(a)
     )
@@ -116,7 +106,7 @@ def sees(sim: Simulator, names: set[str]) -> bool:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_cluster_of_node_cores_joins_detects_leaves_and_updates(seed: int) -> None:
-    sim = node_cluster(8, seed)
+    sim = sim_cluster(8, seed, node_core)
     names = {f"n{i}" for i in range(8)}
     assert sim.run_until_true(lambda: sees(sim, names), 10.0) is not None
 
@@ -128,7 +118,7 @@ def test_a_cluster_of_node_cores_joins_detects_leaves_and_updates(seed: int) -> 
 
     def everyone_has_metadata() -> bool:
         return all(
-            (m := core_at(sim, a).member("n6")) is not None and m.metadata == b"role=db"
+            (m := core_of(sim, a, NodeCore).member("n6")) is not None and m.metadata == b"role=db"
             for a in sim.addresses
             if sim.is_up(a)
         )
@@ -138,12 +128,12 @@ def test_a_cluster_of_node_cores_joins_detects_leaves_and_updates(seed: int) -> 
 
     n7 = sim.address_of("n7")
     sim.call(n7, lambda c, now: c.leave(now))  # type: ignore[attr-defined]
-    assert sim.run_until_true(lambda: core_at(sim, n7).leave_spread(), 10.0) is not None
+    assert sim.run_until_true(lambda: core_of(sim, n7, NodeCore).leave_spread(), 10.0) is not None
     sim.crash(n7)  # the driver stops a node once its leave has spread
 
     def everyone_saw_left() -> bool:
         return all(
-            (m := core_at(sim, a).member("n7")) is not None and m.status is Status.LEFT
+            (m := core_of(sim, a, NodeCore).member("n7")) is not None and m.status is Status.LEFT
             for a in sim.addresses
             if sim.is_up(a)
         )
@@ -170,7 +160,7 @@ def test_node_core_is_transparent_to_swim() -> None:
         return sim.stats
 
     bare = run(lambda me, rng: SwimCore(me, rng, seeds=["n0:7946"]))
-    composed = run(lambda me, rng: NodeCore(me, rng, node_parts(seeds=["n0:7946"])))
+    composed = run(node_core)
     assert bare == composed
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 import pytest
@@ -38,9 +38,7 @@ from gossamer.runtime.keyring import Keyring, generate_key
 from gossamer.runtime.node import EventStream, Node, NodeEvent, NodeStopped, boot_epoch
 from gossamer.runtime.nodeconfig import NodeConfig, datagram_overhead
 from gossamer.testing.aio import eventually
-
-TIMEOUT_S = 30.0
-"""How long a condition may take to hold: far above what any needs on an idle machine."""
+from tests.helpers import TIMEOUT_S, Launch, launcher, sees_alive
 
 
 async def next_event(
@@ -72,23 +70,6 @@ def about(name: str, events: Iterable[NodeEvent]) -> list[MemberEvent]:
     return [e for e in events if not isinstance(e, RingChanged) and e.member.name == name]
 
 
-def alive_names(node: Node) -> set[str]:
-    return {m.name for m in node.members() if m.status is Status.ALIVE}
-
-
-def sees_alive(node: Node, names: Iterable[str]) -> bool:
-    return alive_names(node) == set(names)
-
-
-class Launch(Protocol):
-    async def __call__(self, name: str, **overrides: Any) -> Node: ...
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring([generate_key()])
-
-
 @pytest.fixture(autouse=True)
 def _no_engine_thread_outlives_the_test() -> Iterable[None]:
     yield
@@ -99,20 +80,8 @@ def _no_engine_thread_outlives_the_test() -> Iterable[None]:
 @pytest_asyncio.fixture
 async def launch(keyring: Keyring) -> AsyncIterator[Launch]:
     """Start nodes with ``NodeConfig.local`` and the test's keyring; stop them all afterwards."""
-    started: list[Node] = []
-
-    async def start(name: str, **overrides: Any) -> Node:
-        if not overrides.get("plaintext"):
-            overrides.setdefault("keyring", keyring)
-        node = await Node.start(NodeConfig.local(name, **overrides))
-        started.append(node)
-        return node
-
-    try:
+    async with launcher(keyring) as start:
         yield start
-    finally:
-        for node in reversed(started):
-            await node.stop()
 
 
 # -------------------------------------------------------------------- membership

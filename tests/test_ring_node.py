@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from gossamer.config import WireConfig
 from gossamer.core import NodeCore
 from gossamer.effects import Core, Emit
 from gossamer.errors import ConfigError, LocalError
@@ -22,37 +21,24 @@ from gossamer.ring.part import RingPart
 from gossamer.ring.tracker import RingTracker
 from gossamer.runtime.node import EventStream, Node, NodeEvent
 from gossamer.runtime.nodeconfig import NodeConfig, load_toml
-from gossamer.sim import NetworkConfig, Simulator
+from gossamer.sim import Simulator
 from gossamer.testing.aio import eventually
-from gossamer.wire import digest_bytes, registry
+from gossamer.wire import digest_bytes
+from tests.helpers import core_of, sim_cluster
 from tests.test_swim_machine import FAST, SwimMachine
 
 VNODES = 64  # small rings: these tests are about following members, not balance
 
 
-def cluster(n: int, seed: int) -> Simulator:
-    sim = Simulator(
-        seed, NetworkConfig.lan(), codec=registry, wire=WireConfig.lan(), wire_check=True
-    )
-    ring = RingConfig(vnodes=VNODES)
-    for i in range(n):
-        sim.add_node(
-            f"n{i}", lambda me, rng: NodeCore(me, rng, node_parts(seeds=["n0:7946"], ring=ring))
-        )
-    return sim
-
-
-def core_at(sim: Simulator, addr: Address) -> NodeCore:
-    c = sim.core(addr)
-    assert isinstance(c, NodeCore)
-    return c
+def ring_node(me: NodeId, rng: random.Random) -> NodeCore:
+    return NodeCore(me, rng, node_parts(seeds=["n0:7946"], ring=RingConfig(vnodes=VNODES)))
 
 
 def rings(sim: Simulator) -> list[Ring[str]]:
     out = []
     for a in sim.addresses:
         if sim.is_up(a):
-            ring = core_at(sim, a).ring
+            ring = core_of(sim, a, NodeCore).ring
             assert ring is not None
             out.append(ring)
     return out
@@ -74,7 +60,7 @@ def test_a_node_core_starts_with_a_ring_of_itself_and_none_when_disabled() -> No
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_every_node_computes_the_same_ring_and_hands_off_a_dead_nodes_ranges(seed: int) -> None:
-    sim = cluster(6, seed)
+    sim = sim_cluster(6, seed, ring_node)
     names = {f"n{i}" for i in range(6)}
     assert sim.run_until_true(lambda: all_rings_are(sim, names), 10.0) is not None, seed
     first = rings(sim)[0]
@@ -98,7 +84,7 @@ def test_every_node_computes_the_same_ring_and_hands_off_a_dead_nodes_ranges(see
 
 
 def test_joins_emit_a_ring_change_after_the_join() -> None:
-    sim = cluster(3, 7)
+    sim = sim_cluster(3, 7, ring_node)
     names = {"n0", "n1", "n2"}
     assert sim.run_until_true(lambda: all_rings_are(sim, names), 10.0) is not None
     events = [e for _, e in sim.events(sim.address_of("n0"))]
@@ -109,7 +95,7 @@ def test_joins_emit_a_ring_change_after_the_join() -> None:
         assert isinstance(events[at - 1], MemberJoined)
         # Keys move only to the nodes that joined.
         assert all(m.target in change.added for m in change.moves)
-    part = core_at(sim, sim.address_of("n0")).part("ring")
+    part = core_of(sim, sim.address_of("n0"), NodeCore).part("ring")
     assert isinstance(part, RingPart) and part.tracker.changes == len(changes)
 
 
@@ -212,9 +198,7 @@ class RingMachine(SwimMachine):
     def node_cores(self) -> dict[Address, NodeCore]:
         out = {}
         for addr in self.up_nodes():
-            core = self.sim.core(addr)
-            assert isinstance(core, NodeCore)
-            out[addr] = core
+            out[addr] = core_of(self.sim, addr, NodeCore)
         return out
 
     def cores(self) -> dict[Address, SwimCore]:

@@ -9,7 +9,6 @@ import random
 import pytest
 
 from gossamer.cli import main
-from gossamer.config import WireConfig
 from gossamer.effects import Effect, Emit, SendDatagram, SendStream, SetTimer
 from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.swim import (
@@ -36,6 +35,7 @@ from gossamer.membership.members import (
 )
 from gossamer.sim import NetworkConfig, Simulator
 from gossamer.wire import registry
+from tests.helpers import core_of, sim_cluster
 
 A = NodeId("a", Address("a:1"), 1)
 B = NodeId("b", Address("b:1"), 1)
@@ -476,37 +476,19 @@ def test_datagrams_stay_within_the_payload_limit() -> None:
 # Clusters in the simulator.
 
 
-def swim_cluster(
-    n: int, seed: int, config: SwimConfig | None = None, loss: float = 0.0
-) -> Simulator:
-    sim = Simulator(
-        seed,
-        dataclasses.replace(NetworkConfig.lan(), loss=loss),
-        codec=registry,
-        wire=WireConfig.lan(),
-        wire_check=True,
-    )
-    for i in range(n):
-        sim.add_node(
-            f"n{i}",
-            lambda me, rng: SwimCore(me, rng, config, seeds=["n0:7946"]),
-        )
-    return sim
-
-
-def swim(sim: Simulator, address: Address) -> SwimCore:
-    c = sim.core(address)
-    assert isinstance(c, SwimCore)
-    return c
+def swim_node(me: NodeId, rng: random.Random) -> SwimCore:
+    return SwimCore(me, rng, seeds=["n0:7946"])
 
 
 def everyone_sees(sim: Simulator, names: set[str]) -> bool:
-    return all(set(swim(sim, a).alive()) == names for a in sim.addresses if sim.is_up(a))
+    return all(
+        set(core_of(sim, a, SwimCore).alive()) == names for a in sim.addresses if sim.is_up(a)
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_ten_nodes_join_detect_a_crash_and_see_a_restart(seed: int) -> None:
-    sim = swim_cluster(10, seed, loss=0.01)
+    sim = sim_cluster(10, seed, swim_node, loss=0.01)
     names = {f"n{i}" for i in range(10)}
     assert sim.run_until_true(lambda: everyone_sees(sim, names), 5.0) is not None
     victim = sim.address_of("n7")
@@ -515,7 +497,7 @@ def test_ten_nodes_join_detect_a_crash_and_see_a_restart(seed: int) -> None:
 
     def all_dead() -> bool:
         return all(
-            swim(sim, a).member("n7").status is Status.DEAD  # type: ignore[union-attr]
+            core_of(sim, a, SwimCore).member("n7").status is Status.DEAD  # type: ignore[union-attr]
             for a in sim.addresses
             if sim.is_up(a)
         )
@@ -526,11 +508,11 @@ def test_ten_nodes_join_detect_a_crash_and_see_a_restart(seed: int) -> None:
     sim.restart(victim)
     assert sim.run_until_true(lambda: everyone_sees(sim, names), 10.0) is not None
     for a in sim.addresses:
-        assert swim(sim, a).member("n7").epoch == 2  # type: ignore[union-attr]
+        assert core_of(sim, a, SwimCore).member("n7").epoch == 2  # type: ignore[union-attr]
 
 
 def test_a_graceful_leave_is_seen_as_left_not_dead() -> None:
-    sim = swim_cluster(8, 4)
+    sim = sim_cluster(8, 4, swim_node)
     names = {f"n{i}" for i in range(8)}
     assert sim.run_until_true(lambda: everyone_sees(sim, names), 5.0) is not None
     leaver = sim.address_of("n3")
@@ -540,7 +522,7 @@ def test_a_graceful_leave_is_seen_as_left_not_dead() -> None:
     sim.run_for(30.0)
     for a in sim.addresses:
         if sim.is_up(a):
-            assert swim(sim, a).member("n3").status is Status.LEFT  # type: ignore[union-attr]
+            assert core_of(sim, a, SwimCore).member("n3").status is Status.LEFT  # type: ignore[union-attr]
 
 
 def test_same_seed_same_trace() -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import random
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,10 +26,9 @@ import pytest_asyncio
 from gossamer.config import WireConfig
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address
-from gossamer.membership.members import Status
 from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, Sealer, generate_key
 from gossamer.runtime.node import Node
-from gossamer.runtime.nodeconfig import NodeConfig, datagram_overhead
+from gossamer.runtime.nodeconfig import datagram_overhead
 from gossamer.runtime.transport import (
     _HELLO,
     _LENGTH,
@@ -40,9 +39,7 @@ from gossamer.runtime.transport import (
 )
 from gossamer.testing.aio import eventually
 from gossamer.wire import Message, Registry, encode_envelope
-
-TIMEOUT_S = 30.0
-"""How long a condition may take to hold: far above what any needs on an idle machine."""
+from tests.helpers import TIMEOUT_S, Launch, launcher, sees_alive
 
 
 def stats(node: Node) -> TransportStats:
@@ -55,19 +52,6 @@ def names(node: Node, *, include_gone: bool = False) -> set[str]:
     return {m.name for m in node.members(include_gone=include_gone)}
 
 
-def sees_alive(node: Node, expected: Iterable[str]) -> bool:
-    return {m.name for m in node.members() if m.status is Status.ALIVE} == set(expected)
-
-
-class Launch(Protocol):
-    async def __call__(self, name: str, **overrides: Any) -> Node: ...
-
-
-@pytest.fixture
-def keyring() -> Keyring:
-    return Keyring([generate_key()])
-
-
 @pytest_asyncio.fixture
 async def launch(keyring: Keyring) -> AsyncIterator[Launch]:
     """Start nodes (``NodeConfig.local``, the test's keyring, the engine on this
@@ -75,25 +59,8 @@ async def launch(keyring: Keyring) -> AsyncIterator[Launch]:
 
     ``swim=`` and ``wire=`` build the config directly instead of the preset.
     """
-    started: list[Node] = []
-
-    async def start(name: str, **overrides: Any) -> Node:
-        if not overrides.get("plaintext"):
-            overrides.setdefault("keyring", keyring)
-        overrides.setdefault("engine_thread", False)
-        if "wire" in overrides or "swim" in overrides:
-            config = NodeConfig(name, "127.0.0.1:0", **overrides)
-        else:
-            config = NodeConfig.local(name, **overrides)
-        node = await Node.start(config)
-        started.append(node)
-        return node
-
-    try:
+    async with launcher(keyring, direct_when=("wire", "swim"), engine_thread=False) as start:
         yield start
-    finally:
-        for node in reversed(started):
-            await node.stop()
 
 
 async def still_serving(victim: Node, launch: Launch) -> None:
