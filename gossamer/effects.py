@@ -177,6 +177,8 @@ class EventNote:
     """Who caused it, when known (the member that raised a suspicion)."""
     detail: str = ""
     """Free text for people (``"4 nodes: +n3 -n5"``)."""
+    severity: str = "info"
+    """``info``, ``warning`` or ``error``: how loudly the runtime logs it."""
 
 
 class Part(Core, Protocol):

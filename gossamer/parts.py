@@ -22,6 +22,7 @@ from typing import Any, TypeAlias
 from gossamer.effects import PartContext, PartFactory, PartSpec
 from gossamer.errors import LocalError
 from gossamer.failure import swim
+from gossamer.failure.names import JoinRefused, NameClash, NameRefused
 from gossamer.membership.members import MemberEvent
 from gossamer.ring import part as ring
 from gossamer.ring.tracker import RingChanged
@@ -30,7 +31,7 @@ CATALOGUE: tuple[PartSpec[Any], ...] = (swim.SPEC, ring.SPEC)
 """Every part of a node, in part order.  SWIM comes first: it is the membership.
 Everything that lists the parts reads this name when it runs, never a copy."""
 
-NodeEvent: TypeAlias = MemberEvent | RingChanged
+NodeEvent: TypeAlias = MemberEvent | RingChanged | NameClash | JoinRefused | NameRefused
 """What the catalogue's parts emit, and ``Node.events()`` yields."""
 
 

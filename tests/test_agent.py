@@ -109,7 +109,7 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
     started: list[Agent] = []
 
     def start(name: str, *args: str) -> Agent:
-        agent = Agent(name, tmp_path / f"{name}.log", list(args))
+        agent = Agent(name, tmp_path / f"{name}-{len(started)}.log", list(args))
         started.append(agent)
         return agent
 
@@ -258,6 +258,30 @@ def test_two_agents_join_and_a_kill_is_detected(agents: Callable[..., Agent]) ->
     b.proc.wait()
     wait_for(lambda: a.status_of("b") == "dead", 20, "a declaring b dead")
     assert "a | b suspect" in a.text() and "a | b dead" in a.text()
+
+
+def test_a_second_agent_named_alike_is_refused_and_changes_nothing(
+    agents: Callable[..., Agent],
+) -> None:
+    a = agents("a", "--plaintext")
+    wait_for(a.healthy, 15, "a up")
+    b = agents("b", "--plaintext", "--join", a.address)
+    wait_for(lambda: a.alive_count() == 2 and b.alive_count() == 2, 15, "a and b join")
+    twin = agents("a", "--plaintext", "--join", b.address)
+    wait_for(lambda: "join-refused" in twin.text(), 15, "the twin told why it is not joining")
+    line = next(x for x in twin.text().splitlines() if "join-refused" in x)
+    assert "ERROR" in line and a.address in line and b.address in line, line
+    assert "name-refused" in b.text() and twin.address in b.text()
+    twin.proc.send_signal(signal.SIGTERM)
+    assert twin.proc.wait(timeout=15) == 0
+    # The twin's stop is not a's: a stays alive at its own address everywhere.
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        for view in (a, b):
+            rows = fetch_json(view.url, "/api/members", timeout_s=1.0)["members"]
+            (row,) = [r for r in rows if r["name"] == "a"]
+            assert (row["address"], row["status"]) == (a.address, "alive"), row
+        time.sleep(0.2)
 
 
 def test_sigterm_leaves_gracefully(agents: Callable[..., Agent]) -> None:

@@ -258,18 +258,18 @@ async def test_data_dir_makes_epochs_grow_even_with_a_fixed_clock(
     assert boot_epoch(no_dir) == boot_epoch(no_dir) == frozen_ns // 1_000_000
 
     data_dir = str(tmp_path / "state")
-    first = await launch("x", data_dir=data_dir)
-    await first.stop()
-    second = await launch("x", data_dir=data_dir)
-    await second.stop()
-    assert first.local.epoch == frozen_ns // 1_000_000
-    assert second.local.epoch == first.local.epoch + 1
+    epochs = []
+    for _ in range(2):
+        node = await launch("x", data_dir=data_dir)
+        epochs.append(node.local.epoch)  # read before stop(): a stopped node tells nothing
+        await node.stop()
+    assert epochs == [frozen_ns // 1_000_000, frozen_ns // 1_000_000 + 1]
 
     # A clock stepped back still gives a larger epoch.
     monkeypatch.setattr(time, "time_ns", lambda: frozen_ns - 3_600 * 10**9)
     third = await launch("x", data_dir=data_dir)
+    assert third.local.epoch == epochs[-1] + 1
     await third.stop()
-    assert third.local.epoch == second.local.epoch + 1
 
 
 @pytest.mark.asyncio

@@ -8,6 +8,10 @@ stderr, and it answers signals:
 * **SIGTERM, SIGINT** -- leave the cluster gracefully (peers see the node
   *left*, not dead), stop, exit 0.  A second signal while leaving stops at
   once without waiting for the news to spread.
+
+It exits 3 by itself when another live node holds its name and refutes it
+(``failure/names.py``); while a seed refuses its join for that reason it
+keeps retrying and logs the holder's address.
 * **SIGHUP** -- reload the keyring file (``--keyring`` or ``keyring_file``):
   install the keys it lists, make its first key the primary, remove the keys
   it no longer lists, and log the fingerprints.  To rotate a key with no
@@ -47,8 +51,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from gossamer.errors import ConfigError, LocalError
+from gossamer.failure.names import NameClash
 from gossamer.runtime.keyring import Keyring, KeyringError, fingerprint, load_keyring
-from gossamer.runtime.node import Node
+from gossamer.runtime.node import NameInUse, Node
 from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping, read_toml
 
 log = logging.getLogger("gossamer.agent")
@@ -204,7 +209,8 @@ async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> i
     """Run one node until SIGTERM or SIGINT, then leave and stop; the exit status.
 
     0 after a signal, 1 if the node cannot start (a port taken), 2 for a
-    configuration the node refuses.  ``keyring_file`` is the file SIGHUP
+    configuration the node refuses, 3 when another live node holds the name
+    and refuted this one.  ``keyring_file`` is the file SIGHUP
     reloads into ``config.keyring``.  Signal handlers are installed on the
     running loop, so this runs in the main thread (``asyncio.run``).
     """
@@ -252,9 +258,14 @@ async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> i
         except OSError as exc:
             log.error("cannot start %s on %s: %s", config.name, config.bind, exc.strerror or exc)
             return 1
+        watch = asyncio.ensure_future(_name_lost(node))
+        stop = asyncio.ensure_future(stopping.wait())
         try:
             _log_ready(node, keyring_file)
-            await stopping.wait()
+            await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if watch.done() and watch.result() is not None:
+                log.error("stopping: %s", watch.result())
+                return 3
             leaving = asyncio.ensure_future(node.leave())
             await asyncio.wait({leaving})  # done, or cancelled by a second signal
             if leaving.cancelled():
@@ -264,12 +275,22 @@ async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> i
             else:
                 log.info("left the cluster")
         finally:
+            watch.cancel()
+            stop.cancel()
             await node.stop()
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
     log.info("stopped")
     return 0
+
+
+async def _name_lost(node: Node) -> NameInUse | None:
+    """Wait until another live node has refuted this one's name (None if the node stops)."""
+    async for event in node.events():
+        if isinstance(event, NameClash) and not event.kept:
+            return NameInUse(node.name, event.other)
+    return None
 
 
 def _log_ready(node: Node, keyring_file: str | None) -> None:

@@ -45,11 +45,20 @@ The algorithm
   again.
 * **Leave**: the node announces itself *left* under a higher incarnation and
   stops probing; it goes on gossiping until its driver stops it.
+* **One name, one node** (``names.py``): a seed refuses a join under a name
+  that a member it believes alive holds at another address
+  (:class:`~gossamer.failure.names.RefusedJoin`); a suspect or dead holder
+  does not block, so a restart elsewhere still gets in.  A node that hears
+  a life of its name that is not its own ranking above it refutes it loudly
+  by taking the epoch right above that life; the life so refuted (it hears
+  its name elsewhere under its own epoch plus one) yields: it takes no
+  further part.  The tables converge on the holder's claim.
 
 Invariants
 ----------
-* The local node's incarnation only grows, and it is alive in its own table
-  until it leaves: every claim against it is refuted.
+* The local node's epoch and incarnation only grow, and it is alive in its
+  own table until it leaves or yields its name: every claim against it is
+  refuted.
 * Every queue is bounded and what is shed is counted in :class:`SwimStats`:
   the broadcast queue (``max_queued_updates``; a claim too big for any
   datagram is shed at once), the ack relays kept for ping-reqs
@@ -99,6 +108,14 @@ from gossamer.failure.lifeguard import (
     retransmit_limit,
     suspicion_timeout_max_s,
     suspicion_timeout_min_s,
+)
+from gossamer.failure.names import (
+    JoinRefused,
+    NameClash,
+    NameRefused,
+    RefusedJoin,
+    blocking_holder,
+    joiner_claim,
 )
 from gossamer.failure.view import SwimView
 from gossamer.ids import Address, NodeId, parse_address
@@ -203,6 +220,8 @@ _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 1
 _RECENT_DEATHS = 64  # members declared dead lately, kept to gossip to
 _CLAIM_OVERHEAD_BYTES = 40  # a claim's encoding beyond its strings, at the most
 _MIN_CLAIM_BYTES = 16  # no claim is smaller than this
+_REFUSAL_FIRST_GAP_S = 5.0  # a refused join is said at once, again after this, then doubling
+_REFUSAL_MAX_GAP_S = 60.0
 _MAX_CORRECTIONS = 2  # newer claims sent back for stale ones; each may carry 512 B of metadata
 _NACK_AT = 0.8  # share of the time left for a nack to reach the prober in time
 
@@ -365,13 +384,19 @@ class SwimStats:
     """Suspicions this node saw run out (it declared the member dead)."""
     push_pulls: int = counter("Full-state syncs this node started.")
     """Full-state syncs this node started."""
+    joins_refused: int = counter(
+        "Joins this node refused as a seed: a live member at another address holds the name."
+    )
+    name_clashes: int = counter(
+        "Times another life claimed this node's name (it refuted it, or yielded)."
+    )
     corrections: int = counter("Corrections sent to peers gossiping old news.")
     """Datagrams sent back to a peer that gossiped news older than ours."""
     stale_acks: int = _DROPPED.series("stale_acks")
     """Acks for no probe or relay of ours (late, duplicated, or forged)."""
     misdirected: int = _DROPPED.series("misdirected")
     """Pings for another name, ping-reqs naming this node or a bad address,
-    datagrams addressed to this node itself, claims about this name from a newer life."""
+    datagrams addressed to this node itself, news of this name while leaving."""
     ignored: int = _DROPPED.series("ignored")
     """Messages of a type SWIM does not handle."""
     claims_refused: int = _DROPPED.series("claims_refused")
@@ -442,6 +467,7 @@ class SwimCore:
         Gossip,
         PushPull,
         PushPullReply,
+        RefusedJoin,
     )
     subscribes: tuple[type, ...] = ()
 
@@ -486,6 +512,9 @@ class SwimCore:
         self._seq = 0
         self._joined = not self._seeds
         self._leaving = False
+        self._refused: JoinRefused | None = None  # the latest refusal of our join
+        self._refusal_logged = (-1e18, 0.0)  # when the last refusal was emitted, the gap
+        self._yielded: NodeId | None = None  # the life we gave the name up to
         self._changes = 0  # bumped whenever the table or the node's standing changes
         self._view: tuple[tuple[int, int, bool], SwimView] | None = None
 
@@ -529,7 +558,9 @@ class SwimCore:
     def leave_spread(self) -> bool:
         """True once a leave has been sent as often as any news is (the queue
         is empty), or at once when no live member is left to tell."""
-        return self._leaving and (len(self._queue) == 0 or self.table.live_count() == 0)
+        return self._leaving and (
+            self._yielded is not None or len(self._queue) == 0 or self.table.live_count() == 0
+        )
 
     def view(self) -> SwimView:
         """The table and the node's standing; the same object until one of them changes."""
@@ -544,6 +575,8 @@ class SwimCore:
             self._leaving,
             key[2],
             key[1],
+            self._refused if not self._joined else None,
+            self._yielded,
         )
         self._view = (key, view)
         return view
@@ -566,6 +599,41 @@ class SwimCore:
                 return _note("left", m)
             case MemberReaped(member=m):
                 return _note("reaped", m)
+            case NameRefused(joiner=joiner, holder=holder):
+                return EventNote(
+                    "name-refused",
+                    joiner,
+                    detail=f"refused its join: the name is held by a live member at "
+                    f"{holder.address} (epoch {holder.epoch})",
+                    severity="warning",
+                )
+            case JoinRefused(seed=seed, holder=holder):
+                return EventNote(
+                    "join-refused",
+                    holder,
+                    detail=f"the seed at {seed} refused this node's join: a live member at "
+                    f"{holder.address} already has the name {holder.name!r}; retrying. "
+                    "Give this node another name, or stop the other one",
+                    severity="error",
+                )
+            case NameClash(other=other, kept=True, epoch=epoch):
+                return EventNote(
+                    "name-clash",
+                    other,
+                    detail=f"another node at {other.address} claims this node's name "
+                    f"{other.name!r}; refuted it (this node keeps the name under epoch "
+                    f"{epoch}). Stop the other process or give it another name",
+                    severity="error",
+                )
+            case NameClash(other=other, kept=False):
+                return EventNote(
+                    "name-clash",
+                    other,
+                    detail=f"the node at {other.address} holds the name {other.name!r} "
+                    "and refuted this node, which takes no further part in the cluster. "
+                    "Give it another name",
+                    severity="error",
+                )
         return None
 
     def on_event(self, event: object, now: float) -> None:
@@ -591,6 +659,9 @@ class SwimCore:
             self._join(now)
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
+        if self._yielded is not None:
+            self.stats.ignored += 1  # the name is another node's now
+            return
         match message:
             case Ping(seq=seq, target=target, updates=updates):
                 self._merge(updates, now, sender)
@@ -612,10 +683,15 @@ class SwimCore:
                     self.stats.nacks_received += 1
             case Gossip(updates=updates):
                 self._merge(updates, now, sender)
-            case PushPull(members=members):
+            case PushPull(join=join, members=members):
+                if join and self._refuse_join(sender, members):
+                    return
                 # Answer with the table as it was, so the reply carries only news.
                 self._out.stream(sender, PushPullReply(self._full_state(self.table.claims())))
                 self._merge_state(members, now)
+            case RefusedJoin(holder=holder):
+                self._out.close_stream(sender)
+                self._on_refused(sender, holder, now)
             case PushPullReply(members=members):
                 self._merge_state(members, now)
                 self._out.close_stream(sender)
@@ -632,6 +708,8 @@ class SwimCore:
                 self.stats.ignored += 1
 
     def on_timer(self, key: TimerKey, now: float) -> None:
+        if self._yielded is not None:
+            return
         if key == "probe":
             self._probe_tick(now)
         elif key == "probe-timeout":
@@ -677,6 +755,8 @@ class SwimCore:
             return
         self._leaving = True
         self._changes += 1
+        if self._yielded is not None:
+            return  # the name is another node's: nothing to announce
         self._set_local(Status.LEFT, b"", now)  # tombstones keep no metadata
         self._out.cancel_timer("probe")
         self._out.cancel_timer("probe-timeout")
@@ -686,6 +766,11 @@ class SwimCore:
         """Publish new metadata under a higher incarnation.  A caller's mistake
         (not bytes, over ``max_metadata_bytes``, after leaving) raises LocalError."""
         check_metadata(metadata, self.config)
+        if self._yielded is not None:
+            raise LocalError(
+                f"this node gave its name up to the node at {self._yielded.address}; "
+                "it cannot publish metadata"
+            )
         if self._leaving:
             raise LocalError("this node has left the cluster; it cannot publish metadata")
         self._set_local(Status.ALIVE, metadata, now)
@@ -940,8 +1025,8 @@ class SwimCore:
         local = self.table.local_claim
         if claim_order(claim) < claim_order(local):
             return local
-        if claim.epoch != local.epoch:
-            self.stats.misdirected += 1  # another node with our name and a newer life
+        if claim.epoch != local.epoch or claim.address != local.address:
+            self._clash(claim, now)
             return None
         if self._leaving or claim_order(claim) == claim_order(local):
             return None
@@ -955,6 +1040,88 @@ class SwimCore:
                 self.awareness.apply(1)
         self._set_local(Status.ALIVE, local.metadata, now, at_least=incarnation)
         return None
+
+    # ---------------------------------------------------------------- one name, one node
+
+    def _refuse_join(self, sender: Address, members: Sequence[Claim]) -> bool:
+        """The join gate (``names.py``, rule 1): True if the join was refused."""
+        joiner = joiner_claim(members, sender)
+        if joiner is None or not valid_identity(joiner.name, joiner.address):
+            return False
+        if joiner.name == self.me.name:
+            held: Claim | None = self.table.local_claim
+        else:
+            held = self.table.claim(joiner.name)
+        if held is None or not blocking_holder(held, joiner):
+            return False
+        self.stats.joins_refused += 1
+        self._out.stream(sender, RefusedJoin(held))
+        self._out.emit(
+            NameRefused(
+                NodeId(joiner.name, joiner.address, joiner.epoch),
+                NodeId(held.name, held.address, held.epoch),
+            )
+        )
+        return True
+
+    def _on_refused(self, seed: Address, holder: Claim, now: float) -> None:
+        """A seed refused our join: say so (with backoff), and keep retrying."""
+        if (
+            self._joined
+            or holder.name != self.me.name
+            or not valid_identity(holder.name, holder.address)
+            or not 1 <= holder.epoch <= MAX_COUNTER
+        ):
+            self.stats.ignored += 1
+            return
+        refusal = JoinRefused(seed, NodeId(holder.name, holder.address, holder.epoch))
+        last, gap = self._refusal_logged
+        changed = self._refused is None or self._refused.holder != refusal.holder
+        self._refused = refusal
+        self._changes += 1
+        if changed or now - last >= gap:
+            # Said at once, then after 5 s, 10 s, ... at most every minute.
+            gap = _REFUSAL_FIRST_GAP_S if changed else min(gap * 2, _REFUSAL_MAX_GAP_S)
+            self._refusal_logged = (now, gap)
+            self._out.emit(refusal)
+
+    def _clash(self, claim: Claim, now: float) -> None:
+        """Another life claims our name and ranks above ours (``names.py``, rules 2 and 3)."""
+        local = self.table.local_claim
+        if not valid_identity(claim.name, claim.address) or not 1 <= claim.epoch < MAX_COUNTER:
+            self.stats.claims_refused += 1
+            return
+        if self._leaving:
+            self.stats.misdirected += 1
+            return
+        other = NodeId(claim.name, claim.address, claim.epoch)
+        self.stats.name_clashes += 1
+        if claim.address != local.address and claim.epoch == local.epoch + 1:
+            self._yield(other)
+            return
+        epoch = claim.epoch + 1
+        self._out.emit(NameClash(other, True, epoch))
+        self.me = NodeId(self.me.name, self.me.address, epoch)
+        mine = Claim(local.name, local.address, epoch, 0, Status.ALIVE, local.metadata, local.name)
+        self._changes += 1
+        self._emit_all(self.table.set_local(mine, now))
+        self._enqueue(mine)
+        self._send(other.address, Gossip(()), first=(mine,))  # the other life yields on it
+
+    def _yield(self, other: NodeId) -> None:
+        """Give the name up to ``other``: take no further part (rule 3)."""
+        self._yielded = other
+        self._changes += 1
+        for key in ("probe", "probe-timeout", "gossip", "push-pull", "reap", "join"):
+            self._out.cancel_timer(key)
+        for name in self._suspicions:
+            self._out.cancel_timer(("suspicion", name))
+        for seq in self._relays:
+            self._out.cancel_timer(("relay", seq))
+        self._suspicions.clear()
+        self._relays.clear()
+        self._probe = None
+        self._out.emit(NameClash(other, False, self.me.epoch))
 
     def _set_local(
         self, status: Status, metadata: bytes, now: float, at_least: int | None = None
@@ -1054,7 +1221,8 @@ class SwimCore:
         state = self._full_state(claims)
         for address in dict.fromkeys(targets):
             self.stats.push_pulls += 1
-            self._out.stream(address, PushPull(False, state))
+            # Until a seed has answered, every sync is a join (and passes the gate).
+            self._out.stream(address, PushPull(not self._joined, state))
 
     def _join(self, now: float) -> None:
         state = self._full_state(self.table.claims())

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from gossamer.failure.names import JoinRefused
+from gossamer.ids import NodeId
 from gossamer.membership.members import Member, Status
 from gossamer.observe import ApiRequest, Family, Route, Sample
 
@@ -53,6 +55,10 @@ class SwimView:
     nobody is left to tell): the driver may stop it."""
     health_score: int
     """Lifeguard's local health score (0 is healthy)."""
+    join_refused: JoinRefused | None = None
+    """While not joined: the latest seed's refusal (another live node has the name)."""
+    yielded_to: NodeId | None = None
+    """The life this node gave its name up to; it takes no further part."""
 
     def routes(self) -> Mapping[str, Route]:
         return {"members": self._members_route}

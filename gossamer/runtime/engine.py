@@ -21,14 +21,15 @@ tell a restart from an old message.  Unless the configuration fixes it, the
 epoch is the wall-clock time in milliseconds at boot, raised past the last
 epoch stored in ``data_dir`` when one is configured.  This is the only use
 of the wall clock, and it decides no protocol question: it only numbers
-lives.  Without ``data_dir``, a clock stepped back between two lives would
-make the new life look older than the old one until the old one's tombstone
-is reaped.
+lives.  Without ``data_dir``, a clock stepped back between two lives makes
+the new life look older than the old one; SWIM then hears the old life's
+claims as another node's and moves past them (``failure/names.py``).  An
+epoch SWIM takes that way is stored in ``data_dir`` too.
 """
 
 from __future__ import annotations
 
-__all__ = ["Engine", "NodeStopped", "boot_epoch"]
+__all__ = ["Engine", "NameInUse", "NodeStopped", "boot_epoch", "store_epoch"]
 
 import asyncio
 import copy
@@ -39,7 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from gossamer._version import __version__
 from gossamer.core import NodeCore, NodeView
@@ -67,6 +68,7 @@ from gossamer.wire import Message, registry
 
 log = logging.getLogger("gossamer.node")
 events_log = logging.getLogger("gossamer.events")
+_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 _T = TypeVar("_T")
 
@@ -79,15 +81,25 @@ class NodeStopped(LocalError):
     """The node was stopped; it can no longer act."""
 
 
+class NameInUse(NodeStopped):
+    """Another live node holds this node's name (``failure/names.py``): it
+    refuted this one, which takes no further part.  ``holder`` is that node."""
+
+    def __init__(self, name: str, holder: NodeId) -> None:
+        super().__init__(
+            f"the name {name!r} is held by another live node at {holder.address} "
+            f"(epoch {holder.epoch}); give this node another name or stop the other"
+        )
+        self.holder = holder
+
+
 def boot_epoch(config: NodeConfig) -> int:
     """The epoch of this life (see the module docstring)."""
     if config.epoch is not None:
         return config.epoch
     epoch = time.time_ns() // 1_000_000
     if config.data_dir is not None:
-        directory = Path(config.data_dir)
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{config.name}.epoch"
+        path = _epoch_path(config)
         try:
             previous = int(path.read_text(encoding="ascii").strip())
         except FileNotFoundError:
@@ -95,10 +107,25 @@ def boot_epoch(config: NodeConfig) -> int:
         except (OSError, ValueError) as exc:
             raise LocalError(f"cannot read the last epoch from {path}: {exc}") from None
         epoch = max(epoch, previous + 1)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(f"{epoch}\n", encoding="ascii")
-        os.replace(tmp, path)
+        store_epoch(config, epoch)
     return epoch
+
+
+def store_epoch(config: NodeConfig, epoch: int) -> None:
+    """Keep ``epoch`` in ``config.data_dir`` (when set) as the last one used."""
+    if config.data_dir is None:
+        return
+    path = _epoch_path(config)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{epoch}\n", encoding="ascii")
+    os.replace(tmp, path)
+
+
+def _epoch_path(config: NodeConfig) -> Path:
+    assert config.data_dir is not None
+    directory = Path(config.data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{config.name}.epoch"
 
 
 class Engine:
@@ -262,12 +289,22 @@ class Engine:
                     events.append(event)
         view = core.view()
         if events or view is not self._published:
+            if self._published is not None and view.swim.local.epoch > (
+                self._published.swim.local.epoch
+            ):
+                self._keep_epoch(view.swim.local.epoch)
             self._published = view
             if view.swim.leave_spread and self._leave_done is not None:
                 self._leave_done.set()
             self._publish(view, events)
         for event in events:
             self._record(event)
+
+    def _keep_epoch(self, epoch: int) -> None:
+        try:
+            store_epoch(self.config, epoch)
+        except OSError as exc:
+            log.error("cannot store epoch %d in %s: %s", epoch, self.config.data_dir, exc)
 
     def _record(self, event: object) -> None:
         assert self.core is not None
@@ -291,18 +328,22 @@ class Engine:
                 note.detail,
             )
         )
+        level = _LEVELS.get(note.severity, logging.INFO)
         if note.subject is None:
-            events_log.info("%s %s", note.kind, note.detail)
+            events_log.log(level, "%s %s", note.kind, note.detail)
             return
         by = f" (by {note.source})" if note.source else ""
-        events_log.info(
-            "%s %s %s epoch=%d incarnation=%d%s",
+        detail = f": {note.detail}" if note.detail else ""
+        events_log.log(
+            level,
+            "%s %s %s epoch=%d incarnation=%d%s%s",
             subject.name,
             note.kind,
             subject.address,
             subject.epoch,
             incarnation,
             by,
+            detail,
         )
 
     # ---------------------------------------------------------------- DebugSource

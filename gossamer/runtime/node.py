@@ -21,7 +21,7 @@ debug endpoint's shed counters).
 
 from __future__ import annotations
 
-__all__ = ["EventStream", "Node", "NodeEvent", "NodeStopped", "boot_epoch"]
+__all__ = ["EventStream", "NameInUse", "Node", "NodeEvent", "NodeStopped", "boot_epoch"]
 
 import asyncio
 import concurrent.futures
@@ -38,7 +38,7 @@ from gossamer.ids import Address
 from gossamer.membership.members import Member
 from gossamer.parts import NodeEvent
 from gossamer.ring.ring import Ring
-from gossamer.runtime.engine import Engine, NodeStopped, boot_epoch
+from gossamer.runtime.engine import Engine, NameInUse, NodeStopped, boot_epoch
 from gossamer.runtime.nodeconfig import NodeConfig
 
 _T = TypeVar("_T")
@@ -264,7 +264,7 @@ class Node:
     def joined(self) -> bool:
         """True once a seed answered (at once for a node with no seeds)."""
         view = self._view
-        return view is not None and view.swim.joined
+        return view is not None and view.swim.joined and view.swim.yielded_to is None
 
     @property
     def ring(self) -> Ring[str]:
@@ -286,16 +286,18 @@ class Node:
         """Wait until a seed has answered; False if ``timeout_s`` passed first.
 
         ``Node.start`` does not wait: a node whose seeds are not up yet keeps
-        retrying in the background and joins as soon as one answers.
+        retrying in the background and joins as soon as one answers (the log
+        says why it has not, and so does ``/healthz``).  Raises
+        :class:`NameInUse` once another live node has refuted this one's
+        name, and :class:`NodeStopped` after :meth:`stop`.
         """
         if not self.joined:
-            self._check_running()
+            self._current()
             try:
                 await asyncio.wait_for(self._joined_or_stopped.wait(), timeout_s)
             except TimeoutError:
                 return False
-        if not self.joined:
-            self._check_running()  # woken by stop()
+        self._current()  # woken by stop(), or by a name clash
         return True
 
     def events(self) -> EventStream:
@@ -374,9 +376,14 @@ class Node:
             raise NodeStopped(f"node {self.name} is stopped")
 
     def _current(self) -> NodeView:
+        """The latest view; NodeStopped once stopped, NameInUse once the name went to another."""
         view = self._view
+        if self._stopped:
+            raise NodeStopped(f"node {self.name} is stopped")
         if view is None:
             raise NodeStopped(f"node {self.name} has not started")
+        if view.swim.yielded_to is not None:
+            raise NameInUse(self.name, view.swim.yielded_to)
         return view
 
     async def _engine_call(self, action: Callable[[NodeCore, float], None]) -> None:
@@ -407,7 +414,11 @@ class Node:
 
     def _publish(self, view: NodeView, events: list[object]) -> None:
         """Called on the engine's loop after an input (``Engine``'s publish callback)."""
-        joined = view.swim.joined and (self._view is None or not self._view.swim.joined)
+        before = self._view
+        joined = view.swim.joined and (before is None or not before.swim.joined)
+        joined |= view.swim.yielded_to is not None and (
+            before is None or before.swim.yielded_to is None
+        )  # wakes wait_joined, which raises NameInUse
         self._view = view  # one reference swap
         if events:
             typed = cast(list[NodeEvent], events)

@@ -163,6 +163,7 @@ class _Node:
         "gate",
         "held_until",
         "hold_timers",
+        "label",
         "life",
         "name",
         "pause",
@@ -177,6 +178,7 @@ class _Node:
         self.address = address
         self.factory = factory
         self.epoch = 0
+        self.label = name  # seeds the node's Random: the address too for a second of a name
         self.life = 0
         self.up = False
         self.core: Core | None = None
@@ -306,28 +308,45 @@ class Simulator:
 
     # ------------------------------------------------------------------ nodes
 
-    def add_node(self, name: str, factory: CoreFactory, address: str | None = None) -> Address:
+    def add_node(
+        self,
+        name: str,
+        factory: CoreFactory,
+        address: str | None = None,
+        *,
+        epoch: int = 1,
+        same_name: bool = False,
+    ) -> Address:
         """Boot a node now: build its core with ``factory`` and call ``start``.
 
         ``address`` defaults to ``"{name}:7946"``.  Returns the address, which
         is how the other methods name the node.  A node added while the
-        network is partitioned joins the group of unlisted nodes.
+        network is partitioned joins the group of unlisted nodes.  ``epoch``
+        is its first life's epoch.  ``same_name=True`` lets a second node take
+        a name already in use (an operator's mistake, for the tests of it);
+        ``address_of`` keeps naming the first.
         """
         addr = parse_address(address if address is not None else f"{name}:7946")
         if addr in self._nodes:
             raise LocalError(f"a node already listens at {addr}")
-        if name in self._by_name:
+        if name in self._by_name and not same_name:
             raise LocalError(f"a node named {name!r} already exists")
-        NodeId(name, addr, 1)  # validates the name before anything is registered
+        NodeId(name, addr, epoch)  # validates before anything is registered
         node = _Node(name, addr, factory, self._event_limit)
+        node.epoch = epoch - 1
+        if name in self._by_name:
+            node.label = f"{name}@{addr}"
         self._nodes[addr] = node
-        self._by_name[name] = addr
+        first = name not in self._by_name
+        if first:
+            self._by_name[name] = addr
         try:
             self._boot(node)
         except SimulationError:
             if not node.up:
                 del self._nodes[addr]
-                del self._by_name[name]
+                if first:
+                    del self._by_name[name]
             raise
         return addr
 
@@ -674,7 +693,7 @@ class Simulator:
     def _boot(self, node: _Node) -> None:
         epoch = node.epoch + 1
         ident = NodeId(node.name, node.address, epoch)
-        rng = random.Random(f"gossamer-sim/{self.seed}/{node.name}/{epoch}")
+        rng = random.Random(f"gossamer-sim/{self.seed}/{node.label}/{epoch}")
         try:
             core = node.factory(ident, rng)
         except Exception as exc:
