@@ -237,6 +237,7 @@ async def test_node(served: Served) -> None:
         "joined": True,
         "encrypted": True,
         "cluster": "test",
+        "not_ready": "",
     }
 
 

@@ -22,6 +22,7 @@ __all__ = [
 
 import base64
 import binascii
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -30,6 +31,8 @@ from collections.abc import Container, Sequence
 from typing import Any
 
 from gossamer.errors import LocalError
+
+_NOT_OURS = "; is it a gossamer debug endpoint?"
 
 
 class EndpointError(LocalError):
@@ -51,8 +54,13 @@ def fetch_json(url: str, path: str, *, timeout_s: float = 5.0) -> Any:
         with urllib.request.urlopen(full, timeout=timeout_s) as response:
             body = response.read()
     except urllib.error.HTTPError as exc:
-        because = _error_text(exc)
+        because = _error_text(exc) or _NOT_OURS
         raise EndpointError(f"{full} answered HTTP {exc.code} {exc.reason}{because}") from None
+    except http.client.HTTPException:
+        raise EndpointError(
+            f"{full} did not answer HTTP; is it a gossamer debug endpoint (the agent's "
+            "--http address, not its gossip port)?"
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise EndpointError(f"cannot reach {full}: {reason}") from None

@@ -22,7 +22,8 @@ metadata are not for the open network, and nothing here authenticates.
 
 Routes (see ``docs/debug-endpoint.md`` for the shapes):
 
-* ``/healthz`` -- 200 while the node is alive, 503 once it left.
+* ``/healthz`` -- 200 while the node is alive and joined; 503 with the
+  ``reason`` before it has joined, once it left, or once it gave its name up.
 * ``/api/node``, ``/api/events``, ``/api/counters`` -- JSON about the node.
 * ``/api/<route>`` -- each part's routes: ``/api/members`` (SWIM),
   ``/api/ring[?key=K[&n=N]]`` (the ring); 404 for a route no part of this
@@ -84,9 +85,16 @@ async def _off_loop(app: web.Application, work: Callable[[], _T]) -> _T:
 
 async def _healthz(request: web.Request) -> web.Response:
     info = request.app[SOURCE_KEY].info()
-    alive = info.status == "alive"
-    body = {"status": "ok" if alive else info.status, "name": info.name, "joined": info.joined}
-    return web.json_response(body, status=200 if alive else 503)
+    if info.status != "alive":
+        status = info.status
+    elif info.not_ready:
+        status = "joining" if not info.joined else "unready"
+    else:
+        status = "ok"
+    body: dict[str, object] = {"status": status, "name": info.name, "joined": info.joined}
+    if info.not_ready:
+        body["reason"] = info.not_ready
+    return web.json_response(body, status=200 if status == "ok" else 503)
 
 
 async def _node(request: web.Request) -> web.Response:

@@ -40,6 +40,9 @@ class NodeInfo:
     """False only when the configuration asked for plaintext explicitly."""
     cluster: str
     """The cluster name (the associated data every packet is sealed with)."""
+    not_ready: str = ""
+    """Why the node does not serve yet or any more (not joined, left, its name
+    taken), for ``/healthz``; empty when it does."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ from gossamer.effects import (
     TimerKey,
 )
 from gossamer.errors import LocalError
-from gossamer.ids import Address, NodeId, split_address
+from gossamer.ids import Address, AddressError, NodeId, parse_address, split_address
 from gossamer.observe import PartView
 from gossamer.parts import build_parts
 from gossamer.runtime.keyring import Sealer
@@ -68,6 +68,8 @@ from gossamer.wire import Message, registry
 
 log = logging.getLogger("gossamer.node")
 events_log = logging.getLogger("gossamer.events")
+_JOIN_FIRST_REPORT_S = 5.0
+_JOIN_MAX_REPORT_S = 60.0
 _LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 _T = TypeVar("_T")
@@ -156,6 +158,7 @@ class Engine:
         self.debug_url: str | None = None
         self.stopped = False
         self._leave_done: asyncio.Event | None = None  # the leave spread, or the node stopped
+        self._join_reported = False  # a "not joined" warning went out: say when it joins
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -198,6 +201,8 @@ class Engine:
         log.info("node %s is up at %s (epoch %d)", cfg.name, address, epoch)
         self.core.start(loop.time())
         self._apply()
+        if not self.core.joined:
+            loop.call_later(_JOIN_FIRST_REPORT_S, self._report_join, _JOIN_FIRST_REPORT_S)
         if cfg.http is not None:
             # Imported here so a node without the endpoint never loads aiohttp.
             from gossamer.debug.server import DebugServer
@@ -207,6 +212,40 @@ class Engine:
             await self._debug.start()
             self.debug_url = self._debug.url
             log.info("debug endpoint for %s at %s", cfg.name, self.debug_url)
+
+    def _report_join(self, waited_s: float) -> None:
+        """Say why the node has not joined yet: at 5 s, then 10, 20, 40, every minute."""
+        core, loop = self.core, self.loop
+        if self.stopped or core is None or loop is None or core.joined:
+            return
+        if core.swim.view().yielded_to is not None:
+            return
+        self._join_reported = True
+        log.warning(
+            "not joined after %.0f s: no seed has let this node in; retrying. Seeds: %s",
+            self._now() - self.started_at,
+            self._seed_status(),
+        )
+        gap = min(waited_s * 2, _JOIN_MAX_REPORT_S)
+        loop.call_later(gap, self._report_join, gap)
+
+    def _seed_status(self) -> str:
+        assert self.core is not None and self.transport is not None
+        refused = self.core.swim.view().join_refused
+        errors = self.transport.peer_errors
+        parts = []
+        for seed in self.config.seeds:
+            try:
+                address = parse_address(seed)
+            except AddressError:
+                parts.append(f"{seed} (not an address)")
+                continue
+            if refused is not None and refused.seed == address:
+                why = f"refused: the name is held by a live member at {refused.holder.address}"
+            else:
+                why = errors.get(address, "no answer yet")
+            parts.append(f"{seed} ({why})")
+        return "; ".join(parts)
 
     async def stop(self) -> None:
         if self.stopped:
@@ -289,10 +328,12 @@ class Engine:
                     events.append(event)
         view = core.view()
         if events or view is not self._published:
-            if self._published is not None and view.swim.local.epoch > (
-                self._published.swim.local.epoch
-            ):
+            before = self._published
+            if before is not None and view.swim.local.epoch > before.swim.local.epoch:
                 self._keep_epoch(view.swim.local.epoch)
+            if self._join_reported and view.swim.joined:
+                self._join_reported = False
+                log.info("joined after %.1f s", self._now() - self.started_at)
             self._published = view
             if view.swim.leave_spread and self._leave_done is not None:
                 self._leave_done.set()
@@ -364,7 +405,19 @@ class Engine:
             joined=core.joined,
             encrypted=self.sealer.encrypted,
             cluster=self.config.cluster,
+            not_ready=self._not_ready(),
         )
+
+    def _not_ready(self) -> str:
+        assert self.core is not None
+        swim = self.core.swim.view()
+        if swim.yielded_to is not None:
+            return str(NameInUse(self.config.name, swim.yielded_to))
+        if swim.leaving:
+            return "the node left the cluster"
+        if not swim.joined:
+            return f"not joined yet; seeds: {self._seed_status()}"
+        return ""
 
     def clock(self) -> float:
         return self._now()

@@ -67,7 +67,8 @@ from typing import Protocol
 from gossamer.config import WireConfig, check_int, check_positive
 from gossamer.errors import LocalError, MessageTooLarge, WireError
 from gossamer.ids import Address, AddressError, parse_address, split_address
-from gossamer.runtime.keyring import Sealer, SealError
+from gossamer.runtime.keyring import Sealer, SealError, SealReason
+from gossamer.runtime.loglimit import LogLimiter
 from gossamer.wire import Message, Registry
 
 log = logging.getLogger("gossamer.transport")
@@ -80,6 +81,18 @@ _DNS_TTL_S = 60.0
 _MAX_HOSTS_CACHED = 4_096
 _MAX_HOSTS_RESOLVING = 256
 _MAX_WAITING_PER_HOST = 16
+_MAX_PEER_ERRORS = 256  # the last connect error kept per peer, for the join's log
+
+_UNOPENED = {
+    SealReason.DECRYPT: "no key of this node opens them: the sender likely uses a "
+    "different cluster key or cluster name (this node: cluster {cluster!r}, keys {keys})",
+    SealReason.PLAINTEXT: "they are plaintext and this node requires sealed packets: "
+    "give the sender the cluster's keyring",
+    SealReason.SEALED: "they are sealed and this node runs in plaintext: "
+    "give this node the cluster's keyring",
+    SealReason.FORMAT: "they are in no gossamer format: not a gossamer node, or a newer version",
+}
+"""Why packets that do not open most likely did not, by reason."""
 
 
 def _is_ip(host: str) -> bool:
@@ -201,11 +214,11 @@ def _buffered(udp: asyncio.DatagramTransport) -> int:
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes], None]) -> None:
+    def __init__(self, on_datagram: Callable[[bytes, tuple[object, ...]], None]) -> None:
         self._on_datagram = on_datagram
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        self._on_datagram(data)
+    def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
+        self._on_datagram(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the peer is gone; SWIM will notice.
@@ -234,6 +247,9 @@ class Transport:
         self._config = config
         self._receiver = receiver
         self.stats = TransportStats()
+        self.peer_errors: dict[Address, str] = {}
+        """Why the last stream to each peer failed (bounded), until one works."""
+        self._warnings = LogLimiter()
         self.address: Address = Address("")
         """The advertised address, known once :meth:`start` has bound the sockets."""
         self._header = b""
@@ -425,7 +441,7 @@ class Transport:
             for packet, to_port, kind in waiting:
                 self._sendto(udp, packet, ip, to_port, kind)
 
-    def _on_datagram(self, data: bytes) -> None:
+    def _on_datagram(self, data: bytes, source: tuple[object, ...] = ()) -> None:
         if len(data) > self._wire.max_datagram_bytes:
             self._drop("oversize", "datagram of %d bytes", len(data))
             return
@@ -433,6 +449,7 @@ class Transport:
             plain = self.sealer.open(data)
         except SealError as exc:
             self._drop(exc.reason, "datagram: %s", exc)
+            self._warn_unopened(exc.reason, "datagrams", source)
             return
         if not plain:
             self._drop("sender", "datagram without a sender")
@@ -461,6 +478,28 @@ class Transport:
     def _drop(self, reason: str, fmt: str, *args: object) -> None:
         self.stats.dropped[reason] += 1
         log.debug("dropped (%s): " + fmt, reason, *args)
+
+    def _warn_unopened(self, reason: str, what: str, source: object) -> None:
+        """One warning per sender host and reason a minute: packets that do not open."""
+        host = _host_of(source, port=what == "datagrams")  # a stream's port is ephemeral
+        ip = source[0] if isinstance(source, tuple) and source else None
+        held = self._warnings.allow((reason, ip))
+        if held is None:
+            return
+        keyring = self.sealer.keyring
+        cause = _UNOPENED.get(SealReason(reason), "{reason}").format(
+            cluster=self.sealer.cluster,
+            keys=keyring.fingerprints() if keyring is not None else [],
+            reason=reason,
+        )
+        more = f" ({held} more since the last warning)" if held else ""
+        log.warning("%s from %s do not open%s: %s", what, host, more, cause)
+
+    def _peer_failed(self, peer: Address, why: str) -> None:
+        self.peer_errors.pop(peer, None)
+        self.peer_errors[peer] = why
+        if len(self.peer_errors) > _MAX_PEER_ERRORS:
+            self.peer_errors.pop(next(iter(self.peer_errors)))
 
     # ---------------------------------------------------------------- streams: sending
 
@@ -564,6 +603,7 @@ class Transport:
             raise
         except Exception as exc:  # OSError, timeouts, a host name idna refuses...
             log.debug("cannot connect to %s: %s", to, exc)
+            self._peer_failed(to, _describe_error(exc))
             self.stats.refused["unreachable"] += 1
             if writer is not None:
                 writer.close()
@@ -571,6 +611,7 @@ class Transport:
             return
         assert writer is not None  # set before the challenge could be read
         if challenge is None:
+            self._peer_failed(to, "it answered, but not as a gossamer node")
             self.stats.refused["unreachable"] += 1
             writer.close()
             self._forget(stream, notify=not stream.closing)
@@ -616,7 +657,10 @@ class Transport:
             # The hello is small: never buffer more than it can be, unauthenticated.
             hello = await asyncio.wait_for(
                 self._read_sealed(
-                    reader, _MAX_HELLO_BYTES + self.sealer.overhead, _HELLO + challenge
+                    reader,
+                    _MAX_HELLO_BYTES + self.sealer.overhead,
+                    _HELLO + challenge,
+                    writer.get_extra_info("peername"),
                 ),
                 self._config.hello_timeout_s,
             )
@@ -658,21 +702,39 @@ class Transport:
         return await reader.readexactly(length)
 
     async def _read_sealed(
-        self, reader: asyncio.StreamReader, limit: int, context: bytes
+        self,
+        reader: asyncio.StreamReader,
+        limit: int,
+        context: bytes,
+        hello_from: object = None,
     ) -> bytes | None:
         """The next frame, opened; None (counted) for one that must end the stream.
 
         The length is checked against ``limit`` before anything is buffered.
+        A frame cut off midway is counted (``truncated``) before the error
+        goes on; ``hello_from`` is the peer of a hello, warned about when it
+        does not open.
         """
-        (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        try:
+            (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                self._drop("truncated", "frame cut off in its length")
+            raise
         if length > limit:
             self._drop("oversize", "frame of %d bytes", length)
             return None
-        data = await reader.readexactly(length)
+        try:
+            data = await reader.readexactly(length)
+        except asyncio.IncompleteReadError as exc:
+            self._drop("truncated", "frame cut off at %d of %d bytes", len(exc.partial), length)
+            raise
         try:
             return self.sealer.open(data, context)
         except SealError as exc:
             self._drop(exc.reason, "frame: %s", exc)
+            if hello_from is not None:
+                self._warn_unopened(exc.reason, "streams", hello_from)
             return None
 
     async def _read_loop(self, stream: _Stream, reader: asyncio.StreamReader) -> None:
@@ -684,6 +746,8 @@ class Transport:
                 payload = await self._read_sealed(reader, limit, stream.context(sending=False))
                 if payload is None:
                     break
+                if not stream.inbound_frames:
+                    self.peer_errors.pop(peer, None)
                 stream.inbound_frames += 1
                 stream.last_active = self._now()
                 try:
@@ -702,6 +766,12 @@ class Transport:
         finally:
             if stream.writer is not None:
                 stream.writer.close()
+        if stream.outbound and not stream.inbound_frames and not stream.closing:
+            self._peer_failed(
+                peer,
+                "it closed the stream after the hello: it likely uses a different "
+                "cluster key or cluster name",
+            )
         self._forget(stream, notify=not stream.closing)
 
     def _forget(self, stream: _Stream, *, notify: bool) -> None:
@@ -738,3 +808,21 @@ class Transport:
                         if stream.task is not None:
                             stream.task.cancel()
                         self._forget(stream, notify=True)
+
+
+def _host_of(source: object, *, port: bool) -> str:
+    """``host:port`` (or the host alone) of a socket address tuple, for a log line."""
+    if isinstance(source, tuple) and len(source) >= 2:
+        host = str(source[0])
+        if not port:
+            return host
+        return f"[{host}]:{source[1]}" if ":" in host else f"{host}:{source[1]}"
+    return "an unknown sender"
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer (timed out)"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
