@@ -26,6 +26,7 @@ import pytest_asyncio
 from gossamer.config import WireConfig
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address
+from gossamer.runtime.freshness import Stamper
 from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, Sealer, generate_key
 from gossamer.runtime.node import Node
 from gossamer.runtime.nodeconfig import datagram_overhead
@@ -186,18 +187,23 @@ async def test_sealed_datagrams_with_a_bad_sender_or_envelope_are_counted(
     victim = await launch("victim")
     sealer = Sealer(victim.config.cluster, keyring)
     me = b"127.0.0.1:9"
-    header = bytes([len(me)]) + me
+    stamps = Stamper()
+
+    def header() -> bytes:  # a fresh stamp each time, or the next would be a replay
+        return bytes([len(me)]) + me + stamps.next()
+
     cases = [
         (b"", "sender"),  # no sender at all
         (bytes([5]) + b"\xff\xfe\xfd\xfc\xfb" + encode_envelope(5, [()]), "sender"),
         (bytes([9]) + b"host:port" + encode_envelope(5, [()]), "sender"),
         (bytes([200]) + b"127.0.0.1", "sender"),  # the length runs past the end
-        (header + b"\xc1", "malformed"),  # 0xc1 is never valid msgpack
-        (header, "malformed"),  # no envelope at all
-        (header + b"\xa5hello", "envelope"),
-        (header + encode_envelope(1, [], major=99), "version"),
-        (header + encode_envelope(60_000, []), "unknown_type"),
-        (header + encode_envelope(1, ["not", "a", "ping"]), "schema"),
+        (bytes([len(me)]) + me + b"\x00\x01", "sender"),  # no room for a stamp
+        (header() + b"\xc1", "malformed"),  # 0xc1 is never valid msgpack
+        (header(), "malformed"),  # no envelope at all
+        (header() + b"\xa5hello", "envelope"),
+        (header() + encode_envelope(1, [], major=99), "version"),
+        (header() + encode_envelope(60_000, []), "unknown_type"),
+        (header() + encode_envelope(1, ["not", "a", "ping"]), "schema"),
     ]
     host, port = victim.address.rsplit(":", 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

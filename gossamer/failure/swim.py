@@ -1316,7 +1316,7 @@ def _check(config: SwimConfig, room: WireRoom, context: PartContext) -> None:
     if config.max_payload_bytes > room.datagram_bytes:
         raise ConfigError(
             f"{owner}: swim.max_payload_bytes ({config.max_payload_bytes}) plus the "
-            f"transport's {room.datagram_overhead} bytes (sender address and seal) is over "
+            f"transport's {room.datagram_overhead} bytes (sender address, stamp and seal) is over "
             f"wire.max_datagram_bytes ({room.max_datagram_bytes}); "
             f"use at most {room.datagram_bytes}"
         )

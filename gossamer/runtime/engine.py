@@ -432,6 +432,7 @@ class Engine:
         stats = transport.stats
         shed = dict(stats.shed)
         shed["events"] = self._events_shed()
+        shed["replay_window"] = transport.freshness.shed
         shed["event_history"] = self.history_shed
         # Copies: the parts go on counting while the endpoint reads these.
         parts: dict[str, object] = {"node": copy.copy(core.stats)}

@@ -45,6 +45,7 @@ from gossamer.config import PRESETS, WireConfig, WireRoom, check_int, check_posi
 from gossamer.effects import PartContext
 from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import AddressError, address, is_valid_name, parse_address, split_address
+from gossamer.runtime.freshness import STAMP_BYTES
 from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, KeyringError, load_keyring
 from gossamer.runtime.transport import TransportConfig
 
@@ -55,9 +56,9 @@ _PLAINTEXT_OVERHEAD = 1
 
 
 def datagram_overhead(advertise: str, encrypted: bool) -> int:
-    """Bytes the transport adds to a message: the sender's address and the seal."""
+    """Bytes the transport adds to a message: the sender's address, the stamp, the seal."""
     seal = SEALED_OVERHEAD if encrypted else _PLAINTEXT_OVERHEAD
-    return seal + 1 + len(advertise.encode("ascii"))
+    return seal + 1 + len(advertise.encode("ascii")) + STAMP_BYTES
 
 
 def _unspecified(host: str) -> bool:
@@ -69,7 +70,7 @@ def _unspecified(host: str) -> bool:
 
 
 # Room for the longest advertise address the header accepts, sealed.
-_WORST_OVERHEAD = SEALED_OVERHEAD + 1 + MAX_ADVERTISE_LENGTH
+_WORST_OVERHEAD = SEALED_OVERHEAD + 1 + MAX_ADVERTISE_LENGTH + STAMP_BYTES
 
 
 def wire_room(

@@ -12,9 +12,11 @@ Every datagram and every stream frame is sealed by a
 :class:`~gossamer.runtime.keyring.Sealer` (AES-256-GCM with the cluster name as
 associated data, or an explicit plaintext marker).  Inside the seal:
 
-* a **datagram** is ``[n][sender address, n ASCII bytes][message envelope]``:
-  the sender names the address it is reached at, since the UDP source
-  address may differ from it (a wildcard bind, several interfaces);
+* a **datagram** is ``[n][sender address, n ASCII bytes][stamp, 8 bytes]
+  [message envelope]``: the sender names the address it is reached at, since
+  the UDP source address may differ from it (a wildcard bind, several
+  interfaces), and the stamp makes a replay of it worthless
+  (``freshness.py``);
 * a **stream** is a sequence of frames, each a 4-byte big-endian length and
   the sealed bytes.  The opener's first frame is its hello,
   ``[n][address]``; every later frame is one message envelope.
@@ -59,6 +61,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +70,7 @@ from typing import Protocol
 from gossamer.config import WireConfig, check_int, check_positive
 from gossamer.errors import LocalError, MessageTooLarge, WireError
 from gossamer.ids import Address, AddressError, parse_address, split_address
+from gossamer.runtime.freshness import STAMP, STAMP_BYTES, Freshness, Stamper
 from gossamer.runtime.keyring import Sealer, SealError, SealReason
 from gossamer.runtime.loglimit import LogLimiter
 from gossamer.wire import Message, Registry
@@ -126,6 +130,11 @@ class TransportConfig:
     max_udp_queue_bytes: int = 1024 * 1024
     """Bound on the datagram bytes waiting for the kernel; past it, datagrams
     are shed and counted."""
+    max_datagram_age_s: float = 300.0
+    """A datagram stamped longer ago than this is refused (``stale``): the
+    replay bound, and how far the nodes' clocks may disagree."""
+    max_replay_senders: int = 16_384
+    """Bound on the senders whose recent stamps are kept to refuse replays."""
 
     def __post_init__(self) -> None:
         owner = "TransportConfig"
@@ -135,6 +144,8 @@ class TransportConfig:
         check_int(owner, "max_handshakes", self.max_handshakes, 1, 1_000_000)
         check_int(owner, "max_stream_queue_bytes", self.max_stream_queue_bytes, 1_024, 1 << 34)
         check_int(owner, "max_udp_queue_bytes", self.max_udp_queue_bytes, 1_024, 1 << 34)
+        check_positive(owner, "max_datagram_age_s", self.max_datagram_age_s)
+        check_int(owner, "max_replay_senders", self.max_replay_senders, 1, 1 << 24)
 
 
 class Receiver(Protocol):
@@ -250,6 +261,8 @@ class Transport:
         self.peer_errors: dict[Address, str] = {}
         """Why the last stream to each peer failed (bounded), until one works."""
         self._warnings = LogLimiter()
+        self._stamper = Stamper()
+        self.freshness = Freshness(config.max_datagram_age_s, config.max_replay_senders)
         self.address: Address = Address("")
         """The advertised address, known once :meth:`start` has bound the sockets."""
         self._header = b""
@@ -365,7 +378,9 @@ class Transport:
         udp = self._udp
         if udp is None or self._closed:
             return
-        limit = self._wire.max_datagram_bytes - self.sealer.overhead - len(self._header)
+        limit = (
+            self._wire.max_datagram_bytes - self.sealer.overhead - len(self._header) - STAMP_BYTES
+        )
         envelope = self._encode(message, limit)
         if envelope is None:
             return
@@ -377,7 +392,7 @@ class Transport:
         except AddressError:
             self.stats.refused["address"] += 1
             return
-        packet = self.sealer.seal(self._header + envelope)
+        packet = self.sealer.seal(self._header + self._stamper.next() + envelope)
         kind = type(message).__name__
         ip = self._resolved(host)
         if ip is None:
@@ -458,8 +473,19 @@ class Transport:
         sender = self._parse_sender(plain[1 : 1 + n])
         if sender is None:
             return
+        start = 1 + n + STAMP_BYTES
+        if len(plain) < start:
+            self._drop("sender", "datagram from %s without a stamp", sender)
+            return
+        (stamp,) = STAMP.unpack_from(plain, 1 + n)
+        late = self.freshness.check(sender, stamp)
+        if late is not None:
+            self._drop(late, "datagram from %s stamped %d", sender, stamp)
+            if late == "stale":
+                self._warn_stale(sender, stamp)
+            return
         try:
-            message = self._codec.decode(plain[1 + n :], self._wire.max_datagram_bytes)
+            message = self._codec.decode(plain[start:], self._wire.max_datagram_bytes)
         except WireError as exc:
             self._drop(exc.reason.value, "datagram from %s: %s", sender, exc)
             return
@@ -494,6 +520,21 @@ class Transport:
         )
         more = f" ({held} more since the last warning)" if held else ""
         log.warning("%s from %s do not open%s: %s", what, host, more, cause)
+
+    def _warn_stale(self, sender: Address, stamp: int) -> None:
+        held = self._warnings.allow(("stale", sender))
+        if held is None:
+            return
+        age = time.time() - stamp / 1e6
+        more = f" ({held} more since the last warning)" if held else ""
+        log.warning(
+            "datagrams from %s are %.0f s old%s: a replay, or its clock or this node's is off "
+            "by more than transport.max_datagram_age_s (%.0f s)",
+            sender,
+            age,
+            more,
+            self._config.max_datagram_age_s,
+        )
 
     def _peer_failed(self, peer: Address, why: str) -> None:
         self.peer_errors.pop(peer, None)
