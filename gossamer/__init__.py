@@ -22,11 +22,24 @@ from __future__ import annotations
 from gossamer._version import __version__
 
 __all__ = [
+    "JoinRefused",
     "Keyring",
+    "LocalError",
     "Member",
+    "MemberAlive",
+    "MemberDead",
+    "MemberJoined",
+    "MemberLeft",
+    "MemberReaped",
+    "MemberSuspect",
+    "MemberUpdated",
+    "NameClash",
+    "NameInUse",
+    "NameRefused",
     "Node",
     "NodeConfig",
     "NodeEvent",
+    "NodeStopped",
     "Ring",
     "RingChanged",
     "Status",
@@ -36,10 +49,24 @@ __all__ = [
 
 from typing import TYPE_CHECKING, Any
 
+from gossamer.errors import LocalError
+
 if TYPE_CHECKING:
-    from gossamer.membership.members import Member, Status
+    from gossamer.failure.names import JoinRefused, NameClash, NameRefused
+    from gossamer.membership.members import (
+        Member,
+        MemberAlive,
+        MemberDead,
+        MemberJoined,
+        MemberLeft,
+        MemberReaped,
+        MemberSuspect,
+        MemberUpdated,
+        Status,
+    )
     from gossamer.parts import NodeEvent
     from gossamer.ring import Ring, RingChanged
+    from gossamer.runtime.engine import NameInUse, NodeStopped
     from gossamer.runtime.keyring import Keyring, load_keyring
     from gossamer.runtime.node import Node
     from gossamer.runtime.nodeconfig import NodeConfig
@@ -50,7 +77,19 @@ _LAZY = {
     "Keyring": "gossamer.runtime.keyring",
     "load_keyring": "gossamer.runtime.keyring",
     "Member": "gossamer.membership.members",
+    "MemberAlive": "gossamer.membership.members",
+    "MemberDead": "gossamer.membership.members",
+    "MemberJoined": "gossamer.membership.members",
+    "MemberLeft": "gossamer.membership.members",
+    "MemberReaped": "gossamer.membership.members",
+    "MemberSuspect": "gossamer.membership.members",
+    "MemberUpdated": "gossamer.membership.members",
     "Status": "gossamer.membership.members",
+    "JoinRefused": "gossamer.failure.names",
+    "NameClash": "gossamer.failure.names",
+    "NameRefused": "gossamer.failure.names",
+    "NameInUse": "gossamer.runtime.engine",
+    "NodeStopped": "gossamer.runtime.engine",
     "Node": "gossamer.runtime.node",
     "NodeConfig": "gossamer.runtime.nodeconfig",
     "NodeEvent": "gossamer.parts",

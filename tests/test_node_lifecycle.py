@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from gossamer.errors import ConfigError
+from gossamer.errors import ConfigError, LocalError
 from gossamer.ring import RingChanged
-from gossamer.runtime.node import Node
+from gossamer.runtime.node import Node, NodeStopped
 from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping
 from gossamer.runtime.transport import TransportConfig
 
@@ -147,3 +147,60 @@ def test_config_refuses_what_could_not_run() -> None:
         NodeConfig.lan("w", "127.0.0.1:7946", advertise="0.0.0.0:7946", plaintext=True)
     with pytest.raises(ConfigError, match="full state"):
         NodeConfig.lan("w", plaintext=True, transport=TransportConfig(max_stream_queue_bytes=1024))
+
+
+@pytest.mark.asyncio
+async def test_a_stopped_node_reports_nothing_and_raises_node_stopped() -> None:
+    node = await Node.start(plain("lc-stopped"))
+    assert node.local.status.name == "ALIVE"
+    await node.stop()
+    for read in (
+        node.members,
+        lambda: node.member("lc-stopped"),
+        lambda: node.local,
+        lambda: node.ring,
+        node.events,
+    ):
+        with pytest.raises(NodeStopped):
+            read()
+    with pytest.raises(NodeStopped):
+        await node.wait_joined(0.1)
+    with pytest.raises(NodeStopped):
+        await node.update_metadata(b"x")
+    with pytest.raises(NodeStopped):
+        await node.leave()
+
+
+@pytest.mark.asyncio
+async def test_a_wrong_argument_names_the_parameter() -> None:
+    node = await Node.start(plain("lc-args"))
+    try:
+        with pytest.raises(LocalError, match=r"wait_joined\(timeout_s=...\)"):
+            await node.wait_joined(timeout_s="x")  # type: ignore[arg-type]
+        with pytest.raises(LocalError, match="timeout_s must be >= 0"):
+            await node.wait_joined(-1)
+        with pytest.raises(LocalError, match=r"timeout_s"):
+            await node.wait_joined(float("nan"))
+        with pytest.raises(LocalError, match=r"members\(include_gone=...\)"):
+            node.members(include_gone="yes")  # type: ignore[arg-type]
+        with pytest.raises(LocalError, match=r"member\(name\)"):
+            node.member(3)  # type: ignore[arg-type]
+        with pytest.raises(LocalError, match=r"update_metadata\(metadata\)"):
+            await node.update_metadata("text")  # type: ignore[arg-type]
+        with pytest.raises(LocalError, match=r"Node\.start takes a NodeConfig"):
+            Node.start("lc-args")  # type: ignore[arg-type]
+        assert await node.wait_joined(0) is True
+    finally:
+        await node.stop()
+
+
+def test_the_events_the_readme_names_come_from_the_package() -> None:
+    import gossamer
+    from gossamer.membership import members
+
+    for name in ("MemberJoined", "MemberUpdated", "MemberSuspect", "MemberAlive"):
+        assert getattr(gossamer, name) is getattr(members, name)
+    for name in ("MemberDead", "MemberLeft", "MemberReaped", "RingChanged", "NameClash"):
+        assert name in gossamer.__all__ and getattr(gossamer, name) is not None
+    assert issubclass(gossamer.NameInUse, gossamer.NodeStopped)
+    assert issubclass(gossamer.NodeStopped, gossamer.LocalError)

@@ -246,6 +246,7 @@ class Node:
         ``include_gone=True`` adds those known to be dead or to have left
         (until they are reaped).
         """
+        _check_bool("members", "include_gone", include_gone)
         members = self._current().swim.members
         if include_gone:
             return list(members)
@@ -254,7 +255,7 @@ class Node:
     def member(self, name: str) -> Member | None:
         """The entry for ``name``, in any status, or None if the table has none."""
         if not isinstance(name, str):
-            raise LocalError(f"a member name is a str, got {type(name).__name__}")
+            raise LocalError(f"member(name): name must be a str, got {type(name).__name__}")
         for m in self._current().swim.members:
             if m.name == name:
                 return m
@@ -291,6 +292,7 @@ class Node:
         :class:`NameInUse` once another live node has refuted this one's
         name, and :class:`NodeStopped` after :meth:`stop`.
         """
+        _check_timeout("wait_joined", timeout_s)
         if not self.joined:
             self._current()
             try:
@@ -323,6 +325,10 @@ class Node:
         :class:`~gossamer.errors.LocalError`.
         """
         self._check_running()
+        if not isinstance(metadata, bytes):
+            raise LocalError(
+                f"update_metadata(metadata): metadata must be bytes, got {type(metadata).__name__}"
+            )
         await self._on_engine(self._engine_call(lambda c, now: c.update_metadata(metadata, now)))
 
     async def leave(self) -> None:
@@ -440,3 +446,20 @@ class Node:
         if stream in self._streams:
             self._streams.discard(stream)
             self._shed_closed += stream.shed
+
+
+def _check_bool(method: str, name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise LocalError(f"{method}({name}=...): {name} must be a bool, got {type(value).__name__}")
+
+
+def _check_timeout(method: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LocalError(
+            f"{method}(timeout_s=...): timeout_s must be a number of seconds or None, "
+            f"got {type(value).__name__}"
+        )
+    if not value >= 0:  # also refuses NaN
+        raise LocalError(f"{method}(timeout_s=...): timeout_s must be >= 0, got {value!r}")
