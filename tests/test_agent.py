@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -290,6 +291,31 @@ def test_a_second_agent_named_alike_is_refused_and_changes_nothing(
             (row,) = [r for r in rows if r["name"] == "a"]
             assert (row["address"], row["status"]) == (a.address, "alive"), row
         time.sleep(0.2)
+
+
+def test_logs_carry_the_zone_and_announce_the_endpoint_once(agents: Callable[..., Agent]) -> None:
+    a = agents("a", "--plaintext")
+    wait_for(a.healthy, 15, "a up")
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(timeout=15) == 0
+    lines = a.text().splitlines()
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\dT[\d:.]+[+-]\d\d:\d\d a \| ", x) for x in lines)
+    assert len([x for x in lines if a.url in x]) == 1, lines
+
+
+def test_log_format_json_writes_one_object_per_line(agents: Callable[..., Agent]) -> None:
+    a = agents("a", "--plaintext", "--log-format", "json")
+    wait_for(a.healthy, 15, "a up")
+    a.proc.send_signal(signal.SIGTERM)
+    assert a.proc.wait(timeout=15) == 0
+    records = [json.loads(x) for x in a.text().splitlines()]
+    assert records and all(
+        set(r) >= {"time", "level", "node", "logger", "message"} for r in records
+    )
+    assert all(r["node"] == "a" and r["time"][-6] in "+-" for r in records)
+    assert any(r["logger"] == "gossamer.events" for r in records) or any(
+        "stopped" in r["message"] for r in records
+    )
 
 
 def test_sigterm_leaves_gracefully(agents: Callable[..., Agent]) -> None:

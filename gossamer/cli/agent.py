@@ -25,9 +25,10 @@ keeps retrying and logs the holder's address.
 With ``engine_thread`` (the default) the node's engine runs on a thread of
 its own, so the agent's own loop only waits for signals.
 
-Every log line starts with the local node's name (``2026-11-21T10:47:29.268 n2
-| n1 suspect ...``), so the logs of several agents can be interleaved and
-still read.
+Every log line starts with the time in the local zone and the local node's
+name (``2026-11-21T10:47:29.268+00:00 n2 | n1 suspect ...``), so the logs of
+several agents can be interleaved and still read; ``--log-format json``
+writes one JSON object per line instead, for a log shipper.
 
 The client that reads a running agent's debug endpoint is ``client.py``.
 """
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 import asyncio
+import datetime
+import json
 import logging
 import os
 import signal
@@ -140,32 +143,64 @@ def agent_config(
 # -------------------------------------------------------------------- logging
 
 
+def _timestamp(record: logging.LogRecord) -> str:
+    """ISO 8601 in the local zone, to the millisecond: ``2026-11-21T10:47:29.268+00:00``."""
+    moment = datetime.datetime.fromtimestamp(record.created).astimezone()
+    return moment.isoformat(timespec="milliseconds")
+
+
 class _LineFormatter(logging.Formatter):
-    """``2026-11-21T10:47:29.268 n2 | message``; levels other than INFO are named."""
+    """``2026-11-21T10:47:29.268+00:00 n2 | message``; levels other than INFO are named."""
 
     def __init__(self, node: str) -> None:
         super().__init__()
         self._node = node
 
     def format(self, record: logging.LogRecord) -> str:
-        stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}"
         level = "" if record.levelno == logging.INFO else f"{record.levelname} "
-        text = f"{stamp} {self._node} | {level}{record.getMessage()}"
+        text = f"{_timestamp(record)} {self._node} | {level}{record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
 
 
-def configure_logging(node: str, level: str = "info") -> None:
-    """Send logs to stderr, one line each, prefixed with ``node``.
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``node``, ``logger``, ``message``
+    (and ``exception`` when there is one)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self._node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        body = {
+            "time": _timestamp(record),
+            "level": record.levelname.lower(),
+            "node": self._node,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, ensure_ascii=False)
+
+
+_FORMATS = {"text": _LineFormatter, "json": _JsonFormatter}
+
+
+def configure_logging(node: str, level: str = "info", log_format: str = "text") -> None:
+    """Send logs to stderr, one line each, for ``node``: text prefixed with the
+    node's name, or JSON objects (``log_format="json"``).
 
     ``level`` (``debug``, ``info``, ``warning``) applies to gossamer's
     loggers; other libraries log warnings and errors only.
     """
     if level not in _LOG_LEVELS:
         raise ConfigError(f"log level must be one of {sorted(_LOG_LEVELS)}, got {level!r}")
+    if log_format not in _FORMATS:
+        raise ConfigError(f"log format must be one of {sorted(_FORMATS)}, got {log_format!r}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LineFormatter(node))
+    handler.setFormatter(_FORMATS[log_format](node))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -304,16 +339,8 @@ def _log_ready(node: Node, keyring_file: str | None) -> None:
         config.cluster,
         seeds,
     )
-    url = node.debug_url
-    if url is None:
+    if node.debug_url is None:  # the engine announces the endpoint when there is one
         log.info("no debug endpoint (add --http 127.0.0.1:PORT for one)")
-    else:
-        log.info(
-            "debug endpoint: dashboard %s/  metrics %s/metrics  members %s/api/members",
-            url,
-            url,
-            url,
-        )
     if config.keyring is not None:
         source = f"keyring {keyring_file}" if keyring_file else "keyring"
         log.info(

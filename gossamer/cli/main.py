@@ -53,7 +53,7 @@ def _agent(args: argparse.Namespace) -> int:
     except LocalError as exc:
         print(f"gossamer agent: {exc}", file=sys.stderr)
         return 2
-    configure_logging(config.name, args.log_level)
+    configure_logging(config.name, args.log_level, args.log_format)
     return asyncio.run(run_agent(config, keyring_file=keyring_file))
 
 
@@ -256,6 +256,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument(
         "--log-level", choices=("info", "debug", "warning"), default="info", help="(default info)"
+    )
+    agent.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text lines, or one JSON object per line for a log shipper (default text)",
     )
     agent.set_defaults(run=_agent)
 

@@ -211,7 +211,16 @@ class Engine:
             self._debug = DebugServer(self, host, port)
             await self._debug.start()
             self.debug_url = self._debug.url
-            log.info("debug endpoint for %s at %s", cfg.name, self.debug_url)
+            url = self.debug_url
+            log.info(
+                "debug endpoint for %s at %s: dashboard %s/, metrics %s/metrics, "
+                "members %s/api/members",
+                cfg.name,
+                url,
+                url,
+                url,
+                url,
+            )
 
     def _report_join(self, waited_s: float) -> None:
         """Say why the node has not joined yet: at 5 s, then 10, 20, 40, every minute."""
