@@ -84,6 +84,7 @@ def agent_config(
     plaintext: bool = False,
     cluster: str | None = None,
     http: str | None = None,
+    http_hosts: tuple[str, ...] | None = None,
     config_file: str | None = None,
     preset: str | None = None,
     metadata: str | None = None,
@@ -114,6 +115,7 @@ def agent_config(
         "advertise": advertise,
         "cluster": cluster,
         "http": http,
+        "http_hosts": http_hosts,
         "data_dir": data_dir,
     }
     seeds = tuple(part.strip() for item in join for part in item.split(",") if part.strip())

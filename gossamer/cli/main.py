@@ -45,6 +45,7 @@ def _agent(args: argparse.Namespace) -> int:
             plaintext=args.plaintext,
             cluster=args.cluster,
             http=args.http,
+            http_hosts=tuple(args.http_host) if args.http_host else None,
             config_file=args.config,
             preset=args.preset,
             metadata=args.metadata,
@@ -245,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--cluster", metavar="NAME", help="the cluster's name (default gossamer)")
     agent.add_argument(
         "--http", metavar="HOST:PORT", help="serve the read-only debug endpoint there"
+    )
+    agent.add_argument(
+        "--http-host",
+        metavar="NAME",
+        action="append",
+        help="a host name the endpoint answers to besides IP addresses and localhost "
+        "(repeatable; other Host headers are refused)",
     )
     agent.add_argument("--config", metavar="FILE.toml", help="settings file; flags override it")
     agent.add_argument(

@@ -37,13 +37,18 @@ from __future__ import annotations
 __all__ = ["SOURCE_KEY", "DebugServer", "DebugServerError", "build_app"]
 
 import asyncio
+import contextlib
 import dataclasses
+import ipaddress
 import logging
 import math
-from collections.abc import Callable, Mapping
+import resource
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gossamer.debug.metrics import render_metrics, view_samples
@@ -51,6 +56,7 @@ from gossamer.debug.source import DebugSource, EventRecord
 from gossamer.errors import LocalError
 from gossamer.ids import address
 from gossamer.observe import ApiError, ApiRequest
+from gossamer.runtime.loglimit import LogLimiter
 
 SOURCE_KEY: Final = web.AppKey("gossamer_debug_source", DebugSource)
 """Where :func:`build_app` keeps the source in the application."""
@@ -67,6 +73,20 @@ _CSP: Final = (
 """The dashboard loads nothing from anywhere; say so to the browser too."""
 
 _T = TypeVar("_T")
+
+_HOSTS_KEY: Final = web.AppKey[frozenset[str]]("gossamer_debug_hosts")
+"""The Host names (lowercase, no port) the endpoint answers besides IP literals."""
+
+_DROPPED_KEY: Final = web.AppKey[Counter[str]]("gossamer_debug_dropped")
+"""What the endpoint refused, by reason (``http_host``, ``http_connections``...)."""
+
+REQUEST_TIMEOUT_S: Final = 10.0
+"""A connection must send each request whole within this, or it is closed."""
+KEEPALIVE_TIMEOUT_S: Final = 15.0
+"""An idle keep-alive connection is closed after this."""
+MAX_CONNECTIONS: Final = 64
+"""Connections served at once, at most; lower when the process may open few
+files (an eighth of ``RLIMIT_NOFILE``), so the gossip port always has room."""
 
 
 class DebugServerError(LocalError, RuntimeError):
@@ -210,10 +230,53 @@ def _failed(what: str) -> web.Response:
     return _error(500, f"computing {what} failed; see the node's log")
 
 
-def build_app(source: DebugSource) -> web.Application:
-    """The debug application for ``source``: read-only GET routes, nothing else."""
-    app = web.Application()
+def host_allowed(host: str | None, names: Collection[str]) -> bool:
+    """True for a Host header that is an IP literal, ``localhost`` or one of ``names``
+    (with any port, or none).  A web page can make a browser send a request to
+    the endpoint under a name it controls (DNS rebinding), never under these."""
+    if host is None:
+        return True  # HTTP/1.0; a browser always sends one
+    name = host.strip().lower()
+    if name.startswith("["):  # [v6]:port
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.rsplit(":", 1)[0]
+    if name == "localhost" or name in names:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+@web.middleware
+async def _check_host(
+    request: web.Request, handler: Callable[[web.Request], Any]
+) -> web.StreamResponse:
+    names: frozenset[str] = request.app[_HOSTS_KEY]
+    if not host_allowed(request.headers.get("Host"), names):
+        request.app[_DROPPED_KEY]["http_host"] += 1
+        host = request.headers.get("Host", "")[:100]
+        return _error(
+            403,
+            f"Host {host!r} is not this endpoint's; use its IP address, or add the name "
+            "to the node's http_hosts",
+        )
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def build_app(source: DebugSource, hosts: Collection[str] = ()) -> web.Application:
+    """The debug application for ``source``: read-only GET routes, nothing else.
+
+    Requests whose Host header is neither an IP literal, ``localhost`` nor
+    one of ``hosts`` are refused (403).
+    """
+    app = web.Application(middlewares=[_check_host])
     app[SOURCE_KEY] = source
+    app[_HOSTS_KEY] = frozenset(h.lower() for h in hosts)
+    app[_DROPPED_KEY] = Counter()
     app[_WORK_KEY] = asyncio.Lock()
     app.router.add_get("/", _dashboard)
     app.router.add_get("/healthz", _healthz)
@@ -228,8 +291,139 @@ def build_app(source: DebugSource) -> web.Application:
 # ---------------------------------------------------------------------- server
 
 
+class _RequestLog:
+    """The logger aiohttp's request handlers get: a malformed request is counted
+    and logged once per client a minute (``http_malformed``), without a traceback;
+    anything else (a handler's own bug) goes to the log whole."""
+
+    def __init__(self, dropped: Counter[str]) -> None:
+        self._dropped = dropped
+        self._limiter = LogLimiter()
+
+    def debug(self, msg: str, *args: object, **kw: Any) -> None:
+        log.debug(msg, *args, **kw)
+
+    def exception(self, msg: str, *args: object, exc_info: object = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            client = str(args[0]) if args else "?"
+            self._dropped["http_malformed"] += 1
+            held = self._limiter.allow(client)
+            if held is not None:
+                more = f" ({held} more since the last)" if held else ""
+                log.warning(
+                    "debug endpoint: malformed request from %s%s: %s",
+                    client,
+                    more,
+                    str(exc_info)[:200],
+                )
+            return
+        log.error(msg, *args, exc_info=exc_info, **kw)  # type: ignore[arg-type]
+
+    error = exception
+    warning = exception
+
+
+class _Watched:
+    """The transport as a connection's handler sees it: a write is a response."""
+
+    __slots__ = ("_guard", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, guard: _Guard) -> None:
+        self._transport = transport
+        self._guard = guard
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._guard.responded()
+        self._transport.write(data)
+
+    def writelines(self, data: Any) -> None:
+        self._guard.responded()
+        self._transport.writelines(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _Guard(asyncio.Protocol):
+    """One connection to the endpoint: counted against the cap, and given
+    ``REQUEST_TIMEOUT_S`` to send each request whole (from its first byte, or
+    from the connection's start), else closed."""
+
+    def __init__(self, server: DebugServer, inner: asyncio.Protocol) -> None:
+        self._server = server
+        self._inner = inner
+        self._transport: asyncio.Transport | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        server = self._server
+        if server.connections >= server.max_connections:
+            server.dropped["http_connections"] += 1
+            transport.abort()
+            return
+        server.connections += 1
+        self._transport = transport
+        self._arm()
+        self._inner.connection_made(_Watched(transport, self))  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        if self._deadline is None:
+            self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None if self._transport is None else self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return
+        self._transport = None
+        self._server.connections -= 1
+        self.responded()
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def responded(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.call_later(REQUEST_TIMEOUT_S, self._timed_out)
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        if self._transport is not None:
+            self._server.dropped["http_timeout"] += 1
+            self._transport.abort()
+
+
+def _connection_cap() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(4, min(MAX_CONNECTIONS, soft // 8))
+
+
 class DebugServer:
     """Serves :func:`build_app` for one source on ``host:port`` (port 0: any free port).
+
+    It holds under abuse: at most ``max_connections`` at once (the rest are
+    closed at once, ``http_connections``), a request not sent whole within
+    ``REQUEST_TIMEOUT_S`` closes its connection (``http_timeout``), an idle
+    keep-alive connection closes after ``KEEPALIVE_TIMEOUT_S``, a foreign Host
+    header is refused (``http_host``), and a malformed request is counted
+    (``http_malformed``) and logged once per client a minute.  ``dropped``
+    holds these counts.
 
     ``start`` twice without a ``stop`` raises :class:`DebugServerError`, as
     does reading ``address`` or ``url`` while stopped.  ``stop`` is idempotent:
@@ -238,14 +432,25 @@ class DebugServer:
     again (with port 0 it may then get a different port).
     """
 
-    __slots__ = ("_address", "_host", "_port", "_runner", "_source")
-
-    def __init__(self, source: DebugSource, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        source: DebugSource,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        hosts: Collection[str] = (),
+        max_connections: int | None = None,
+    ) -> None:
         address(host, port)  # validates both; raises AddressError (a LocalError)
         self._source = source
         self._host = host
         self._port = port
+        self._hosts = tuple(hosts)
+        self.max_connections = max_connections or _connection_cap()
+        self.connections = 0
+        self.dropped: Counter[str] = Counter()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
         self._address: str | None = None
 
     @property
@@ -262,23 +467,40 @@ class DebugServer:
     async def start(self) -> None:
         if self._runner is not None:
             raise DebugServerError("the debug server is already running")
-        runner = web.AppRunner(build_app(self._source), access_log=None)
+        app = build_app(self._source, self._hosts)
+        app[_DROPPED_KEY] = self.dropped
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            logger=_RequestLog(self.dropped),
+        )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
-            sockname = runner.addresses[0]
+            handlers = runner.server
+            assert handlers is not None
+            server = await asyncio.get_running_loop().create_server(
+                lambda: _Guard(self, handlers()), self._host, self._port
+            )
+            sockname = server.sockets[0].getsockname()
             host, port = str(sockname[0]), int(sockname[1])
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
+        self._server = server
         self._address = address(host, port)
 
     async def stop(self) -> None:
         runner, self._runner, self._address = self._runner, None, None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         if runner is not None:
             await runner.cleanup()
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 1.0)
 
 
 # ------------------------------------------------------------------- dashboard

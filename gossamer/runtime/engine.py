@@ -208,7 +208,7 @@ class Engine:
             from gossamer.debug.server import DebugServer
 
             host, port = split_address(cfg.http)
-            self._debug = DebugServer(self, host, port)
+            self._debug = DebugServer(self, host, port, hosts=cfg.http_hosts)
             await self._debug.start()
             self.debug_url = self._debug.url
             url = self.debug_url
@@ -452,7 +452,7 @@ class Engine:
             bytes_in=dict(stats.bytes_in),
             messages_out=dict(stats.messages_out),
             bytes_out=dict(stats.bytes_out),
-            dropped=dict(stats.dropped),
+            dropped={**stats.dropped, **(self._debug.dropped if self._debug else {})},
             shed=shed,
             refused=dict(stats.refused),
             streams_open=transport.streams_open,

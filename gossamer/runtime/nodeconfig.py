@@ -138,6 +138,10 @@ class NodeConfig:
     ``ring``: ``RingConfig``...); ``config.<name>`` reads one."""
     http: str | None
     """``host:port`` of the read-only debug endpoint; off when unset."""
+    http_hosts: tuple[str, ...]
+    """Host names the debug endpoint answers to besides IP literals and
+    ``localhost`` (a name in front of it, such as ``node-a.internal``); any
+    other Host header is refused, which stops DNS rebinding."""
     engine_thread: bool
     """Run the core, sockets and timers on a thread of their own, so an
     application that blocks its event loop is not suspected by its peers.
@@ -170,6 +174,7 @@ class NodeConfig:
         transport: TransportConfig | None = None,
         sections: Mapping[str, object] | None = None,
         http: str | None = None,
+        http_hosts: tuple[str, ...] = (),
         engine_thread: bool = True,
         max_event_queue: int = 1_024,
         max_event_history: int = 256,
@@ -200,6 +205,7 @@ class NodeConfig:
             "transport": transport,
             "sections": types.MappingProxyType(merged),
             "http": http,
+            "http_hosts": http_hosts,
             "engine_thread": engine_thread,
             "max_event_queue": max_event_queue,
             "max_event_history": max_event_history,
@@ -257,6 +263,10 @@ class NodeConfig:
                 split_address(self.http)
             except (AddressError, TypeError) as exc:
                 raise ConfigError(f"{owner}.http: {exc}") from None
+        if not isinstance(self.http_hosts, tuple) or not all(
+            isinstance(h, str) and h and "/" not in h for h in self.http_hosts
+        ):
+            raise ConfigError(f"{owner}.http_hosts must be a tuple of host names")
         check_int(owner, "max_event_queue", self.max_event_queue, 1, 10_000_000)
         check_int(owner, "max_event_history", self.max_event_history, 1, 10_000_000)
         check_positive(owner, "leave_timeout_s", self.leave_timeout_s)
@@ -407,12 +417,13 @@ def config_from_mapping(
             raw["keyring"] = load_keyring(keyring_file)
         except KeyringError as exc:
             raise ConfigError(f"{where}: keyring_file: {exc}") from None
-    if "seeds" in raw:
-        if isinstance(raw["seeds"], str):
-            raise ConfigError(
-                f'{where}: seeds must be a list of host:port strings (seeds = ["{raw["seeds"]}"])'
-            )
-        raw["seeds"] = tuple(raw["seeds"])
+    for key, what in (("seeds", "host:port strings"), ("http_hosts", "host names")):
+        if key in raw:
+            if isinstance(raw[key], str):
+                raise ConfigError(
+                    f'{where}: {key} must be a list of {what} ({key} = ["{raw[key]}"])'
+                )
+            raw[key] = tuple(raw[key])
     if isinstance(raw.get("metadata"), str):
         raw["metadata"] = raw["metadata"].encode("utf-8")
     merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
