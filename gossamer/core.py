@@ -320,6 +320,16 @@ class NodeCore:
         self.swim.update_metadata(metadata, now)
         self._drain(self.swim, now)
 
+    def join(self, addresses: Iterable[str], now: float) -> None:
+        """Sync with ``addresses`` now (SWIM's ``join``); the view says who answered."""
+        self.swim.join(addresses, now)
+        self._drain(self.swim, now)
+
+    def force_leave(self, name: str, now: float) -> None:
+        """Mark the dead member ``name`` left, so it is reaped sooner (SWIM's ``force_leave``)."""
+        self.swim.force_leave(name, now)
+        self._drain(self.swim, now)
+
     # ---------------------------------------------------------------- routing
 
     def _drain(self, part: Part, now: float) -> None:

@@ -118,7 +118,10 @@ def agents(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
     started: list[Agent] = []
 
     def start(name: str, *args: str) -> Agent:
-        agent = Agent(name, tmp_path / f"{name}-{len(started)}.log", list(args))
+        own = list(args)
+        if "--control" not in own:  # each its own socket: names repeat across tests
+            own += ["--control", str(tmp_path / f"control-{len(started)}" / f"{name}.sock")]
+        agent = Agent(name, tmp_path / f"{name}-{len(started)}.log", own)
         started.append(agent)
         return agent
 

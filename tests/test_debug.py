@@ -255,6 +255,7 @@ async def test_members_sorted_with_counts_and_metadata(served: Served) -> None:
         "status": "alive",
         "metadata": base64.b64encode(b"role=web").decode(),
         "metadata_text": "role=web",
+        "tags": {},
         "for_s": 10.0,
     }
     assert n2["status"] == "dead"

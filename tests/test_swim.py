@@ -636,12 +636,18 @@ def test_the_full_state_is_bounded() -> None:
     assert b.stats.state_truncated == 1
 
 
-def test_tombstones_keep_no_metadata() -> None:
+def test_tombstones_travel_without_metadata_but_show_the_last() -> None:
     b = core(B)
     b.handle(A.address, Gossip((alive(C, meta=b"big" * 100),)), 1.0)
     dead = Claim("c", C.address, 1, 0, Status.DEAD, b"big" * 100, "a")
     b.handle(A.address, Gossip((dead,)), 2.0)
-    assert b.member("c").metadata == b""  # type: ignore[union-attr]
+    assert b.table.claim("c").metadata == b""  # type: ignore[union-attr]
+    assert b.member("c").metadata == b"big" * 100  # type: ignore[union-attr]
+    # Heard in the other order, the same.
+    other = core(B)
+    other.handle(A.address, Gossip((dead,)), 1.0)
+    other.handle(A.address, Gossip((alive(C, meta=b"big" * 100),)), 2.0)
+    assert other.member("c") == dataclasses.replace(b.member("c"), since=1.0)  # type: ignore[arg-type]
     # The same claim again is no news (it is compared as stored).
     before = b.queued_updates()
     b.handle(A.address, Gossip((dead,)), 3.0)

@@ -51,11 +51,20 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.names import NameClash
-from gossamer.runtime.keyring import Keyring, KeyringError, fingerprint, load_keyring
+from gossamer.runtime.control import ControlServer, Handler
+from gossamer.runtime.keyring import (
+    Keyring,
+    KeyringError,
+    decode_key,
+    fingerprint,
+    load_keyring,
+    save_keyring,
+)
 from gossamer.runtime.node import NameInUse, Node
 from gossamer.runtime.nodeconfig import NodeConfig, config_from_mapping, read_toml
 
@@ -242,12 +251,15 @@ def reload_keyring(keyring: Keyring, path: str) -> str:
     return ", ".join(parts)
 
 
-async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> int:
+async def run_agent(
+    config: NodeConfig, *, keyring_file: str | None = None, control: Path | None = None
+) -> int:
     """Run one node until SIGTERM or SIGINT, then leave and stop; the exit status.
 
     0 after a signal, 1 if the node cannot start (a port taken), 2 for a
     configuration the node refuses, 3 when another live node holds the name
-    and refuted this one.  ``keyring_file`` is the file SIGHUP
+    and refuted this one.  ``control`` is the control channel's socket
+    (``runtime/control.py``); None serves none.  ``keyring_file`` is the file SIGHUP
     reloads into ``config.keyring``.  Signal handlers are installed on the
     running loop, so this runs in the main thread (``asyncio.run``).
     """
@@ -297,8 +309,16 @@ async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> i
             return 1
         watch = asyncio.ensure_future(_name_lost(node))
         stop = asyncio.ensure_future(stopping.wait())
+        server = None
         try:
-            _log_ready(node, keyring_file)
+            if control is not None:
+                server = ControlServer(control, _commands(node, keyring_file, stopping))
+                try:
+                    await server.start()
+                except (LocalError, OSError) as exc:
+                    log.error("cannot serve the control channel on %s: %s", control, exc)
+                    return 2
+            _log_ready(node, keyring_file, control)
             await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
             if watch.done() and watch.result() is not None:
                 log.error("stopping: %s", watch.result())
@@ -314,6 +334,8 @@ async def run_agent(config: NodeConfig, *, keyring_file: str | None = None) -> i
         finally:
             watch.cancel()
             stop.cancel()
+            if server is not None:
+                await server.stop()
             await node.stop()
     finally:
         for sig in handled:
@@ -330,7 +352,59 @@ async def _name_lost(node: Node) -> NameInUse | None:
     return None
 
 
-def _log_ready(node: Node, keyring_file: str | None) -> None:
+def _commands(node: Node, keyring_file: str | None, stopping: asyncio.Event) -> Handler:
+    """What the control channel's commands do on this agent."""
+
+    async def handle(command: str, args: dict[str, Any]) -> Any:
+        if command == "join":
+            addresses = args.get("addresses")
+            if not isinstance(addresses, list) or not addresses:
+                raise LocalError("join: give one or more host:port addresses")
+            answered = await node.join(addresses, timeout_s=float(args.get("timeout_s", 10.0)))
+            log.info("control: join %s: %d answered", addresses, len(answered))
+            return {"answered": answered}
+        if command == "leave":
+            log.info("control: leaving the cluster")
+            stopping.set()
+            return {"leaving": node.name}
+        if command == "force-leave":
+            name = args.get("name")
+            await node.force_leave(name)  # type: ignore[arg-type]
+            log.info("control: forced %s to leave", name)
+            return {"name": name}
+        if command == "tags":
+            tags = await node.update_tags(args.get("set") or {}, args.get("delete") or ())
+            log.info("control: tags now %s", tags)
+            return {"tags": tags}
+        if command == "keys":
+            return _keys(node, keyring_file, args)
+        raise LocalError(f"unknown command {command!r}")
+
+    return handle
+
+
+def _keys(node: Node, keyring_file: str | None, args: dict[str, Any]) -> dict[str, Any]:
+    """``keys list|install|use|remove`` on this node's keyring, written back to its file."""
+    keyring = node.config.keyring
+    if keyring is None:
+        raise LocalError("this node runs in plaintext: it has no keyring")
+    op = args.get("op")
+    if op != "list":
+        if op not in ("install", "use", "remove"):
+            raise LocalError(f"keys: list, install, use or remove, not {op!r}")
+        if keyring_file is None:
+            raise LocalError("this node's keyring has no file to keep a change in (--keyring)")
+        try:
+            key = decode_key(args.get("key", ""))
+            getattr(keyring, op)(key)
+            save_keyring(keyring_file, keyring)
+        except KeyringError as exc:
+            raise LocalError(str(exc)) from None
+        log.info("control: keys %s %s: keys now %s", op, fingerprint(key), keyring.fingerprints())
+    return {"primary": fingerprint(keyring.primary), "keys": keyring.fingerprints()}
+
+
+def _log_ready(node: Node, keyring_file: str | None, control: Path | None = None) -> None:
     config = node.config
     seeds = ", ".join(config.seeds) if config.seeds else "none: starting a new cluster"
     log.info(
@@ -352,4 +426,6 @@ def _log_ready(node: Node, keyring_file: str | None) -> None:
             len(config.keyring),
             config.keyring.fingerprints(),
         )
+    if control is not None:
+        log.info("control channel at %s (gossamer join, leave, force-leave, tags, keys)", control)
     log.info("SIGTERM or Ctrl-C leaves the cluster and stops")

@@ -222,6 +222,9 @@ def _duration(value: object) -> str:
 
 
 def _metadata_text(row: dict[str, Any]) -> str:
+    tags = row.get("tags")
+    if isinstance(tags, dict) and tags:
+        return ",".join(f"{k}={v}" for k, v in sorted(tags.items()))
     text = row.get("metadata_text")
     if isinstance(text, str):
         return text.replace("\n", "\\n")

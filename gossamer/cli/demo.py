@@ -332,6 +332,11 @@ class _Story:
                 f"{_gossamer_command()} ring --http {first.http} --key user:42 -n 3",
                 "which nodes own a key (without --key: each node's share of the ring)",
             ),
+            (
+                f"{_gossamer_command()} tags set role=web "
+                f"--control {self.workdir / 'control' / (other.name + '.sock')}",
+                f"tag {other.name} (then: members --http {first.http} --tag role=web)",
+            ),
             (f"curl {first.url}/metrics", "Prometheus metrics"),
             (f"kill -9 {other.pid}", f"crash {other.name}: the others declare it dead"),
             (f"kill {other.pid}", f"stop {other.name} (SIGTERM): it leaves, the others see 'left'"),
@@ -408,6 +413,8 @@ class _Story:
             "local",
             "--data-dir",
             str(self.workdir / "data"),
+            "--control",  # its own sockets: two demos, or a real agent, may run here too
+            str(self.workdir / "control" / f"{agent.name}.sock"),
         ]
         if join is not None:
             command += ["--join", join]

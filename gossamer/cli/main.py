@@ -55,23 +55,120 @@ def _agent(args: argparse.Namespace) -> int:
         print(f"gossamer agent: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.name, args.log_level, args.log_format)
-    return asyncio.run(run_agent(config, keyring_file=keyring_file))
+    control = None
+    if not args.no_control:
+        from pathlib import Path
+
+        from gossamer.runtime.control import default_path
+
+        control = Path(args.control) if args.control else default_path(config.name)
+    return asyncio.run(run_agent(config, keyring_file=keyring_file, control=control))
+
+
+def _control_path(args: argparse.Namespace) -> object:
+    """The socket of the agent the command is for: --control, --name, or the only one."""
+    from pathlib import Path
+
+    from gossamer.runtime.control import ControlError, default_path
+
+    if args.control:
+        return Path(args.control)
+    if args.name:
+        return default_path(args.name)
+    found = sorted(default_path("x").parent.glob("*.sock"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ControlError(
+            f"no agent's control socket in {default_path('x').parent} (is one running, "
+            "under this user?)"
+        )
+    names = ", ".join(p.stem for p in found)
+    raise ControlError(f"several agents run here ({names}): say which with --name")
+
+
+def _control(
+    command: str, build: Callable[[argparse.Namespace], dict[str, object]]
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from gossamer.errors import LocalError
+        from gossamer.runtime.control import call
+
+        try:
+            path = _control_path(args)
+            assert isinstance(path, Path)
+            result = call(path, command, build(args))
+        except LocalError as exc:
+            print(f"gossamer {args.command}: {exc}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(_describe(args.command, result))
+        return 0
+
+    return run
+
+
+def _describe(command: str, result: object) -> str:
+    if not isinstance(result, dict):
+        return str(result)
+    if command == "join":
+        answered = result.get("answered") or []
+        return f"joined: {len(answered)} answered" + "".join(f"\n  {a}" for a in answered)
+    if command == "leave":
+        return f"{result.get('leaving')} is leaving the cluster and will stop"
+    if command == "force-leave":
+        return f"{result.get('name')} marked left; every node reaps it soon"
+    if command == "tags":
+        tags = result.get("tags") or {}
+        return "\n".join(f"{k}={v}" for k, v in sorted(tags.items())) or "(no tags)"
+    if command == "keys":
+        keys = result.get("keys") or []
+        primary = result.get("primary")
+        return "\n".join(f"{k}{'  (primary)' if k == primary else ''}" for k in keys)
+    return json.dumps(result)
+
+
+def _tags_args(args: argparse.Namespace) -> dict[str, object]:
+    from gossamer.membership.tags import parse_tag
+
+    if args.action == "set":
+        return {"set": dict(parse_tag(t) for t in args.items)}
+    return {"delete": list(args.items)}
+
+
+def _keys_args(args: argparse.Namespace) -> dict[str, object]:
+    if args.action != "list" and not args.key:
+        from gossamer.errors import LocalError
+
+        raise LocalError(f"keys {args.action} needs the key (base64): keys {args.action} KEY")
+    return {"op": args.action, "key": args.key or ""}
 
 
 def _members(args: argparse.Namespace) -> int:
     from gossamer.cli.client import EndpointError, fetch_json, fetch_members, format_members
+    from gossamer.errors import LocalError
+    from gossamer.membership.tags import parse_tag
 
     try:
+        wanted = [parse_tag(t) for t in args.tag or ()]
         rows = fetch_members(args.http)
+        rows = [r for r in rows if all((r.get("tags") or {}).get(k) == v for k, v in wanted)]
+        everything = args.all or bool(args.status)
+        if args.status:
+            rows = [r for r in rows if r.get("status") in args.status]
         if args.json:
-            shown = [r for r in rows if args.all or r.get("status") in ("alive", "suspect")]
+            shown = [r for r in rows if everything or r.get("status") in ("alive", "suspect")]
             print(json.dumps(shown, indent=2))
         else:
             node = fetch_json(args.http, "/api/node")
             name = node.get("name", "?") if isinstance(node, dict) else "?"
             print(f"members as seen by {name}:")
-            print(format_members(rows, include_gone=args.all))
-    except EndpointError as exc:
+            print(format_members(rows, include_gone=everything))
+    except (EndpointError, LocalError) as exc:
         print(f"gossamer members: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -271,7 +368,48 @@ def build_parser() -> argparse.ArgumentParser:
         default="text",
         help="text lines, or one JSON object per line for a log shipper (default text)",
     )
+    agent.add_argument(
+        "--control",
+        metavar="PATH",
+        help="the control channel's Unix socket (default $XDG_RUNTIME_DIR/gossamer/NAME.sock "
+        "or /tmp/gossamer-UID/NAME.sock)",
+    )
+    agent.add_argument("--no-control", action="store_true", help="serve no control channel")
     agent.set_defaults(run=_agent)
+
+    def control_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--control", metavar="PATH", help="the agent's control socket")
+        parser.add_argument("--name", metavar="NAME", help="the agent's name, to find its socket")
+        parser.add_argument("--json", action="store_true", help="print the agent's answer as JSON")
+
+    join = commands.add_parser("join", help="make a running agent join ADDR (one or more)")
+    join.add_argument("addresses", nargs="+", metavar="ADDR")
+    join.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (default 10)")
+    control_args(join)
+    join.set_defaults(
+        run=_control("join", lambda a: {"addresses": a.addresses, "timeout_s": a.timeout})
+    )
+    leave = commands.add_parser("leave", help="make a running agent leave the cluster and stop")
+    control_args(leave)
+    leave.set_defaults(run=_control("leave", lambda a: {}))
+    force = commands.add_parser(
+        "force-leave", help="mark a dead member left, so every node reaps it soon"
+    )
+    force.add_argument("member", metavar="NAME")
+    control_args(force)
+    force.set_defaults(run=_control("force-leave", lambda a: {"name": a.member}))
+    tags = commands.add_parser("tags", help="set or delete a running agent's tags")
+    tags.add_argument("action", choices=("set", "delete"))
+    tags.add_argument("items", nargs="+", metavar="KEY=VALUE|KEY")
+    control_args(tags)
+    tags.set_defaults(run=_control("tags", _tags_args))
+    keys = commands.add_parser(
+        "keys", help="list, install, use or remove a key on a running agent (its file too)"
+    )
+    keys.add_argument("action", choices=("list", "install", "use", "remove"))
+    keys.add_argument("key", nargs="?", metavar="KEY", help="the key, base64 (not for list)")
+    control_args(keys)
+    keys.set_defaults(run=_control("keys", _keys_args))
 
     members = commands.add_parser(
         "members", help="print the member table of a running agent (its debug endpoint)"
@@ -280,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--http", metavar="URL", required=True, help="the agent's debug endpoint, host:port or URL"
     )
     members.add_argument("--all", action="store_true", help="include dead and left members")
+    members.add_argument(
+        "--tag",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only members with this tag (repeatable)",
+    )
+    members.add_argument(
+        "--status",
+        action="append",
+        choices=("alive", "suspect", "dead", "left"),
+        help="only members in this status (repeatable)",
+    )
     members.add_argument("--json", action="store_true", help="print the rows as JSON")
     members.set_defaults(run=_members)
 

@@ -220,6 +220,7 @@ _ARRAY_HEADER_SLACK = 2  # msgpack's array header grows from 1 to 3 bytes past 1
 _RECENT_DEATHS = 64  # members declared dead lately, kept to gossip to
 _CLAIM_OVERHEAD_BYTES = 40  # a claim's encoding beyond its strings, at the most
 _MIN_CLAIM_BYTES = 16  # no claim is smaller than this
+_MAX_SEEDS = 256  # seeds and join() addresses kept for reconnecting
 _REFUSAL_FIRST_GAP_S = 5.0  # a refused join is said at once, again after this, then doubling
 _REFUSAL_MAX_GAP_S = 60.0
 _MAX_CORRECTIONS = 2  # newer claims sent back for stale ones; each may carry 512 B of metadata
@@ -512,6 +513,8 @@ class SwimCore:
         self._seq = 0
         self._joined = not self._seeds
         self._leaving = False
+        self._asked: frozenset[Address] = frozenset()  # the last join()'s addresses
+        self._answered: frozenset[Address] = frozenset()  # those of them that replied
         self._refused: JoinRefused | None = None  # the latest refusal of our join
         self._refusal_logged = (-1e18, 0.0)  # when the last refusal was emitted, the gap
         self._yielded: NodeId | None = None  # the life we gave the name up to
@@ -577,6 +580,7 @@ class SwimCore:
             key[1],
             self._refused if not self._joined else None,
             self._yielded,
+            self._answered,
         )
         self._view = (key, view)
         return view
@@ -695,6 +699,9 @@ class SwimCore:
             case PushPullReply(members=members):
                 self._merge_state(members, now)
                 self._out.close_stream(sender)
+                if sender in self._asked and sender not in self._answered:
+                    self._answered |= {sender}
+                    self._changes += 1
                 if not self._joined:
                     self._joined = True
                     self._changes += 1
@@ -761,6 +768,39 @@ class SwimCore:
         self._out.cancel_timer("probe")
         self._out.cancel_timer("probe-timeout")
         self._probe = None
+
+    def join(self, addresses: Iterable[str], now: float) -> None:
+        """Sync with ``addresses`` now, as with seeds (a first join, or two
+        clusters made one); they are kept as seeds for reconnecting.  The view's
+        ``answered`` lists those that replied.  LocalError for a bad address."""
+        if self._leaving or self._yielded is not None:
+            raise LocalError("this node has left the cluster; it cannot join again")
+        parsed = sorted({parse_address(a) for a in addresses} - {self.me.address})
+        if len(self._seeds) + len(parsed) > _MAX_SEEDS:
+            raise LocalError(f"at most {_MAX_SEEDS} seeds; {len(self._seeds)} are known")
+        self._seeds = sorted({*self._seeds, *parsed})
+        self._asked = frozenset(parsed)
+        self._answered = frozenset()
+        self._changes += 1
+        state = self._full_state(self.table.claims())
+        for address in parsed:
+            self._out.stream(address, PushPull(True, state))
+
+    def force_leave(self, name: str, now: float) -> None:
+        """Mark the dead member ``name`` left, so it is reaped in
+        ``reap_left_after_s`` instead of ``reap_dead_after_s``; if it is in fact
+        alive it refutes, as it would a death.  LocalError for this node's own
+        name, an unknown name, or a member not dead."""
+        if name == self.me.name:
+            raise LocalError("force_leave is for another member; this node leaves with leave()")
+        held = self.table.claim(name)
+        if held is None:
+            raise LocalError(f"no member is named {name!r}")
+        if held.status is not Status.DEAD:
+            raise LocalError(
+                f"{name} is {held.status.name.lower()}; only a dead member can be forced to leave"
+            )
+        self._process(dataclasses.replace(held, status=Status.LEFT, source=self.me.name), now)
 
     def update_metadata(self, metadata: bytes, now: float) -> None:
         """Publish new metadata under a higher incarnation.  A caller's mistake
@@ -985,6 +1025,7 @@ class SwimCore:
             return self._about_me(claim, now)
         before = self.table.claim(claim.name)
         if before is not None and claim_order(claim) < claim_order(before):
+            self.table.remember(claim)  # a tombstone shows the last metadata, in any order
             return before
         if len(claim.metadata) > self.config.max_metadata_bytes:
             self.stats.claims_refused += 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gossamer.failure.names import JoinRefused
-from gossamer.ids import NodeId
+from gossamer.ids import Address, NodeId
 from gossamer.membership.members import Member, Status
 from gossamer.observe import ApiRequest, Family, Route, Sample
 
@@ -59,6 +59,8 @@ class SwimView:
     """While not joined: the latest seed's refusal (another live node has the name)."""
     yielded_to: NodeId | None = None
     """The life this node gave its name up to; it takes no further part."""
+    answered: frozenset[Address] = frozenset()
+    """Of the addresses of the last ``join()``, those that replied."""
 
     def routes(self) -> Mapping[str, Route]:
         return {"members": self._members_route}
@@ -94,5 +96,6 @@ def member_json(member: Member, now: float) -> dict[str, Any]:
         "status": member.status.name.lower(),
         "metadata": base64.b64encode(member.metadata).decode("ascii"),
         "metadata_text": text,
+        "tags": member.tags,
         "for_s": round(now - member.since, 3),
     }

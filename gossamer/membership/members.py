@@ -25,7 +25,9 @@ What a transition means to the application -- joined, updated, suspect,
 alive again, dead, left -- is one table, :data:`TRANSITIONS`, read by one
 choke point, :meth:`MemberTable.apply`.  Dead and left members stay in the
 table (as tombstones that stop an old claim from bringing them back) until
-they are *reaped*, a configured time after they died or left.
+they are *reaped*, a configured time after they died or left; a tombstone
+shows the member's last metadata where this node saw it alive, but travels
+without it.
 
 Invariants:
 
@@ -71,6 +73,7 @@ from typing import Final, TypeAlias
 from gossamer.clocks import MAX_COUNTER
 from gossamer.errors import LocalError
 from gossamer.ids import Address, AddressError, NodeId, is_valid_name, parse_address
+from gossamer.membership.tags import decode_tags
 from gossamer.wire import Record
 
 
@@ -159,6 +162,11 @@ class Member:
     @property
     def node_id(self) -> NodeId:
         return NodeId(self.name, self.address, self.epoch)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The metadata as tags (``membership/tags.py``); empty for any other form."""
+        return decode_tags(self.metadata)
 
 
 # --------------------------------------------------------------------------
@@ -288,10 +296,17 @@ old entry passed along as ``previous``."""
 class _Entry:
     claim: Claim
     since: float
+    last_metadata: bytes = b""
+    """A dead or left member's metadata while it was alive, kept here (never
+    sent: tombstones travel without it) so an operator sees what died: that of
+    the greatest live claim of this life the table was given, in any order."""
+    last_live: tuple[int, int, int, str, bytes] | None = None
+    """The order of that claim."""
 
     def view(self) -> Member:
         c = self.claim
-        return Member(c.name, c.address, c.epoch, c.incarnation, c.status, c.metadata, self.since)
+        metadata = c.metadata if c.status.live else self.last_metadata
+        return Member(c.name, c.address, c.epoch, c.incarnation, c.status, metadata, self.since)
 
 
 class MemberTable:
@@ -421,6 +436,7 @@ class MemberTable:
         entry = self._by_name.get(claim.name)
         if entry is not None:
             if claim_order(claim) <= claim_order(entry.claim):
+                self.remember(claim)
                 return None
             if not _counters_in_range(claim) or (
                 (claim.address != entry.claim.address or claim.epoch != entry.claim.epoch)
@@ -436,6 +452,22 @@ class MemberTable:
                 self.refused_full += 1
                 return None
         return self._install(claim, entry, now)
+
+    def remember(self, claim: Claim) -> None:
+        """Keep the metadata of ``claim``, older than the entry, for the entry's
+        tombstone if it is the greatest live claim of that life seen so far."""
+        entry = self._by_name.get(claim.name)
+        if (
+            entry is None
+            or not claim.status.live
+            or entry.claim.status.live
+            or claim.epoch != entry.claim.epoch
+            or not _counters_in_range(claim)
+        ):
+            return
+        order = claim_order(claim)
+        if entry.last_live is None or order > entry.last_live:
+            entry.last_metadata, entry.last_live = claim.metadata, order
 
     def set_local(self, claim: Claim, now: float) -> list[MemberEvent]:
         """Install a new claim about the local node (a refutation, new metadata, leaving).
@@ -483,7 +515,11 @@ class MemberTable:
         else:
             if not same_life or entry.claim.status is not claim.status:
                 entry.since = now
+            if not same_life:
+                entry.last_metadata, entry.last_live = b"", None
             entry.claim = claim
+        if claim.status.live:
+            entry.last_metadata, entry.last_live = claim.metadata, claim_order(claim)
         member = entry.view()
         events: list[MemberEvent] = []
         for ev in TRANSITIONS[(old_status, claim.status)]:

@@ -28,14 +28,15 @@ import concurrent.futures
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
-from gossamer.ids import Address
+from gossamer.ids import Address, parse_address
 from gossamer.membership.members import Member
+from gossamer.membership.tags import encode_tags
 from gossamer.parts import NodeEvent
 from gossamer.ring.ring import Ring
 from gossamer.runtime.engine import Engine, NameInUse, NodeStopped, boot_epoch
@@ -179,6 +180,7 @@ class Node:
         self._view: NodeView | None = None
         # Set on the application's loop once the node joined, or stopped.
         self._joined_or_stopped = asyncio.Event()
+        self._answers = asyncio.Event()  # set when a join() target answers
         self._streams: set[EventStream] = set()
         self._shed_closed = 0  # events shed by streams since closed
         self._left = False
@@ -331,6 +333,60 @@ class Node:
             )
         await self._on_engine(self._engine_call(lambda c, now: c.update_metadata(metadata, now)))
 
+    async def join(self, addresses: Iterable[str], *, timeout_s: float | None = 10.0) -> list[str]:
+        """Sync with ``addresses`` now and wait (at most ``timeout_s``) for their
+        answers; the addresses that answered, sorted.  They are kept as seeds,
+        so a node that started alone joins a cluster this way, and two clusters
+        become one.  An empty list means none answered in time (the log and
+        ``/healthz`` say why)."""
+        self._check_running()
+        if isinstance(addresses, str) or not isinstance(addresses, Iterable):
+            raise LocalError("join(addresses): a list of host:port strings, not a str")
+        wanted_text = list(addresses)
+        for item in wanted_text:
+            if not isinstance(item, str):
+                raise LocalError(f"join(addresses): host:port strings, got {item!r}")
+        _check_timeout("join", timeout_s)
+        wanted = {parse_address(a) for a in wanted_text} - {self.address}
+        await self._on_engine(self._engine_call(lambda c, now: c.join(wanted_text, now)))
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while not wanted <= self._current().swim.answered:
+            self._answers.clear()
+            if wanted <= self._current().swim.answered:
+                break
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answers.wait(), left)
+        return sorted(str(a) for a in self._current().swim.answered & wanted)
+
+    async def force_leave(self, name: str) -> None:
+        """Mark the dead member ``name`` left, so every node reaps it after
+        ``swim.reap_left_after_s``; a member that is in fact alive refutes it.
+        LocalError for an unknown name, this node's name, or a member not dead."""
+        self._check_running()
+        if not isinstance(name, str):
+            raise LocalError(f"force_leave(name): name must be a str, got {type(name).__name__}")
+        await self._on_engine(self._engine_call(lambda c, now: c.force_leave(name, now)))
+
+    async def update_tags(
+        self, set: Mapping[str, str] | None = None, delete: Iterable[str] = ()
+    ) -> dict[str, str]:
+        """Publish this node's tags (``membership/tags.py``) with ``set`` added
+        and the keys in ``delete`` removed; the tags now published.  Metadata in
+        another form is replaced."""
+        self._check_running()
+        if isinstance(delete, str):
+            raise LocalError("update_tags(delete): a list of keys, not a str")
+        tags = dict(self.local.tags)
+        tags.update(set or {})
+        for key in delete:
+            tags.pop(key, None)
+        await self.update_metadata(encode_tags(tags))
+        return tags
+
     async def leave(self) -> None:
         """Leave the cluster gracefully: peers see this node *left*, not dead.
 
@@ -432,6 +488,8 @@ class Node:
                 stream.push(typed)
         if joined:
             self._on_app_loop(self._joined_or_stopped.set)
+        if before is not None and view.swim.answered != before.swim.answered:
+            self._on_app_loop(self._answers.set)
 
     def _on_app_loop(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the application's loop: now when called on its
