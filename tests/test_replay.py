@@ -60,16 +60,16 @@ class Capture:
     def __init__(self, node: Node, port: int) -> None:
         transport = node._engine.transport
         assert transport is not None and transport._udp is not None
-        protocol = transport._udp.get_protocol()
+        udp = transport._udp
         self.packets: list[bytes] = []
-        original = protocol._on_datagram  # type: ignore[attr-defined]
+        original = udp._on_datagram
 
         def record(data: bytes, source: tuple[object, ...] = ()) -> None:
             if len(source) >= 2 and source[1] == port:
                 self.packets.append(bytes(data))
             original(data, source)
 
-        protocol._on_datagram = record  # type: ignore[attr-defined]
+        udp._on_datagram = record
 
 
 def replay(packets: list[bytes], to: Node) -> None:

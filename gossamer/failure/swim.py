@@ -91,6 +91,7 @@ __all__ = [
 ]
 
 import dataclasses
+import math
 import random
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -515,6 +516,8 @@ class SwimCore:
         self._leaving = False
         self._asked: frozenset[Address] = frozenset()  # the last join()'s addresses
         self._answered: frozenset[Address] = frozenset()  # those of them that replied
+        self._gossip_at = 0.0  # the gossip tick's next beat
+        self._gossiping = False  # the gossip timer is set
         self._refused: JoinRefused | None = None  # the latest refusal of our join
         self._refusal_logged = (-1e18, 0.0)  # when the last refusal was emitted, the gap
         self._yielded: NodeId | None = None  # the life we gave the name up to
@@ -653,12 +656,11 @@ class SwimCore:
         rng = self._rng
         self.table.booted(now)
         self._changes += 1
-        self._enqueue(self.table.local_claim)
         # Random first deadlines so nodes booted together do not probe in lockstep.
         self._out.set_timer("probe", now + rng.uniform(0, cfg.probe_interval_s))
-        self._out.set_timer("gossip", now + rng.uniform(0, cfg.gossip_interval_s))
+        self._gossip_at = now + rng.uniform(0, cfg.gossip_interval_s)
+        self._enqueue(self.table.local_claim, now)
         self._out.set_timer("push-pull", now + rng.uniform(0.5, 1) * cfg.push_pull_interval_s)
-        self._out.set_timer("reap", now + cfg.probe_interval_s)
         if self._seeds:
             self._join(now)
 
@@ -725,12 +727,6 @@ class SwimCore:
             self._gossip_tick(now)
         elif key == "push-pull":
             self._push_pull_tick(now)
-        elif key == "reap":
-            reaped = self.table.reap(now)
-            if reaped:
-                self._changes += 1
-            self._emit_all(reaped)
-            self._out.set_timer("reap", now + self.config.probe_interval_s)
         elif key == "join":
             if not self._joined:
                 self._join(now)
@@ -823,6 +819,10 @@ class SwimCore:
             self._finish_probe(self._probe, now)
         self._probe = None
         self._out.set_timer("probe", now + self.awareness.scale(cfg.probe_interval_s))
+        reaped = self.table.reap(now)  # on the probe's tick: one wake-up fewer a second
+        if reaped:
+            self._changes += 1
+            self._emit_all(reaped)
         target = self._next_target()
         if target is None:
             return
@@ -975,13 +975,13 @@ class SwimCore:
         self._suspicions[claim.name] = suspicion
         self._out.set_timer(("suspicion", claim.name), suspicion.deadline)
 
-    def _confirm(self, claim: Claim) -> None:
+    def _confirm(self, claim: Claim, now: float) -> None:
         """An independent member suspects the same life and incarnation."""
         suspicion = self._suspicions.get(claim.name)
         if suspicion is not None and suspicion.confirm(claim.source):
             self._out.set_timer(("suspicion", claim.name), suspicion.deadline)
             # Pass the confirmation on, so the others can count it too.
-            self._enqueue(claim)
+            self._enqueue(claim, now)
 
     # ---------------------------------------------------------------- news
 
@@ -1041,11 +1041,11 @@ class SwimCore:
                 and before.status is Status.SUSPECT
                 and claim_order(claim) == claim_order(before)
             ):
-                self._confirm(claim)
+                self._confirm(claim, now)
             elif before is None or claim_order(claim) > claim_order(before):
                 self.stats.claims_refused += 1
             return None
-        self._enqueue(claim)
+        self._enqueue(claim, now)
         if claim.status is Status.SUSPECT:
             self._start_suspicion(claim, now)
         elif self._suspicions.pop(claim.name, None) is not None:
@@ -1146,14 +1146,14 @@ class SwimCore:
         mine = Claim(local.name, local.address, epoch, 0, Status.ALIVE, local.metadata, local.name)
         self._changes += 1
         self._emit_all(self.table.set_local(mine, now))
-        self._enqueue(mine)
+        self._enqueue(mine, now)
         self._send(other.address, Gossip(()), first=(mine,))  # the other life yields on it
 
     def _yield(self, other: NodeId) -> None:
         """Give the name up to ``other``: take no further part (rule 3)."""
         self._yielded = other
         self._changes += 1
-        for key in ("probe", "probe-timeout", "gossip", "push-pull", "reap", "join"):
+        for key in ("probe", "probe-timeout", "gossip", "push-pull", "join"):
             self._out.cancel_timer(key)
         for name in self._suspicions:
             self._out.cancel_timer(("suspicion", name))
@@ -1162,6 +1162,7 @@ class SwimCore:
         self._suspicions.clear()
         self._relays.clear()
         self._probe = None
+        self._gossiping = False
         self._out.emit(NameClash(other, False, self.me.epoch))
 
     def _set_local(
@@ -1174,7 +1175,7 @@ class SwimCore:
         )
         self._changes += 1
         self._emit_all(self.table.set_local(claim, now))
-        self._enqueue(claim)
+        self._enqueue(claim, now)
 
     # ---------------------------------------------------------------- gossip and sync
 
@@ -1205,18 +1206,31 @@ class SwimCore:
             return
         self._out.datagram(to, message)
 
-    def _enqueue(self, claim: Claim) -> None:
+    def _enqueue(self, claim: Claim, now: float) -> None:
         self._queue.push(claim.name, claim, _claim_bytes(claim))
         self.stats.updates_shed = self._queue.shed
+        if not self._gossiping and self._started:
+            # The gossip tick runs only while there is news: an idle node does
+            # not wake every gossip interval for nothing.  It resumes on the
+            # beat it kept, so gossip goes out when it always would have.
+            interval = self.config.gossip_interval_s
+            at = self._gossip_at
+            if at < now:
+                at += math.ceil((now - at) / interval) * interval
+            self._gossip_at = at
+            self._gossiping = True
+            self._out.set_timer("gossip", at)
 
     def _retransmit_limit(self) -> int:
         return retransmit_limit(self.config.retransmit_mult, self.table.live_count())
 
     def _gossip_tick(self, now: float) -> None:
         cfg = self.config
-        self._out.set_timer("gossip", now + cfg.gossip_interval_s)
+        self._gossip_at = now + cfg.gossip_interval_s
         if not len(self._queue):
+            self._gossiping = False  # until the next news (``_enqueue``)
             return
+        self._out.set_timer("gossip", self._gossip_at)
         targets = self._random_members(cfg.gossip_nodes, exclude=None, statuses=None)
         for name in self._recently_dead(now):
             if len(targets) >= cfg.gossip_nodes + 1:

@@ -62,7 +62,7 @@ import os
 import socket
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -218,22 +218,85 @@ class _Stream:
         return self.session + (b"o" if from_opener else b"a") + count.to_bytes(8, "big")
 
 
-def _buffered(udp: asyncio.DatagramTransport) -> int:
-    """Bytes the datagram transport holds for the kernel (selector loops keep a buffer)."""
-    size: Callable[[], int] | None = getattr(udp, "get_write_buffer_size", None)
-    return size() if size is not None else 0
+class _Udp:
+    """The node's UDP socket on the loop, without asyncio's datagram transport.
 
+    That transport receives into a fresh 256 KiB buffer per datagram; this one
+    receives into one buffer of the largest datagram accepted (plus one byte,
+    so a larger one shows as oversize) and drains what is ready, up to
+    ``_READ_BURST`` datagrams, per wake-up.  Sends go straight to the socket;
+    what the kernel will not take yet waits in a queue the caller bounds
+    (``buffered``) and is written when the socket can take it.
+    """
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes, tuple[object, ...]], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        max_datagram_bytes: int,
+        on_datagram: Callable[[bytes, tuple[object, ...]], None],
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._buffer = bytearray(max_datagram_bytes + 1)
+        self._view = memoryview(self._buffer)
         self._on_datagram = on_datagram
+        self._waiting: deque[tuple[bytes, tuple[str, int]]] = deque()
+        self.buffered = 0
+        """Bytes waiting for the kernel."""
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._read)
 
-    def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
-        self._on_datagram(data, addr)
+    def _read(self) -> None:
+        for _ in range(_READ_BURST):
+            try:
+                n, source = self._sock.recvfrom_into(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                # ICMP port unreachable and the like: the peer is gone; SWIM will notice.
+                log.debug("udp error: %s", exc)
+                continue
+            self._on_datagram(bytes(self._view[:n]), source)
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the peer is gone; SWIM will notice.
-        log.debug("udp error: %s", exc)
+    def sendto(self, packet: bytes, to: tuple[str, int]) -> None:
+        if not self._waiting:
+            try:
+                self._sock.sendto(packet, to)
+                return
+            except (BlockingIOError, InterruptedError):
+                self._loop.add_writer(self._sock.fileno(), self._flush)
+            except OSError as exc:
+                log.debug("udp send to %s: %s", to, exc)
+                return
+        self._waiting.append((packet, to))
+        self.buffered += len(packet)
+
+    def _flush(self) -> None:
+        while self._waiting:
+            packet, to = self._waiting[0]
+            try:
+                self._sock.sendto(packet, to)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.debug("udp send to %s: %s", to, exc)
+            self._waiting.popleft()
+            self.buffered -= len(packet)
+        self._loop.remove_writer(self._sock.fileno())
+
+    def close(self) -> None:
+        fd = self._sock.fileno()
+        if fd >= 0:
+            self._loop.remove_reader(fd)
+            self._loop.remove_writer(fd)
+            self._sock.close()
+        self._waiting.clear()
+        self.buffered = 0
+
+
+_READ_BURST = 64
+"""Datagrams read per wake-up at most, so a flood cannot hold the loop."""
 
 
 class Transport:
@@ -266,7 +329,7 @@ class Transport:
         self.address: Address = Address("")
         """The advertised address, known once :meth:`start` has bound the sockets."""
         self._header = b""
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: _Udp | None = None
         self._server: asyncio.Server | None = None
         self._streams: dict[Address, list[_Stream]] = {}  # ready or connecting, by peer
         self._handshaking: set[_Stream] = set()  # accepted, waiting for the hello
@@ -292,11 +355,11 @@ class Transport:
                 self._accept, host, port, family=family, reuse_address=True
             )
             bound = server.sockets[0].getsockname()[1]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                udp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Datagrams(self._on_datagram), local_addr=(host, bound), family=family
-                )
+                sock.bind((host, bound))
             except OSError:
+                sock.close()
                 server.close()
                 await server.wait_closed()
                 if port != 0 or attempt == 19:
@@ -304,7 +367,7 @@ class Transport:
                 continue
             break
         self._server = server
-        self._udp = udp
+        self._udp = _Udp(loop, sock, self._wire.max_datagram_bytes, self._on_datagram)
         if self._advertise_setting is not None:
             self.address = parse_address(self._advertise_setting)
         else:
@@ -384,7 +447,7 @@ class Transport:
         envelope = self._encode(message, limit)
         if envelope is None:
             return
-        if _buffered(udp) > self._config.max_udp_queue_bytes:
+        if udp.buffered > self._config.max_udp_queue_bytes:
             self.stats.shed["udp_send"] += 1
             return
         try:
@@ -400,9 +463,7 @@ class Transport:
             return
         self._sendto(udp, packet, ip, port, kind)
 
-    def _sendto(
-        self, udp: asyncio.DatagramTransport, packet: bytes, ip: str, port: int, kind: str
-    ) -> None:
+    def _sendto(self, udp: _Udp, packet: bytes, ip: str, port: int, kind: str) -> None:
         udp.sendto(packet, (ip, port))
         self.stats.messages_out[kind] += 1
         self.stats.bytes_out[kind] += len(packet)
