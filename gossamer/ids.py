@@ -25,6 +25,7 @@ __all__ = [
     "split_address",
 ]
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -93,13 +94,30 @@ def _split(addr: str) -> tuple[str, int]:
 
 def split_address(addr: str) -> tuple[str, int]:
     """Split ``host:port`` (or ``[v6]:port``) into its parts, validating both."""
-    host, port = _split(addr)
-    address(host, port)  # validates both parts
-    return host, port
+    if type(addr) is str:
+        return _split_valid(addr)
+    _split(addr)  # raises the AddressError for a non-string
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def parse_address(addr: str) -> Address:
     """Validate ``host:port`` (or ``[v6]:port``) and return it as an :data:`Address`."""
+    if type(addr) is str:
+        return _parse_valid(addr)
+    return address(*_split(addr))
+
+
+# Memoised: every datagram names its sender, and every send splits its target;
+# the addresses a node sees are few.  Errors are not cached.
+@functools.lru_cache(maxsize=4_096)
+def _split_valid(addr: str) -> tuple[str, int]:
+    host, port = _split(addr)
+    address(host, port)
+    return host, port
+
+
+@functools.lru_cache(maxsize=4_096)
+def _parse_valid(addr: str) -> Address:
     return address(*_split(addr))
 
 

@@ -1227,8 +1227,9 @@ class SwimCore:
     def _gossip_tick(self, now: float) -> None:
         cfg = self.config
         self._gossip_at = now + cfg.gossip_interval_s
-        if not len(self._queue):
-            self._gossiping = False  # until the next news (``_enqueue``)
+        others = self.table.live_count() - self.table.local_claim.status.live
+        if not len(self._queue) or (others <= 0 and not self._recent_deaths):
+            self._gossiping = False  # until the next news (``_enqueue``): nobody to tell
             return
         self._out.set_timer("gossip", self._gossip_at)
         targets = self._random_members(cfg.gossip_nodes, exclude=None, statuses=None)

@@ -56,6 +56,7 @@ __all__ = ["Receiver", "Transport", "TransportConfig", "TransportStats"]
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -99,6 +100,7 @@ _UNOPENED = {
 """Why packets that do not open most likely did not, by reason."""
 
 
+@functools.lru_cache(maxsize=4_096)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
