@@ -39,11 +39,13 @@ __all__ = [
     "RefusedJoin",
     "blocking_holder",
     "joiner_claim",
+    "name_note",
 ]
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gossamer.effects import EventNote
 from gossamer.ids import Address, NodeId
 from gossamer.membership.members import Claim, Status, claim_order
 from gossamer.wire import Message, registry
@@ -100,3 +102,44 @@ def joiner_claim(members: Sequence[Claim], sender: Address) -> Claim | None:
 def blocking_holder(held: Claim | None, joiner: Claim) -> bool:
     """True if ``held``, the table's claim for the joiner's name, keeps the joiner out."""
     return held is not None and held.status is Status.ALIVE and held.address != joiner.address
+
+
+def name_note(event: object) -> EventNote | None:
+    """How this module's events read in a log (``SwimCore.describe`` defers here)."""
+    match event:
+        case NameRefused(joiner=joiner, holder=holder):
+            return EventNote(
+                "name-refused",
+                joiner,
+                detail=f"refused its join: the name is held by a live member at "
+                f"{holder.address} (epoch {holder.epoch})",
+                severity="warning",
+            )
+        case JoinRefused(seed=seed, holder=holder):
+            return EventNote(
+                "join-refused",
+                holder,
+                detail=f"the seed at {seed} refused this node's join: a live member at "
+                f"{holder.address} already has the name {holder.name!r}; retrying. "
+                "Give this node another name, or stop the other one",
+                severity="error",
+            )
+        case NameClash(other=other, kept=True, epoch=epoch):
+            return EventNote(
+                "name-clash",
+                other,
+                detail=f"another node at {other.address} claims this node's name "
+                f"{other.name!r}; refuted it (this node keeps the name under epoch "
+                f"{epoch}). Stop the other process or give it another name",
+                severity="error",
+            )
+        case NameClash(other=other, kept=False):
+            return EventNote(
+                "name-clash",
+                other,
+                detail=f"the node at {other.address} holds the name {other.name!r} "
+                "and refuted this node, which takes no further part in the cluster. "
+                "Give it another name",
+                severity="error",
+            )
+    return None

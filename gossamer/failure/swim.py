@@ -117,6 +117,7 @@ from gossamer.failure.names import (
     RefusedJoin,
     blocking_holder,
     joiner_claim,
+    name_note,
 )
 from gossamer.failure.view import SwimView
 from gossamer.ids import Address, NodeId, parse_address
@@ -606,42 +607,7 @@ class SwimCore:
                 return _note("left", m)
             case MemberReaped(member=m):
                 return _note("reaped", m)
-            case NameRefused(joiner=joiner, holder=holder):
-                return EventNote(
-                    "name-refused",
-                    joiner,
-                    detail=f"refused its join: the name is held by a live member at "
-                    f"{holder.address} (epoch {holder.epoch})",
-                    severity="warning",
-                )
-            case JoinRefused(seed=seed, holder=holder):
-                return EventNote(
-                    "join-refused",
-                    holder,
-                    detail=f"the seed at {seed} refused this node's join: a live member at "
-                    f"{holder.address} already has the name {holder.name!r}; retrying. "
-                    "Give this node another name, or stop the other one",
-                    severity="error",
-                )
-            case NameClash(other=other, kept=True, epoch=epoch):
-                return EventNote(
-                    "name-clash",
-                    other,
-                    detail=f"another node at {other.address} claims this node's name "
-                    f"{other.name!r}; refuted it (this node keeps the name under epoch "
-                    f"{epoch}). Stop the other process or give it another name",
-                    severity="error",
-                )
-            case NameClash(other=other, kept=False):
-                return EventNote(
-                    "name-clash",
-                    other,
-                    detail=f"the node at {other.address} holds the name {other.name!r} "
-                    "and refuted this node, which takes no further part in the cluster. "
-                    "Give it another name",
-                    severity="error",
-                )
-        return None
+        return name_note(event)
 
     def on_event(self, event: object, now: float) -> None:
         """SWIM follows no other part."""
