@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import random
 import socket
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -279,9 +280,28 @@ async def test_tcp_garbage_is_counted_and_the_node_keeps_serving(
         # A good hello, then a frame whose envelope is garbage: the stream is closed.
         (
             lambda challenge: (
-                hello(challenge) + _frame(sealer.seal(b"\xc1", _opener_context(challenge, 0)))
+                hello(challenge) + _frame(sealer.seal(b"\x00\xc1", _opener_context(challenge, 0)))
             ),
             "malformed",
+        ),
+        # A body with no known deflate flag, and a deflated one past the frame limit.
+        (
+            lambda challenge: (
+                hello(challenge) + _frame(sealer.seal(b"\x07\x90", _opener_context(challenge, 0)))
+            ),
+            "inflate",
+        ),
+        (
+            lambda challenge: (
+                hello(challenge)
+                + _frame(
+                    sealer.seal(
+                        b"\x01" + zlib.compress(bytes(victim.config.wire.max_frame_bytes + 1)),
+                        _opener_context(challenge, 0),
+                    )
+                )
+            ),
+            "inflate",
         ),
         # A good hello, then a frame sealed for the wrong position (a replay).
         (
@@ -498,3 +518,18 @@ async def test_an_oversize_send_is_refused_locally_and_counted(open_transport: O
     a.send_datagram(b.address, Note("fits"))
     await eventually(lambda: bool(b_inbox.messages), "b receives the message that fits")
     assert b_inbox.messages == [(a.address, Note("fits"))]
+
+
+def test_a_datagram_names_its_sender_in_binary_when_it_can() -> None:
+    from gossamer.runtime.transport import _read_sender, _sender_bytes
+
+    for text, size in (("10.1.2.3:7946", 7), ("[::1]:7946", 19), ("node-a.internal:7946", 21)):
+        raw = _sender_bytes(Address(text))
+        assert len(raw) == size
+        sender, n = _read_sender(raw + b"rest")
+        if sender is None:
+            assert raw[1 : 1 + n].decode() == text
+        else:
+            assert sender == text and raw[1 + n :] == b""
+    # An IPv6 literal not in its canonical form goes as text, so it reads back as given.
+    assert _read_sender(_sender_bytes(Address("[0:0::1]:7946")))[0] is None

@@ -133,7 +133,7 @@ async def test_frames_are_bound_to_their_position() -> None:
         challenge = (await reader.readexactly(20))[4:]
         raw = a.address.encode()
         hello = sealer.seal(bytes([len(raw)]) + raw, b"hello" + challenge)
-        frame = sealer.seal(registry.encode(Ping(1, "b")), challenge + b"o" + bytes(8))
+        frame = sealer.seal(b"\x00" + registry.encode(Ping(1, "b")), challenge + b"o" + bytes(8))
         writer.write(struct.pack(">I", len(hello)) + hello)
         writer.write(struct.pack(">I", len(frame)) + frame)
         writer.write(struct.pack(">I", len(frame)) + frame)  # the same frame again

@@ -82,9 +82,9 @@ def wire_room(
         max_datagram_bytes=wire.max_datagram_bytes,
         datagram_overhead=datagram_overhead_bytes,
         max_frame_bytes=wire.max_frame_bytes,
-        frame_overhead=SEALED_OVERHEAD,
+        frame_overhead=SEALED_OVERHEAD + 1,  # the seal, and the body's deflate flag
         max_stream_queue_bytes=transport.max_stream_queue_bytes,
-        queue_overhead=SEALED_OVERHEAD + 4,
+        queue_overhead=SEALED_OVERHEAD + 5,
     )
 
 

@@ -12,14 +12,17 @@ Every datagram and every stream frame is sealed by a
 :class:`~gossamer.runtime.keyring.Sealer` (AES-256-GCM with the cluster name as
 associated data, or an explicit plaintext marker).  Inside the seal:
 
-* a **datagram** is ``[n][sender address, n ASCII bytes][stamp, 8 bytes]
-  [message envelope]``: the sender names the address it is reached at, since
-  the UDP source address may differ from it (a wildcard bind, several
-  interfaces), and the stamp makes a replay of it worthless
-  (``freshness.py``);
+* a **datagram** is ``[sender][stamp, 8 bytes][message envelope]``: the
+  sender names the address it is reached at, since the UDP source address
+  may differ from it (a wildcard bind, several interfaces) -- ``[0xFF][IPv4,
+  4][port, 2]``, ``[0xFE][IPv6, 16][port, 2]`` or ``[n][n ASCII bytes]`` --
+  and the stamp makes a replay of it worthless (``freshness.py``); both are
+  under the seal, so a replay sent from elsewhere still names its sender;
 * a **stream** is a sequence of frames, each a 4-byte big-endian length and
   the sealed bytes.  The opener's first frame is its hello,
-  ``[n][address]``; every later frame is one message envelope.
+  ``[n][address]``; every later frame is ``[0][envelope]``, or
+  ``[1][envelope deflated]`` when that is smaller (a full state shrinks to
+  about 30%), inflated no further than the frame limit.
 
 Streams
 -------
@@ -63,6 +66,7 @@ import os
 import socket
 import struct
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -331,6 +335,7 @@ class Transport:
         self.address: Address = Address("")
         """The advertised address, known once :meth:`start` has bound the sockets."""
         self._header = b""
+        self._datagram_header = b""
         self._udp: _Udp | None = None
         self._server: asyncio.Server | None = None
         self._streams: dict[Address, list[_Stream]] = {}  # ready or connecting, by peer
@@ -375,7 +380,8 @@ class Transport:
         else:
             self.address = parse_address(f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}")
         raw = self.address.encode("ascii")
-        self._header = bytes([len(raw)]) + raw
+        self._header = bytes([len(raw)]) + raw  # what a hello names
+        self._datagram_header = _sender_bytes(self.address)
         self._sweeper = loop.create_task(self._sweep_idle())
         return self.address
 
@@ -444,7 +450,10 @@ class Transport:
         if udp is None or self._closed:
             return
         limit = (
-            self._wire.max_datagram_bytes - self.sealer.overhead - len(self._header) - STAMP_BYTES
+            self._wire.max_datagram_bytes
+            - self.sealer.overhead
+            - len(self._datagram_header)
+            - STAMP_BYTES
         )
         envelope = self._encode(message, limit)
         if envelope is None:
@@ -457,7 +466,7 @@ class Transport:
         except AddressError:
             self.stats.refused["address"] += 1
             return
-        packet = self.sealer.seal(self._header + self._stamper.next() + envelope)
+        packet = self.sealer.seal(self._datagram_header + self._stamper.next() + envelope)
         kind = type(message).__name__
         ip = self._resolved(host)
         if ip is None:
@@ -532,10 +541,11 @@ class Transport:
         if not plain:
             self._drop("sender", "datagram without a sender")
             return
-        n = plain[0]
-        sender = self._parse_sender(plain[1 : 1 + n])
+        sender, n = _read_sender(plain)
         if sender is None:
-            return
+            sender = self._parse_sender(plain[1 : 1 + n])
+            if sender is None:
+                return
         start = 1 + n + STAMP_BYTES
         if len(plain) < start:
             self._drop("sender", "datagram from %s without a stamp", sender)
@@ -610,7 +620,7 @@ class Transport:
     def send_stream(self, to: Address, message: Message) -> None:
         if self._closed:
             return
-        limit = self._wire.max_frame_bytes - self.sealer.overhead
+        limit = self._wire.max_frame_bytes - self.sealer.overhead - 1
         envelope = self._encode(message, limit)
         if envelope is None:
             return
@@ -619,10 +629,11 @@ class Transport:
             stream = self._open(to)
             if stream is None:
                 return
-        if self._write(stream, envelope):
+        body = _deflate(envelope)
+        if self._write(stream, body):
             kind = type(message).__name__
             self.stats.messages_out[kind] += 1
-            self.stats.bytes_out[kind] += len(envelope) + _LENGTH.size + self.sealer.overhead
+            self.stats.bytes_out[kind] += len(body) + _LENGTH.size + self.sealer.overhead
 
     def open_stream(self, to: Address) -> None:
         if not self._closed and self._current(to) is None:
@@ -854,8 +865,12 @@ class Transport:
                     self.peer_errors.pop(peer, None)
                 stream.inbound_frames += 1
                 stream.last_active = self._now()
+                envelope = _inflate(payload, limit)
+                if envelope is None:
+                    self._drop("inflate", "frame from %s does not inflate", peer)
+                    break
                 try:
-                    message = self._codec.decode(payload, limit)
+                    message = self._codec.decode(envelope, limit)
                 except WireError as exc:
                     self._drop(exc.reason.value, "frame from %s: %s", peer, exc)
                     break
@@ -912,6 +927,75 @@ class Transport:
                         if stream.task is not None:
                             stream.task.cancel()
                         self._forget(stream, notify=True)
+
+
+_RAW, _ZLIB = b"\x00", b"\x01"
+_DEFLATE_FROM_BYTES = 256  # smaller frames (pings of a stream, a hello) go as they are
+
+
+def _deflate(envelope: bytes) -> bytes:
+    """A stream frame's body: ``[0][envelope]``, or ``[1][zlib of it]`` when that is
+    smaller.  Full states are names and addresses over and over: they shrink."""
+    if len(envelope) >= _DEFLATE_FROM_BYTES:
+        packed = zlib.compress(envelope, 6)
+        if len(packed) < len(envelope):
+            return _ZLIB + packed
+    return _RAW + envelope
+
+
+def _inflate(body: bytes, limit: int) -> bytes | None:
+    """The envelope of a frame body; None if it is malformed or inflates past ``limit``."""
+    kind, data = body[:1], body[1:]
+    if kind == _RAW:
+        return data
+    if kind != _ZLIB:
+        return None
+    inflater = zlib.decompressobj()
+    try:
+        envelope = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        return None
+    if len(envelope) > limit or inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return envelope
+
+
+_V4, _V6 = 0xFF, 0xFE
+"""First byte of a datagram's sender in binary: an IPv4 or IPv6 literal and a port
+(7 or 19 bytes where the text takes up to 22 or 48).  Below them, the length of
+the address as ASCII."""
+
+
+def _sender_bytes(addr: Address) -> bytes:
+    """How a datagram names its sender (under the seal, so a replay cannot
+    change it): binary for an IP literal in its canonical form, else ASCII."""
+    host, port = split_address(addr)
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and str(ip) == host:
+        kind = _V4 if ip.version == 4 else _V6
+        return bytes([kind]) + ip.packed + port.to_bytes(2, "big")
+    raw = addr.encode("ascii")
+    return bytes([len(raw)]) + raw
+
+
+def _read_sender(plain: bytes) -> tuple[Address | None, int]:
+    """A binary sender and the bytes after the first it takes; for ASCII, (None, its length)."""
+    kind = plain[0]
+    if kind == _V4 and len(plain) >= 7:
+        return _binary_address(bytes(plain[1:7])), 6
+    if kind == _V6 and len(plain) >= 19:
+        return _binary_address(bytes(plain[1:19])), 18
+    return None, kind
+
+
+@functools.lru_cache(maxsize=4_096)
+def _binary_address(raw: bytes) -> Address:
+    ip = ipaddress.ip_address(raw[:-2])
+    port = int.from_bytes(raw[-2:], "big")
+    return Address(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}")
 
 
 def _host_of(source: object, *, port: bool) -> str:
