@@ -25,8 +25,10 @@ The run, in order:
    (sealed datagrams and stream frames, every message type, as the
    transport counts them; no IP/UDP headers) / N / window.  A window this
    soon after a mass join holds fewer push-pulls than the steady state
-   (each node's first periodic sync comes 0.5-1.5 sync intervals after its
-   join, 60 s at N = 50), so stderr also gives a steady-state estimate.
+   (every node syncs 0.5-1.5 s after its seed answers, all at once, then
+   every 0.5-1.5 sync intervals, 60 s at N = 50, so the syncs bunch up a
+   second after the join and drift apart only slowly), so stderr also gives
+   a steady-state estimate; ``benchmarks.idle_cost`` waits one interval.
 4. The stalled worker blocks its application loop while its engine thread
    runs, twice: in a blocking call (``time.sleep``, which releases the GIL)
    for ``--stall-s`` (20 s), then in pure-Python computation (which holds
