@@ -43,10 +43,11 @@ __all__ = ["MAX_EVENT_DEPTH", "NodeCore", "NodeStats", "NodeView"]
 
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Any, Final, TypeVar
 
+from gossamer.admin.keys import KeysView
 from gossamer.effects import (
     CancelTimer,
     CloseStream,
@@ -69,6 +70,8 @@ from gossamer.observe import DROPPED, PartView, counter
 from gossamer.ring.ring import Ring
 from gossamer.ring.view import RingView
 from gossamer.wire import Message
+
+_T = TypeVar("_T")
 
 MAX_EVENT_DEPTH: Final = 8
 """How many parts deep a chain of events may go (a part's event handed to a
@@ -109,6 +112,7 @@ class NodeView:
 
     swim: SwimView
     ring: RingView | None = None
+    keys: KeysView | None = None
     extra: Mapping[str, PartView] = field(default_factory=dict)
 
     def parts(self) -> dict[str, PartView]:
@@ -319,6 +323,17 @@ class NodeCore:
         """Publish new metadata; a caller's mistake raises LocalError at once (SWIM checks)."""
         self.swim.update_metadata(metadata, now)
         self._drain(self.swim, now)
+
+    def act(self, name: str, action: Callable[[Any], _T], now: float) -> _T:
+        """An application's call on the part ``name``: ``action(part)``, then what
+        it queued is passed on; LocalError if the node keeps no such part."""
+        part = self.part(name)
+        if part is None:
+            raise LocalError(f"this node keeps no {name} part")
+        try:
+            return action(part)
+        finally:
+            self._drain(part, now)
 
     def join(self, addresses: Iterable[str], now: float) -> None:
         """Sync with ``addresses`` now (SWIM's ``join``); the view says who answered."""

@@ -241,6 +241,9 @@ class PartContext:
     """Addresses to join through."""
     metadata: bytes = b""
     """Published with the node's membership."""
+    keyring: Any = None
+    """The runtime's keyring (``runtime/keyring.Keyring``), for the ``keys``
+    part to change in memory; None in plaintext and in the simulator."""
 
 
 C = TypeVar("C", bound=Section)

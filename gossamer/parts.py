@@ -19,6 +19,7 @@ __all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts"]
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
+from gossamer.admin import keys
 from gossamer.effects import PartContext, PartFactory, PartSpec
 from gossamer.errors import LocalError
 from gossamer.failure import swim
@@ -27,7 +28,7 @@ from gossamer.membership.members import MemberEvent
 from gossamer.ring import part as ring
 from gossamer.ring.tracker import RingChanged
 
-CATALOGUE: tuple[PartSpec[Any], ...] = (swim.SPEC, ring.SPEC)
+CATALOGUE: tuple[PartSpec[Any], ...] = (swim.SPEC, ring.SPEC, keys.SPEC)
 """Every part of a node, in part order.  SWIM comes first: it is the membership.
 Everything that lists the parts reads this name when it runs, never a copy."""
 

@@ -1214,6 +1214,7 @@ TYPE_ID_RANGES: Final[Mapping[str, range]] = types.MappingProxyType(
         "replicator": range(96, 128),
         "registries": range(128, 160),
         "messaging": range(160, 192),
+        "keys": range(192, 224),
     }
 )
 """The blocks of :data:`registry`'s type ids, one per part, by the part's name.

@@ -44,7 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gossamer.crdt",
     ),
     # 2 parts
-    ("gossamer.failure", "gossamer.ring.part", "gossamer.ring.view"),
+    ("gossamer.failure", "gossamer.ring.part", "gossamer.ring.view", "gossamer.admin"),
     # 3 the composer and the catalogue
     ("gossamer.core", "gossamer.parts"),
     # 4 drivers, and what runs on them

@@ -136,9 +136,12 @@ def test_the_control_channel_drives_a_running_agent(
 ) -> None:
     keys = tmp_path / "cluster.keys"
     assert gossamer("keygen", "--keyring", str(keys)).returncode == 0
-    a = start(agents, "a", tmp_path, "--keyring", str(keys))
-    b = start(agents, "b", tmp_path, "--keyring", str(keys))
-    c = start(agents, "c", tmp_path, "--keyring", str(keys), "--join", "127.0.0.1:1")
+    for name in "abc":  # each agent its own copy of the file, as on separate machines
+        (tmp_path / f"{name}.keys").write_bytes(keys.read_bytes())
+        (tmp_path / f"{name}.keys").chmod(0o600)
+    a = start(agents, "a", tmp_path, "--keyring", str(tmp_path / "a.keys"))
+    b = start(agents, "b", tmp_path, "--keyring", str(tmp_path / "b.keys"))
+    c = start(agents, "c", tmp_path, "--keyring", str(tmp_path / "c.keys"), "--join", "127.0.0.1:1")
     for agent in (a, b, c):
         wait_for(lambda agent=agent: control(agent).exists(), 15, "the control socket")
     path = control(a)
@@ -155,18 +158,26 @@ def test_the_control_channel_drives_a_running_agent(
     web = gossamer("members", "--http", a.url, "--tag", "role=web", "--status", "alive")
     assert [line.split()[0] for line in web.stdout.splitlines()[2:]] == ["b"], web.stdout
 
-    # Keys: install a new one everywhere, use it, remove the old: files follow.
+    # Keys across the cluster in three commands, each on one node; every file follows.
+    files = {agent.name: tmp_path / f"{agent.name}.keys" for agent in (a, b, c)}
     old = load_keyring(keys).primary
     new = generate_key()
-    for step in ("install", "use"):
-        for agent in (a, b, c):
-            assert cli(agent, "keys", step, encode_key(new)).returncode == 0
-    for agent in (a, b, c):
-        assert cli(agent, "keys", "remove", encode_key(old)).returncode == 0
+    for step, on, key in (("install", a, new), ("use", b, new), ("remove", c, old)):
+        done = cli(on, "keys", step, encode_key(key))
+        assert done.returncode == 0, done
+        assert sorted(line.split(":")[0] for line in done.stdout.splitlines()) == ["a", "b", "c"]
+        assert "FAILED" not in done.stdout and "no answer" not in done.stdout, done.stdout
+    for name, path in files.items():
+        assert load_keyring(path).keys == (new,), name
     listed = cli(a, "keys", "list")
     assert listed.stdout.split() == [fingerprint(new), "(primary)"], listed.stdout
-    assert load_keyring(keys).keys == (new,)
     wait_for(lambda: a.alive_count() == 3, 10, "the cluster still talking")
+    # --local changes one agent only; a key nobody holds cannot be used.
+    extra = generate_key()
+    assert cli(a, "keys", "install", encode_key(extra), "--local").returncode == 0
+    assert len(load_keyring(files["a"]).keys) == 2 and len(load_keyring(files["b"]).keys) == 1
+    refused = cli(b, "keys", "use", encode_key(extra))
+    assert refused.returncode == 1 and "not installed" in refused.stderr, refused
 
     # force-leave a killed member once it is dead; then leave, and the agent exits 0.
     c.proc.send_signal(signal.SIGKILL)

@@ -54,8 +54,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gossamer.admin.keys import KeyringChanged
 from gossamer.errors import ConfigError, LocalError
 from gossamer.failure.names import NameClash
+from gossamer.membership.members import Status
 from gossamer.runtime.control import ControlServer, Handler
 from gossamer.runtime.keyring import (
     Keyring,
@@ -308,6 +310,7 @@ async def run_agent(
             log.error("cannot start %s on %s: %s", config.name, config.bind, exc.strerror or exc)
             return 1
         watch = asyncio.ensure_future(_name_lost(node))
+        keeper = asyncio.ensure_future(_keep_keyring(node, keyring_file))
         stop = asyncio.ensure_future(stopping.wait())
         server = None
         try:
@@ -333,6 +336,7 @@ async def run_agent(
                 log.info("left the cluster")
         finally:
             watch.cancel()
+            keeper.cancel()
             stop.cancel()
             if server is not None:
                 await server.stop()
@@ -377,6 +381,8 @@ def _commands(node: Node, keyring_file: str | None, stopping: asyncio.Event) -> 
             log.info("control: tags now %s", tags)
             return {"tags": tags}
         if command == "keys":
+            if args.get("op") in ("install", "use", "remove") and not args.get("local"):
+                return await _cluster_keys(node, keyring_file, args)
             return _keys(node, keyring_file, args)
         raise LocalError(f"unknown command {command!r}")
 
@@ -402,6 +408,38 @@ def _keys(node: Node, keyring_file: str | None, args: dict[str, Any]) -> dict[st
             raise LocalError(str(exc)) from None
         log.info("control: keys %s %s: keys now %s", op, fingerprint(key), keyring.fingerprints())
     return {"primary": fingerprint(keyring.primary), "keys": keyring.fingerprints()}
+
+
+async def _cluster_keys(
+    node: Node, keyring_file: str | None, args: dict[str, Any]
+) -> dict[str, Any]:
+    """``keys install|use|remove`` on every live member (``admin/keys.py``)."""
+    if node.config.keyring is None:
+        raise LocalError("this node runs in plaintext: it has no keyring")
+    try:
+        key = decode_key(args.get("key", ""))
+    except KeyringError as exc:
+        raise LocalError(str(exc)) from None
+    answers = await node.change_keys(str(args.get("op")), key)
+    members = sorted(m.name for m in node.members() if m.status is Status.ALIVE)
+    log.info("control: keys %s %s on the cluster: %s", args.get("op"), fingerprint(key), answers)
+    return {
+        "answers": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in answers.items()},
+        "missing": [name for name in members if name not in answers],
+    }
+
+
+async def _keep_keyring(node: Node, keyring_file: str | None) -> None:
+    """Write the keyring file whenever the keyring changes (a cluster-wide change)."""
+    keyring = node.config.keyring
+    if keyring is None or keyring_file is None:
+        return
+    async for event in node.events():
+        if isinstance(event, KeyringChanged):
+            try:
+                save_keyring(keyring_file, keyring)
+            except KeyringError as exc:
+                log.error("keyring changed but %s could not be written: %s", keyring_file, exc)
 
 
 def _log_ready(node: Node, keyring_file: str | None, control: Path | None = None) -> None:

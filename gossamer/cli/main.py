@@ -107,6 +107,11 @@ def _control(
             print(json.dumps(result, indent=2))
         else:
             print(_describe(args.command, result))
+        if isinstance(result, dict) and (
+            result.get("missing")
+            or not all(a.get("ok") for a in result.get("answers", {}).values())
+        ):
+            return 1  # some member did not make the change: say so in the status too
         return 0
 
     return run
@@ -125,6 +130,14 @@ def _describe(command: str, result: object) -> str:
     if command == "tags":
         tags = result.get("tags") or {}
         return "\n".join(f"{k}={v}" for k, v in sorted(tags.items())) or "(no tags)"
+    if command == "keys" and "answers" in result:
+        answers = result.get("answers") or {}
+        lines = [
+            f"{name}: {'ok' if a.get('ok') else 'FAILED'} ({a.get('detail')})"
+            for name, a in sorted(answers.items())
+        ]
+        lines += [f"{name}: no answer" for name in result.get("missing") or []]
+        return "\n".join(lines)
     if command == "keys":
         keys = result.get("keys") or []
         primary = result.get("primary")
@@ -145,7 +158,7 @@ def _keys_args(args: argparse.Namespace) -> dict[str, object]:
         from gossamer.errors import LocalError
 
         raise LocalError(f"keys {args.action} needs the key (base64): keys {args.action} KEY")
-    return {"op": args.action, "key": args.key or ""}
+    return {"op": args.action, "key": args.key or "", "local": args.local}
 
 
 def _members(args: argparse.Namespace) -> int:
@@ -404,10 +417,15 @@ def build_parser() -> argparse.ArgumentParser:
     control_args(tags)
     tags.set_defaults(run=_control("tags", _tags_args))
     keys = commands.add_parser(
-        "keys", help="list, install, use or remove a key on a running agent (its file too)"
+        "keys",
+        help="list this agent's keys, or install, use or remove a key on every live member "
+        "(their keyring files too)",
     )
     keys.add_argument("action", choices=("list", "install", "use", "remove"))
     keys.add_argument("key", nargs="?", metavar="KEY", help="the key, base64 (not for list)")
+    keys.add_argument(
+        "--local", action="store_true", help="change this agent's keyring only, not the cluster's"
+    )
     control_args(keys)
     keys.set_defaults(run=_control("keys", _keys_args))
 

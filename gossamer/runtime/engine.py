@@ -189,7 +189,7 @@ class Engine:
         loop = self.loop
         assert loop is not None
         me = NodeId(cfg.name, address, epoch)
-        parts = build_parts(cfg.sections, PartContext(cfg.seeds, cfg.metadata))
+        parts = build_parts(cfg.sections, PartContext(cfg.seeds, cfg.metadata, cfg.keyring))
         self.core = NodeCore(me, random.Random(os.urandom(16)), parts)
         self.started_at = loop.time()
         if not self.sealer.encrypted:

@@ -32,10 +32,11 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
+from gossamer.admin.keys import KeysPart
 from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
 from gossamer.ids import Address, parse_address
-from gossamer.membership.members import Member
+from gossamer.membership.members import Member, Status
 from gossamer.membership.tags import encode_tags
 from gossamer.parts import NodeEvent
 from gossamer.ring.ring import Ring
@@ -387,6 +388,52 @@ class Node:
         await self.update_metadata(encode_tags(tags))
         return tags
 
+    async def change_keys(
+        self, op: str, key: bytes, *, timeout_s: float | None = None
+    ) -> dict[str, tuple[bool, str]]:
+        """Apply the key change ``op`` (``install``, ``use``, ``remove``) here and
+        on every live member (``admin/keys.py``); wait for their answers (at
+        most ``keys.timeout_s``) and return ``{member: (ok, detail)}``, this
+        node included.  A member missing from the result did not answer.
+        LocalError when this node cannot make the change (no such key to use,
+        plaintext) or keeps no ``keys`` part."""
+        self._check_running()
+        _check_timeout("change_keys", timeout_s)
+        if "keys" not in self._current().parts():
+            raise LocalError("this node keeps no keys part (NodeConfig.keys.enabled is False)")
+        me = self.name
+
+        def start(core: NodeCore, now: float) -> int:
+            members = {
+                m.name: m.address
+                for m in core.members()
+                if m.status is Status.ALIVE and m.name != me
+            }
+
+            def change(part: Any) -> int:
+                assert isinstance(part, KeysPart)
+                return part.change(op, key, members, now)
+
+            return core.act("keys", change, now)
+
+        request = await self._on_engine(self._engine_call_result(start))
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            self._answers.clear()  # before reading, so no change is missed
+            view = self._current().keys
+            assert view is not None
+            state = view.request(request)
+            if state is None or state.done:
+                break
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answers.wait(), left)
+        answers = () if state is None else state.answers
+        return {member: (ok, detail) for member, ok, detail, _ in answers}
+
     async def leave(self) -> None:
         """Leave the cluster gracefully: peers see this node *left*, not dead.
 
@@ -451,6 +498,9 @@ class Node:
     async def _engine_call(self, action: Callable[[NodeCore, float], None]) -> None:
         self._engine.call(action)
 
+    async def _engine_call_result(self, action: Callable[[NodeCore, float], _T]) -> _T:
+        return self._engine.call(action)
+
     async def _on_engine(self, coro: Awaitable[_T]) -> _T:
         """Run ``coro`` on the engine's loop and wait for it from the application's."""
         loop = self._engine.loop
@@ -488,7 +538,9 @@ class Node:
                 stream.push(typed)
         if joined:
             self._on_app_loop(self._joined_or_stopped.set)
-        if before is not None and view.swim.answered != before.swim.answered:
+        if before is not None and (
+            view.swim.answered != before.swim.answered or view.keys is not before.keys
+        ):
             self._on_app_loop(self._answers.set)
 
     def _on_app_loop(self, callback: Callable[[], object]) -> None:
