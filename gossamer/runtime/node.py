@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
-from gossamer.admin.keys import KeysPart
+from gossamer.admin.keys import KeysPart, Request
 from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
 from gossamer.ids import Address, parse_address
@@ -350,17 +350,7 @@ class Node:
         _check_timeout("join", timeout_s)
         wanted = {parse_address(a) for a in wanted_text} - {self.address}
         await self._on_engine(self._engine_call(lambda c, now: c.join(wanted_text, now)))
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + timeout_s
-        while not wanted <= self._current().swim.answered:
-            self._answers.clear()
-            if wanted <= self._current().swim.answered:
-                break
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._answers.wait(), left)
+        await self._wait_answers(lambda: wanted <= self._current().swim.answered, timeout_s)
         return sorted(str(a) for a in self._current().swim.answered & wanted)
 
     async def force_leave(self, name: str) -> None:
@@ -417,21 +407,18 @@ class Node:
             return core.act("keys", change, now)
 
         request = await self._on_engine(self._engine_call_result(start))
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + timeout_s
-        while True:
-            self._answers.clear()  # before reading, so no change is missed
+
+        def state() -> Request | None:
             view = self._current().keys
-            assert view is not None
-            state = view.request(request)
-            if state is None or state.done:
-                break
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._answers.wait(), left)
-        answers = () if state is None else state.answers
+            return None if view is None else view.request(request)
+
+        def finished() -> bool:
+            now = state()
+            return now is None or now.done
+
+        await self._wait_answers(finished, timeout_s)
+        final = state()
+        answers = () if final is None else final.answers
         return {member: (ok, detail) for member, ok, detail, _ in answers}
 
     async def leave(self) -> None:
@@ -494,6 +481,20 @@ class Node:
         if view.swim.yielded_to is not None:
             raise NameInUse(self.name, view.swim.yielded_to)
         return view
+
+    async def _wait_answers(self, done: Callable[[], bool], timeout_s: float | None) -> None:
+        """Wait until ``done()`` (read after each view that brings answers) or the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            self._answers.clear()  # before reading, so no change is missed
+            if done():
+                return
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answers.wait(), left)
 
     async def _engine_call(self, action: Callable[[NodeCore, float], None]) -> None:
         self._engine.call(action)
