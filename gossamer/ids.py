@@ -94,28 +94,19 @@ def _split(addr: str) -> tuple[str, int]:
 
 def split_address(addr: str) -> tuple[str, int]:
     """Split ``host:port`` (or ``[v6]:port``) into its parts, validating both."""
-    if type(addr) is str:
-        return _split_valid(addr)
-    _split(addr)  # raises the AddressError for a non-string
-    raise AssertionError("unreachable")  # pragma: no cover
+    parse_address(addr)  # the validation, memoised
+    return _split(addr)
 
 
 def parse_address(addr: str) -> Address:
     """Validate ``host:port`` (or ``[v6]:port``) and return it as an :data:`Address`."""
     if type(addr) is str:
         return _parse_valid(addr)
-    return address(*_split(addr))
+    return address(*_split(addr))  # raises the AddressError for a non-string
 
 
 # Memoised: every datagram names its sender, and every send splits its target;
 # the addresses a node sees are few.  Errors are not cached.
-@functools.lru_cache(maxsize=4_096)
-def _split_valid(addr: str) -> tuple[str, int]:
-    host, port = _split(addr)
-    address(host, port)
-    return host, port
-
-
 @functools.lru_cache(maxsize=4_096)
 def _parse_valid(addr: str) -> Address:
     return address(*_split(addr))

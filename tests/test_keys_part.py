@@ -37,7 +37,7 @@ def sent(keys: KeysPart) -> list[SendDatagram]:
 def test_a_change_is_made_here_and_on_every_member_that_answers() -> None:
     a, a_ring = part(A)
     b, b_ring = part(B)
-    request = a.change("install", NEW, {"b": B.address}, 0.0)
+    request = a.change("install", NEW, 0.0, {"b": B.address})
     assert NEW in a_ring.keys
     (to_b,) = sent(a)
     assert to_b.to == B.address and isinstance(to_b.message, KeyChange)
@@ -62,7 +62,7 @@ def _fp(key: bytes) -> str:
 
 def test_a_member_that_does_not_answer_is_asked_again_until_the_timeout() -> None:
     a, _ = part(A)
-    request = a.change("install", NEW, {"b": B.address}, 0.0)
+    request = a.change("install", NEW, 0.0, {"b": B.address})
     effects = a.drain()
     assert any(isinstance(e, SetTimer) and e.key == ("retry", request) for e in effects)
     a.on_timer(("retry", request), 1.0)
@@ -85,12 +85,12 @@ def test_changes_are_idempotent_and_a_bad_one_is_refused_with_its_reason() -> No
     (again,) = [e for e in b.drain() if isinstance(e, SendDatagram)]
     assert again.message == KeyChangeResult(1, True, "nothing to do", (_fp(OLD), _fp(NEW)))  # type: ignore[comparison-overlap]
     with pytest.raises(LocalError, match="not installed"):
-        a.change("use", NEW, {}, 0.0)
+        a.change("use", NEW, 0.0, {})
     b.handle(A.address, KeyChange(2, "use", generate_key()), 1.0)
     (refused,) = [e for e in b.drain() if isinstance(e, SendDatagram)]
     assert isinstance(refused.message, KeyChangeResult) and not refused.message.ok
     with pytest.raises(LocalError):
-        a.change("rotate", NEW, {}, 0.0)
+        a.change("rotate", NEW, 0.0, {})
     assert b.stats.changes_applied == 1 and b.stats.changes_refused == 1
     assert ring.keys == (OLD,)
 
@@ -98,7 +98,7 @@ def test_changes_are_idempotent_and_a_bad_one_is_refused_with_its_reason() -> No
 def test_requests_are_bounded_and_a_node_without_a_keyring_says_so() -> None:
     a, _ = part(A)
     for i in range(MAX_REQUESTS + 5):
-        a.change("install", NEW, {}, float(i))
+        a.change("install", NEW, float(i), {})
     assert len(a.view().requests) == MAX_REQUESTS
     bare = KeysPart(B, KeysConfig(), None)
     bare.handle(A.address, KeyChange(1, "install", NEW), 0.0)

@@ -42,6 +42,7 @@ from gossamer.config import check_positive
 from gossamer.effects import Effect, EventNote, Outbox, PartContext, PartFactory, PartSpec, TimerKey
 from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import Address, NodeId
+from gossamer.membership.members import MEMBER_EVENTS, Status
 from gossamer.observe import ApiRequest, Route, Sample, counter
 from gossamer.wire import Message, registry
 
@@ -185,7 +186,7 @@ class KeysPart:
 
     name = "keys"
     messages: tuple[type[Message], ...] = (KeyChange, KeyChangeResult)
-    subscribes: tuple[type, ...] = ()
+    subscribes: tuple[type, ...] = MEMBER_EVENTS
 
     def __init__(self, me: NodeId, config: KeysConfig, keyring: Any) -> None:
         self.me = me
@@ -194,6 +195,7 @@ class KeysPart:
         self._out = Outbox()
         self._next_id = 1
         self._pending: dict[int, _Pending] = {}
+        self._alive: dict[str, Address] = {}  # the members a change goes to, from SWIM's events
         self._view: KeysView | None = None
         self.stats = KeysStats()
 
@@ -238,7 +240,12 @@ class KeysPart:
         """The part uses datagrams only."""
 
     def on_event(self, event: object, now: float) -> None:
-        """The part follows no other part."""
+        if isinstance(event, MEMBER_EVENTS):
+            member = event.member
+            if member.status is Status.ALIVE and member.name != self.me.name:
+                self._alive[member.name] = member.address
+            else:
+                self._alive.pop(member.name, None)
 
     def drain(self) -> list[Effect]:
         return self._out.drain()
@@ -257,26 +264,24 @@ class KeysPart:
 
     # ---------------------------------------------------------------- the application
 
-    def change(self, op: str, key: bytes, members: dict[str, Address], now: float) -> int:
-        """Apply ``op`` here, send it to ``members`` (name -> address); the request's id.
-        LocalError for an unknown op or a change this node cannot make."""
-        if op not in OPS:
-            raise LocalError(f"keys: one of {list(OPS)}, not {op!r}")
-        if not isinstance(key, bytes) or len(key) != 32:
-            raise LocalError("keys: a key is 32 bytes")
+    def change(
+        self, op: str, key: bytes, now: float, members: dict[str, Address] | None = None
+    ) -> int:
+        """Apply ``op`` here and send it to every alive member (or to ``members``,
+        name -> address); the request's id.  LocalError for a change this node
+        cannot make (an unknown op, not a key, a key to use that is not installed)."""
         ok, detail = self._apply(op, key, by=self.me.name)
         if not ok:
-            raise LocalError(detail)
-        pending = _Pending(
-            self._next_id, op, key, dict(members), deadline=now + self.config.timeout_s
-        )
+            raise LocalError(f"keys: {detail}")
+        targets = dict(self._alive if members is None else members)
+        pending = _Pending(self._next_id, op, key, targets, deadline=now + self.config.timeout_s)
         self._next_id += 1
         pending.answers[self.me.name] = (True, detail, self._fingerprints())
         self._pending[pending.id] = pending
         while len(self._pending) > MAX_REQUESTS:
             del self._pending[next(iter(self._pending))]
         self._view = None
-        if members:
+        if targets:
             self._send(pending)
             self._out.set_timer(("retry", pending.id), now + self.config.retry_s)
         else:
@@ -292,7 +297,7 @@ class KeysPart:
             return False, "this node runs without a keyring"
         if op not in OPS or not isinstance(key, bytes) or len(key) != 32:
             self.stats.changes_refused += 1
-            return False, f"not a key change: {op!r}"
+            return False, f"not a key change: {op!r} with a 32-byte key (ops: {list(OPS)})"
         held = key in keyring.keys
         if (
             (op == "install" and held)
@@ -311,7 +316,7 @@ class KeysPart:
 
     def _fingerprints(self) -> tuple[str, ...]:
         keyring = self._keyring
-        return () if keyring is None else tuple(fingerprint(k) for k in keyring.keys)
+        return () if keyring is None else tuple(keyring.fingerprints())
 
     def _send(self, pending: _Pending) -> None:
         for name, address in sorted(pending.targets.items()):

@@ -382,27 +382,38 @@ def _commands(node: Node, keyring_file: str | None, stopping: asyncio.Event) -> 
             return {"tags": tags}
         if command == "keys":
             if args.get("op") in ("install", "use", "remove") and not args.get("local"):
-                return await _cluster_keys(node, keyring_file, args)
+                return await _cluster_keys(node, args)
             return _keys(node, keyring_file, args)
         raise LocalError(f"unknown command {command!r}")
 
     return handle
 
 
-def _keys(node: Node, keyring_file: str | None, args: dict[str, Any]) -> dict[str, Any]:
-    """``keys list|install|use|remove`` on this node's keyring, written back to its file."""
+def _keyring_and_key(node: Node, args: dict[str, Any]) -> tuple[Keyring, bytes | None]:
+    """The node's keyring and the request's key (None for ``list``); LocalError otherwise."""
     keyring = node.config.keyring
     if keyring is None:
         raise LocalError("this node runs in plaintext: it has no keyring")
     op = args.get("op")
-    if op != "list":
-        if op not in ("install", "use", "remove"):
-            raise LocalError(f"keys: list, install, use or remove, not {op!r}")
+    if op == "list":
+        return keyring, None
+    if op not in ("install", "use", "remove"):
+        raise LocalError(f"keys: list, install, use or remove, not {op!r}")
+    try:
+        return keyring, decode_key(args.get("key", ""))
+    except KeyringError as exc:
+        raise LocalError(str(exc)) from None
+
+
+def _keys(node: Node, keyring_file: str | None, args: dict[str, Any]) -> dict[str, Any]:
+    """``keys list|install|use|remove`` on this node's keyring, written back to its file."""
+    keyring, key = _keyring_and_key(node, args)
+    op = args.get("op")
+    if key is not None:
         if keyring_file is None:
             raise LocalError("this node's keyring has no file to keep a change in (--keyring)")
         try:
-            key = decode_key(args.get("key", ""))
-            getattr(keyring, op)(key)
+            getattr(keyring, str(op))(key)
             save_keyring(keyring_file, keyring)
         except KeyringError as exc:
             raise LocalError(str(exc)) from None
@@ -410,16 +421,11 @@ def _keys(node: Node, keyring_file: str | None, args: dict[str, Any]) -> dict[st
     return {"primary": fingerprint(keyring.primary), "keys": keyring.fingerprints()}
 
 
-async def _cluster_keys(
-    node: Node, keyring_file: str | None, args: dict[str, Any]
-) -> dict[str, Any]:
-    """``keys install|use|remove`` on every live member (``admin/keys.py``)."""
-    if node.config.keyring is None:
-        raise LocalError("this node runs in plaintext: it has no keyring")
-    try:
-        key = decode_key(args.get("key", ""))
-    except KeyringError as exc:
-        raise LocalError(str(exc)) from None
+async def _cluster_keys(node: Node, args: dict[str, Any]) -> dict[str, Any]:
+    """``keys install|use|remove`` on every live member (``admin/keys.py``); the
+    agents write their files on the change (``_keep_keyring``)."""
+    _, key = _keyring_and_key(node, args)
+    assert key is not None
     answers = await node.change_keys(str(args.get("op")), key)
     members = sorted(m.name for m in node.members() if m.status is Status.ALIVE)
     log.info("control: keys %s %s on the cluster: %s", args.get("op"), fingerprint(key), answers)

@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from gossamer._version import __version__
@@ -57,18 +58,14 @@ def _agent(args: argparse.Namespace) -> int:
     configure_logging(config.name, args.log_level, args.log_format)
     control = None
     if not args.no_control:
-        from pathlib import Path
-
         from gossamer.runtime.control import default_path
 
         control = Path(args.control) if args.control else default_path(config.name)
     return asyncio.run(run_agent(config, keyring_file=keyring_file, control=control))
 
 
-def _control_path(args: argparse.Namespace) -> object:
+def _control_path(args: argparse.Namespace) -> Path:
     """The socket of the agent the command is for: --control, --name, or the only one."""
-    from pathlib import Path
-
     from gossamer.runtime.control import ControlError, default_path
 
     if args.control:
@@ -91,15 +88,11 @@ def _control(
     command: str, build: Callable[[argparse.Namespace], dict[str, object]]
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from pathlib import Path
-
         from gossamer.errors import LocalError
         from gossamer.runtime.control import call
 
         try:
-            path = _control_path(args)
-            assert isinstance(path, Path)
-            result = call(path, command, build(args))
+            result = call(_control_path(args), command, build(args))
         except LocalError as exc:
             print(f"gossamer {args.command}: {exc}", file=sys.stderr)
             return 1

@@ -309,11 +309,10 @@ class _RequestLog:
             self._dropped["http_malformed"] += 1
             held = self._limiter.allow(client)
             if held is not None:
-                more = f" ({held} more since the last)" if held else ""
                 log.warning(
                     "debug endpoint: malformed request from %s%s: %s",
                     client,
-                    more,
+                    LogLimiter.since(held),
                     str(exc_info)[:200],
                 )
             return

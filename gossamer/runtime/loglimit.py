@@ -50,3 +50,8 @@ class LogLimiter:
         if len(self._keys) > self._max_keys:
             self._keys.popitem(last=False)
         return 0
+
+    @staticmethod
+    def since(held: int) -> str:
+        """What a line adds for the ``held`` lines before it: `` (3 more since the last)``."""
+        return f" ({held} more since the last)" if held else ""

@@ -36,7 +36,7 @@ from gossamer.admin.keys import KeysPart, Request
 from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
 from gossamer.ids import Address, parse_address
-from gossamer.membership.members import Member, Status
+from gossamer.membership.members import Member
 from gossamer.membership.tags import encode_tags
 from gossamer.parts import NodeEvent
 from gossamer.ring.ring import Ring
@@ -391,18 +391,11 @@ class Node:
         _check_timeout("change_keys", timeout_s)
         if "keys" not in self._current().parts():
             raise LocalError("this node keeps no keys part (NodeConfig.keys.enabled is False)")
-        me = self.name
 
         def start(core: NodeCore, now: float) -> int:
-            members = {
-                m.name: m.address
-                for m in core.members()
-                if m.status is Status.ALIVE and m.name != me
-            }
-
             def change(part: Any) -> int:
                 assert isinstance(part, KeysPart)
-                return part.change(op, key, members, now)
+                return part.change(op, key, now)
 
             return core.act("keys", change, now)
 

@@ -591,21 +591,19 @@ class Transport:
             keys=keyring.fingerprints() if keyring is not None else [],
             reason=reason,
         )
-        more = f" ({held} more since the last warning)" if held else ""
-        log.warning("%s from %s do not open%s: %s", what, host, more, cause)
+        log.warning("%s from %s do not open%s: %s", what, host, LogLimiter.since(held), cause)
 
     def _warn_stale(self, sender: Address, stamp: int) -> None:
         held = self._warnings.allow(("stale", sender))
         if held is None:
             return
         age = time.time() - stamp / 1e6
-        more = f" ({held} more since the last warning)" if held else ""
         log.warning(
             "datagrams from %s are %.0f s old%s: a replay, or its clock or this node's is off "
             "by more than transport.max_datagram_age_s (%.0f s)",
             sender,
             age,
-            more,
+            LogLimiter.since(held),
             self._config.max_datagram_age_s,
         )
 
