@@ -1,7 +1,7 @@
 """One worker process of ``benchmarks.real_cluster``: some gossamer nodes on one loop.
 
-Started by the controller as ``python -m benchmarks._cluster_worker --keyring
-FILE --names n00,n01 --cluster-size N [--engine-thread]``.  It talks to the
+Started by the controller as ``python -m benchmarks._cluster_worker [--keyring
+FILE] --names n00,n01 --cluster-size N [--engine-thread]``.  It talks to the
 controller in JSON lines: commands on stdin, reports on stdout.
 
 * On start it reserves a port for every node it hosts (a bound, not
@@ -102,8 +102,10 @@ async def _counters(node: Node) -> Counters:
 
 
 class Worker:
-    def __init__(self, names: list[str], keyring_path: str, size: int, engine_thread: bool):
-        self.keyring = load_keyring(keyring_path)
+    def __init__(
+        self, names: list[str], keyring_path: str | None, size: int, engine_thread: bool
+    ) -> None:
+        self.keyring = load_keyring(keyring_path) if keyring_path else None
         self.size = size
         self.engine_thread = engine_thread
         self.reserved = {name: reserve_port() for name in names}
@@ -121,6 +123,7 @@ class Worker:
                 name,
                 address,
                 keyring=self.keyring,
+                plaintext=self.keyring is None,
                 seeds=tuple(s for s in seeds if s != address),
                 engine_thread=self.engine_thread,
             )
@@ -226,7 +229,7 @@ async def amain(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keyring", required=True)
+    parser.add_argument("--keyring", help="the cluster's keyring file (none: plaintext)")
     parser.add_argument("--names", required=True, help="comma-separated node names")
     parser.add_argument("--cluster-size", type=int, required=True)
     parser.add_argument("--engine-thread", action="store_true")

@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -75,6 +76,7 @@ from benchmarks.real_cluster import run as run_gossamer_cluster
 from gossamer.failure.lifeguard import push_pull_scale
 from gossamer.failure.swim import SwimConfig
 
+SECURITY = ("sealed", "plain")
 FIGURES = ("idle_cpu_pct_per_node", "bytes_per_node_per_s", "converge_s", "detect_first_s")
 GOPATH = Path("/usr/share/gocode")
 APT_PACKAGES = "golang-go golang-github-hashicorp-memberlist-dev"
@@ -87,11 +89,26 @@ class SetupError(RuntimeError):
     """The memberlist harness cannot be built."""
 
 
+_KEY_AT = b"\t\tc.AdvertisePort = basePort + i\n"
+_KEY_LINES = (
+    b'\t\tif key := os.Getenv("MLBENCH_KEY"); key != "" { // added by idle_cost\n'
+    b"\t\t\tc.SecretKey = []byte(key)\n"
+    b"\t\t}\n"
+)
+
+
 def build_memberlist(anchor: Path, cache: Path, diag: Callable[[str], None]) -> Path:
-    """The harness binary in ``cache``, built from ``anchor`` unless it is there already."""
+    """The harness binary in ``cache``, built from ``anchor`` unless it is there already.
+
+    One change is made to the harness: every node's ``SecretKey`` is the
+    ``MLBENCH_KEY`` environment variable when it is set, so memberlist can
+    run encrypted like gossamer (the harness itself has no such flag)."""
     if not anchor.is_file():
         raise SetupError(f"the memberlist harness {anchor} is missing")
     source = anchor.read_bytes()
+    if source.count(_KEY_AT) != 1:
+        raise SetupError(f"{anchor} changed: no single {_KEY_AT.strip().decode()!r} to key after")
+    source = source.replace(_KEY_AT, _KEY_AT + _KEY_LINES)
     binary, copy = cache / "mlbench", cache / "src" / "main.go"
     if binary.is_file() and copy.is_file() and copy.read_bytes() == source:
         return binary
@@ -117,17 +134,27 @@ def build_memberlist(anchor: Path, cache: Path, diag: Callable[[str], None]) -> 
 
 
 def run_memberlist(
-    binary: Path, n: int, idle_s: float, port: int, diag: Callable[[str], None]
+    binary: Path, n: int, idle_s: float, port: int, sealed: bool, diag: Callable[[str], None]
 ) -> dict[str, float | None]:
-    """One fresh memberlist cluster of ``n`` (``-runs 1``, so its idle window is measured)."""
+    """One fresh memberlist cluster of ``n`` (``-runs 1``, so its idle window is measured),
+    encrypted with a fresh AES-256 key when ``sealed``."""
     idle = max(1, round(idle_s))
+    env = dict(os.environ)
+    env.pop("MLBENCH_KEY", None)
+    if sealed:
+        env["MLBENCH_KEY"] = secrets.token_hex(16)  # 32 bytes: AES-256, as gossamer seals
     with tempfile.TemporaryDirectory(prefix="mlbench-") as tmp:
         out = Path(tmp) / "results.jsonl"
         command = [str(binary), "-n", str(n), "-runs", "1", "-idle", str(idle)]
         command += ["-cfg", "lan", "-port", str(port), "-out", str(out)]
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=_ML_WAIT_S + idle, check=False
+                command,
+                capture_output=True,
+                text=True,
+                timeout=_ML_WAIT_S + idle,
+                check=False,
+                env=env,
             )
         except subprocess.TimeoutExpired as exc:
             message = f"memberlist at N = {n} did not finish in {exc.timeout:.0f} s"
@@ -149,10 +176,16 @@ def run_memberlist(
 
 
 def run_gossamer(
-    n: int, idle_s: float, settle_s: float, per_process: int, diag: Callable[[str], None]
+    n: int,
+    idle_s: float,
+    settle_s: float,
+    per_process: int,
+    sealed: bool,
+    diag: Callable[[str], None],
 ) -> dict[str, float | None]:
     """One fresh gossamer cluster of ``n``, by ``benchmarks.real_cluster`` without the stall."""
     args = argparse.Namespace(
+        plain=not sealed,
         nodes=n,
         per_process=per_process,
         idle_s=idle_s,
@@ -188,29 +221,37 @@ def measure(args: argparse.Namespace, binary: Path, diag: Callable[[str], None])
             f"N = {n}: push-pull every {interval:.0f} s; idle window {idle_s:.0f} s, "
             f"gossamer settles {settle_s:.0f} s, memberlist 3 s"
         )
-        runs: dict[str, list[dict[str, float | None]]] = {"gossamer": [], "memberlist": []}
-        for r in range(args.runs):
-            order = ("gossamer", "memberlist") if r % 2 == 0 else ("memberlist", "gossamer")
-            for system in order:
-                started = time.monotonic()
-                if system == "gossamer":
-                    figures = run_gossamer(n, idle_s, settle_s, args.per_process, diag)
-                else:
-                    if port + n >= _PORT_LIMIT:
-                        port = args.port
-                    figures = run_memberlist(binary, n, idle_s, port, diag)
-                    port += n + 10  # a fresh range each run, as main.go does between runs
-                runs[system].append(figures)
-                diag(
-                    f"N = {n} run {r + 1} {system} ({time.monotonic() - started:.0f} s): {figures}"
-                )
-        row: dict[str, Any] = {"nodes": n}
-        for system, figures_list in runs.items():
-            row[system] = {key: _median([f[key] for f in figures_list]) for key in FIGURES}
-        for key, figure in (("cpu_ratio", FIGURES[0]), ("bytes_ratio", FIGURES[1])):
-            row[key] = _ratio(row["gossamer"][figure], row["memberlist"][figure])
-        results.append(row)
+        for security in args.security:
+            sealed = security == "sealed"
+            runs: dict[str, list[dict[str, float | None]]] = {"gossamer": [], "memberlist": []}
+            for r in range(args.runs):
+                order = ("gossamer", "memberlist") if r % 2 == 0 else ("memberlist", "gossamer")
+                for system in order:
+                    started = time.monotonic()
+                    if system == "gossamer":
+                        figures = run_gossamer(n, idle_s, settle_s, args.per_process, sealed, diag)
+                    else:
+                        if port + n >= _PORT_LIMIT:
+                            port = args.port
+                        figures = run_memberlist(binary, n, idle_s, port, sealed, diag)
+                        port += n + 10  # a fresh range each run, as main.go does between runs
+                    runs[system].append(figures)
+                    took = time.monotonic() - started
+                    diag(f"N = {n} {security} run {r + 1} {system} ({took:.0f} s): {figures}")
+            row: dict[str, Any] = {"nodes": n, "security": security}
+            for system, figures_list in runs.items():
+                row[system] = {key: _median([f[key] for f in figures_list]) for key in FIGURES}
+            for key, figure in (("cpu_ratio", FIGURES[0]), ("bytes_ratio", FIGURES[1])):
+                row[key] = _ratio(row["gossamer"][figure], row["memberlist"][figure])
+            results.append(row)
     return {"nodes": args.nodes, "results": results}
+
+
+def _securities(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",")]
+    if not chosen or any(part not in SECURITY for part in chosen):
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SECURITY)}, got {text!r}")
+    return chosen
 
 
 def _sizes(text: str) -> list[int]:
@@ -227,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=_sizes, default=[50, 100], help="sizes, e.g. 50,100")
     parser.add_argument("--runs", type=int, default=1, help="fresh clusters per size and system")
+    parser.add_argument(
+        "--security",
+        type=_securities,
+        default=list(SECURITY),
+        help="sealed (both encrypted: gossamer's seal, memberlist's SecretKey), "
+        "plain (neither), or both: sealed,plain",
+    )
     parser.add_argument(
         "--idle-s", type=float, help="idle window, seconds (default: the push-pull interval at N)"
     )

@@ -3,12 +3,13 @@
 Where ``benchmarks.swim_goals`` runs the protocol in the simulator, this runs
 the runtime itself: N nodes on 127.0.0.1 with the LAN preset
 (``NodeConfig.lan``), every packet sealed with one generated keyring (written
-to a temporary file the workers load).  Nodes live in worker processes
-(``benchmarks._cluster_worker``), ``--per-process`` of them (10) on one
-asyncio loop with ``engine_thread=False``, except two that each get a
-process of their own: the *victim*, to be killed, and the *stalled* node,
-which runs with its engine thread as an application would.  Workers talk to
-this controller in JSON lines over their stdin and stdout.
+to a temporary file the workers load), or in plaintext with ``--plain``.
+Nodes live in worker processes (``benchmarks._cluster_worker``),
+``--per-process`` of them (10) on one asyncio loop with
+``engine_thread=False``, except two that each get a process of their own:
+the *victim*, to be killed, and the *stalled* node, which runs with its
+engine thread as an application would.  Workers talk to this controller in
+JSON lines over their stdin and stdout.
 
 The run, in order:
 
@@ -121,7 +122,7 @@ class Worker:
 
 
 class Controller:
-    def __init__(self, size: int, per_process: int, keyring_path: str) -> None:
+    def __init__(self, size: int, per_process: int, keyring_path: str | None) -> None:
         self.size = size
         self.names = [f"n{i:02d}" for i in range(size)]
         self.victim = self.names[-1]
@@ -147,8 +148,7 @@ class Controller:
                 sys.executable,
                 "-m",
                 "benchmarks._cluster_worker",
-                "--keyring",
-                self.keyring_path,
+                *(["--keyring", self.keyring_path] if self.keyring_path else []),
                 "--names",
                 ",".join(names),
                 "--cluster-size",
@@ -281,8 +281,10 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
     started = time.monotonic()
     n = args.nodes
     with tempfile.TemporaryDirectory(prefix="gossamer-bench-") as tmp:
-        keyring_path = os.path.join(tmp, "cluster.keys")
-        save_keyring(keyring_path, Keyring([generate_key()]))
+        keyring_path: str | None = None
+        if not getattr(args, "plain", False):
+            keyring_path = os.path.join(tmp, "cluster.keys")
+            save_keyring(keyring_path, Keyring([generate_key()]))
         ctl = Controller(n, args.per_process, keyring_path)
         try:
             ctl.spawn()
@@ -455,7 +457,7 @@ def _event_diagnostics(
         diag("no suspicion of any node before the kill")
 
 
-def report(result: dict[str, Any]) -> str:
+def report(result: dict[str, Any], plain: bool = False) -> str:
     """The readable report, with the goals at N = 50 and the anchors."""
 
     def show(value: float | None, unit: str) -> str:
@@ -508,7 +510,8 @@ def report(result: dict[str, Any]) -> str:
         ),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [f"gossamer on real sockets: {result['nodes']} nodes, LAN preset, encrypted"]
+    sealing = "plaintext" if plain else "encrypted"
+    lines = [f"gossamer on real sockets: {result['nodes']} nodes, LAN preset, {sealing}"]
     if result["nodes"] != 50:
         lines.append("(the goals are set for N = 50; this run is smaller)")
     for row in rows:
@@ -526,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-s", type=float, default=30.0, help="idle window, seconds")
     parser.add_argument("--stall-s", type=float, default=20.0, help="application stall, seconds")
     parser.add_argument("--seed-nodes", type=int, default=1, help="nodes everyone joins through")
+    parser.add_argument("--plain", action="store_true", help="run without a keyring (unsealed)")
     parser.add_argument(
         "--settle-s", type=float, default=5.0, help="wait after converging, before idle"
     )
@@ -559,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(result, sys.stdout)
         print()
     else:
-        print(report(result))
+        print(report(result, args.plain))
     return 0
 
 

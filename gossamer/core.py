@@ -171,8 +171,12 @@ class NodeCore:
         self._routes = routes
         self._links: dict[Address, set[str]] = {}
         self._effects: list[Effect] = []
-        self._views: tuple[PartView, ...] = ()
+        self._views: list[PartView | None] = [None] * len(built)
         self._view: NodeView | None = None
+        # Parts driven since the last view(): only their views are asked again,
+        # so an input touches no other part's code (an idle wake-up is cheap).
+        self._stale: set[int] = set(range(len(built)))
+        self._index = {id(part): i for i, part in enumerate(built)}
 
     # ---------------------------------------------------------------- views
 
@@ -230,21 +234,31 @@ class NodeCore:
         return view.ring if isinstance(view, RingView) else None
 
     def view(self) -> NodeView:
-        """Every part's view; the same object until one of them changes."""
-        views = tuple(part.view() for part in self.parts)
-        cached = self._view
-        if (
-            cached is not None
-            and len(views) == len(self._views)
-            and all(a is b for a, b in zip(views, self._views, strict=True))
-        ):
+        """Every part's view; the same object until one of them changes.
+
+        A part's view changes only when the part is driven (an input, a
+        timer, an event, a call), so only parts driven since the last call
+        are asked."""
+        stale, cached = self._stale, self._view
+        if not stale and cached is not None:
+            return cached
+        views = self._views
+        changed = cached is None
+        for i in stale:
+            fresh = self.parts[i].view()
+            if fresh is not views[i]:
+                views[i] = fresh
+                changed = True
+        stale.clear()
+        if not changed and cached is not None:
             return cached
         named: dict[str, PartView] = {}
         extra: dict[str, PartView] = {}
         for part, part_view in zip(self.parts, views, strict=True):
+            assert part_view is not None
             (named if part.name in _VIEW_FIELDS else extra)[part.name] = part_view
         view = NodeView(**named, extra=extra)  # type: ignore[arg-type]
-        self._views, self._view = views, view
+        self._view = view
         return view
 
     def describe(self, event: object) -> EventNote | None:
@@ -349,6 +363,7 @@ class NodeCore:
 
     def _drain(self, part: Part, now: float) -> None:
         """Pass on what ``part`` queued, and hand its events on."""
+        self._stale.add(self._index[id(part)])
         events = self._pass_on(part.name, part.drain())
         if events:
             self._hand_on(part, events, now)
@@ -368,6 +383,7 @@ class NodeCore:
                 if depth >= MAX_EVENT_DEPTH:
                     self.stats.events_cut += len(wanted)
                     continue
+                self._stale.add(self._index[id(sub)])
                 for event in wanted:
                     sub.on_event(event, now)
                 emitted = self._pass_on(sub.name, sub.drain())

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from gossamer.cli import main
 from gossamer.errors import ConfigError, LocalError, RemoteError
 from gossamer.runtime.keyring import (
     KEY_BYTES,
+    NONCE_BYTES,
     SEALED_OVERHEAD,
     Keyring,
     KeyringError,
@@ -166,6 +168,26 @@ def test_overhead_and_nonces() -> None:
     # A fresh nonce every time: the same data never seals to the same bytes.
     assert len({sender.seal(b"same") for _ in range(50)}) == 50
     assert b"secret payload" not in sender.seal(b"secret payload")
+
+
+def test_nonces_never_repeat_across_batches_and_threads() -> None:
+    # Nonces come from the operating system a batch at a time; every seal
+    # takes its own, whichever thread seals and however many batches pass.
+    sender = sealed(K1)
+    per_thread = 1_000
+    seen: list[list[bytes]] = [[] for _ in range(4)]
+
+    def seal_many(out: list[bytes]) -> None:
+        for _ in range(per_thread):
+            out.append(sender.seal(b"x")[1 : 1 + NONCE_BYTES])
+
+    threads = [threading.Thread(target=seal_many, args=(out,)) for out in seen]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    nonces = [nonce for out in seen for nonce in out]
+    assert len(nonces) == len(set(nonces)) == 4 * per_thread
 
 
 def test_open_accepts_memoryview_slices_and_other_formats() -> None:

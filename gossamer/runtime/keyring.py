@@ -69,6 +69,7 @@ import json
 import os
 import secrets
 import tempfile
+from collections import deque
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -323,6 +324,10 @@ def save_keyring(path: str | os.PathLike[str], keyring: Keyring) -> None:
         raise KeyringError(f"cannot write keyring file {name}: {exc.strerror or exc}") from None
 
 
+_NONCE_BATCH = 64
+"""Nonces drawn from the operating system per call (see :class:`Sealer`)."""
+
+
 class Sealer:
     """Seals outgoing packets and opens incoming ones for one cluster.
 
@@ -333,7 +338,7 @@ class Sealer:
     once.
     """
 
-    __slots__ = ("_ad", "_cluster", "_keyring")
+    __slots__ = ("_ad", "_cluster", "_keyring", "_nonces")
 
     def __init__(self, cluster: str, keyring: Keyring | None) -> None:
         if not isinstance(cluster, str) or not 1 <= len(cluster) <= _MAX_CLUSTER_CHARS:
@@ -348,6 +353,10 @@ class Sealer:
         self._cluster = cluster
         self._keyring = keyring
         self._ad = _AD_PREFIX + cluster.encode("ascii")
+        # Random nonces drawn _NONCE_BATCH at a time: one getrandom call per
+        # batch rather than per packet.  Each is popped once (deque.popleft
+        # is atomic), so two threads sealing at once never share one.
+        self._nonces: deque[bytes] = deque()
 
     @property
     def cluster(self) -> str:
@@ -379,7 +388,12 @@ class Sealer:
         """
         if self._keyring is None:
             return _PLAINTEXT_HEADER + data
-        nonce = os.urandom(NONCE_BYTES)
+        try:
+            nonce = self._nonces.popleft()
+        except IndexError:
+            pool = os.urandom(NONCE_BYTES * _NONCE_BATCH)
+            self._nonces.extend(pool[i : i + NONCE_BYTES] for i in range(0, len(pool), NONCE_BYTES))
+            nonce = self._nonces.popleft()
         sealed = self._keyring._aeads[0].encrypt(nonce, data, self._ad + context)
         return b"".join((_AES256GCM_HEADER, nonce, sealed))
 
