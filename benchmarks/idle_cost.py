@@ -1,24 +1,29 @@
 """Idle cost against hashicorp/memberlist: CPU and bytes per node, same LAN timings.
 
-For each N in ``--nodes`` (50, 100) the two run in turn, ``--runs`` times each
-(interleaved, the order swapped every run so a drift in the machine's load
-hits both alike), on 127.0.0.1 of this machine:
+For each N in ``--nodes`` (50, 100) and each ``--security`` (``sealed``:
+both encrypt every packet with AES-256-GCM; ``plain``: neither does) the
+two run in turn, ``--runs`` times each (interleaved, the order swapped every
+run so a drift in the machine's load hits both alike), on 127.0.0.1 of this
+machine:
 
-* gossamer: ``benchmarks.real_cluster``'s ``run`` (N sealed nodes with
+* gossamer: ``benchmarks.real_cluster``'s ``run`` (N nodes with
   ``NodeConfig.lan`` in worker processes of 10, plus a process each for the
   stalled node and the victim), with no stall (``stall_s = 0``).
 * memberlist 0.2.2 (Debian's ``golang-github-hashicorp-memberlist-dev``):
   the anchor harness ``shared/anchors/memberlist/main.go`` with ``-cfg lan``
   (``DefaultLANConfig``), N nodes in one Go process, built here in GOPATH
-  mode into ``--cache-dir`` when the binary is missing or main.go changed.
+  mode into ``--cache-dir`` when the binary is missing or main.go changed,
+  with one line added so ``MLBENCH_KEY`` sets every node's ``SecretKey``
+  (a fresh 32-byte key per sealed run).
 
 Each gives ``idle_cpu_pct_per_node`` (the CPU time of every process hosting
 nodes over the idle window / window / N x 100: percent of one core),
-``bytes_per_node_per_s`` (sealed or compressed payloads sent, UDP and TCP,
-as each counts them: no IP/UDP/TCP headers), ``converge_s`` (from the joins'
-start until every node sees all N alive) and ``detect_first_s`` (from a
-non-seed node's kill -- SIGKILL, or ``Shutdown()`` without ``Leave()`` -- to
-the first survivor declaring it dead).
+``bytes_per_node_per_s`` (payloads sent after sealing or compression and
+encryption, UDP and TCP, as each counts them: no IP/UDP/TCP headers),
+``converge_s`` (from the joins' start until every node sees all N alive)
+and ``detect_first_s`` (from a non-seed node's kill -- SIGKILL, or
+``Shutdown()`` without ``Leave()`` -- to the first survivor declaring it
+dead).
 
 Timings: memberlist's ``DefaultLANConfig`` and gossamer's
 ``SwimConfig.lan()`` agree on every interval -- probe 1 s, probe timeout
@@ -26,8 +31,8 @@ Timings: memberlist's ``DefaultLANConfig`` and gossamer's
 gossip every 0.2 s to 3 nodes, gossip to the dead 30 s, push-pull 30 s
 scaled past 32 members (x2 to 64, x3 to 128: 60 s at N = 50, 90 s at
 N = 100), awareness x8, 1,400-byte datagrams.  They differ in: memberlist
-compresses and does not encrypt (gossamer seals every packet: nonce, tag and
-stamp on each); memberlist falls back to a TCP ping; and the push-pull
+compresses; gossamer stamps every datagram (8 bytes, replay protection,
+sealed or not) and memberlist does not; memberlist falls back to a TCP ping; and the push-pull
 phase -- memberlist's first sync comes 0-30 s after ``Create`` then one
 every interval exactly, gossamer's 0.5-1.5 s after its seed answers then
 one every 0.5-1.5 intervals (jittered).
@@ -44,12 +49,13 @@ about 3%.  So by default gossamer settles one push-pull interval at N, and
 both windows last one interval; real_cluster's own steady-state estimate,
 from the bytes of the syncs its window held, is on stderr as a cross-check.
 
-    python -m benchmarks.idle_cost [--nodes 50,100] [--runs 1] [--idle-s S] [--settle-s S]
-        [--port 21000] [--cache-dir ~/.cache/gossamer-bench/mlbench]
+    python -m benchmarks.idle_cost [--nodes 50,100] [--runs 1] [--security sealed,plain]
+        [--idle-s S] [--settle-s S] [--port 21000] [--cache-dir ~/.cache/gossamer-bench/mlbench]
 
-prints one JSON object: ``nodes`` and ``results``, one per N, each with
-``gossamer`` and ``memberlist`` (the four figures, medians over the runs)
-and ``cpu_ratio``, ``bytes_ratio`` (gossamer / memberlist).  Diagnostics go
+prints one JSON object: ``nodes`` and ``results``, one per N and security,
+each with ``nodes``, ``security``, ``gossamer`` and ``memberlist`` (the four
+figures, medians over the runs) and ``cpu_ratio``, ``bytes_ratio``
+(gossamer / memberlist).  Diagnostics go
 to stderr.  The machine's load counts: on 2 cores, N = 100 is 12 Python
 processes, or one Go process, sharing them with whatever else runs.
 """
