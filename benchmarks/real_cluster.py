@@ -282,7 +282,7 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
     n = args.nodes
     with tempfile.TemporaryDirectory(prefix="gossamer-bench-") as tmp:
         keyring_path: str | None = None
-        if not getattr(args, "plain", False):
+        if not args.plain:
             keyring_path = os.path.join(tmp, "cluster.keys")
             save_keyring(keyring_path, Keyring([generate_key()]))
         ctl = Controller(n, args.per_process, keyring_path)

@@ -178,6 +178,8 @@ class _Pending:
 
 
 def fingerprint(key: bytes) -> str:
+    """The first 8 hex digits of the key's SHA-256: names a key in logs and in
+    :class:`KeyChangeResult` without revealing it."""
     return hashlib.sha256(key).hexdigest()[:8]
 
 

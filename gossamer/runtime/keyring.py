@@ -64,7 +64,6 @@ __all__ = [
 import base64
 import binascii
 import contextlib
-import hashlib
 import json
 import os
 import secrets
@@ -76,6 +75,7 @@ from enum import StrEnum
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gossamer.admin.keys import fingerprint
 from gossamer.errors import ConfigError, LocalError, RemoteError
 
 KEY_BYTES = 32
@@ -149,11 +149,6 @@ def decode_key(text: str) -> bytes:
             f"got {len(key)} bytes"
         )
     return key
-
-
-def fingerprint(key: bytes) -> str:
-    """The first 8 hex digits of the key's SHA-256: names a key in logs without revealing it."""
-    return hashlib.sha256(key).hexdigest()[:8]
 
 
 def _check_key(key: object) -> None:
