@@ -244,6 +244,10 @@ class PartContext:
     keyring: Any = None
     """The runtime's keyring (``runtime/keyring.Keyring``), for the ``keys``
     part to change in memory; None in plaintext and in the simulator."""
+    clock_offset_s: float = 0.0
+    """The wall clock (seconds since 1970) minus the driver's ``now``, read
+    at boot: SWIM puts its probe ticks on a grid of the wall clock that the
+    cluster shares.  0 in the simulator, whose nodes share one clock."""
 
 
 C = TypeVar("C", bound=Section)

@@ -155,6 +155,19 @@ async def test_twenty_nodes_detect_crashes_and_leaves(launch: Launch) -> None:
 
 
 @pytest.mark.asyncio
+async def test_probe_ticks_fall_on_whole_intervals_of_the_wall_clock(launch: Launch) -> None:
+    # Nodes that share a process, and nodes whose clocks agree, wake together.
+    nodes = [await launch(name, engine_thread=False) for name in "ab"]
+    loop = asyncio.get_running_loop()
+    offset = time.time() - loop.time()
+    for node in nodes:
+        interval = node.config.swim.probe_interval_s
+        handle = node._engine._timers[("swim", "probe")]
+        beats = (handle.when() + offset) / interval
+        assert abs(beats - round(beats)) * interval < 0.005, (node.name, beats)
+
+
+@pytest.mark.asyncio
 async def test_stopped_node_is_suspected_then_declared_dead(launch: Launch) -> None:
     a = await launch("a")
     b = await launch("b", seeds=(a.address,))

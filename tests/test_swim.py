@@ -263,6 +263,70 @@ def test_probe_round_visits_every_member_once() -> None:
     assert sorted(targets) == [o.name for o in others]
 
 
+def on_grid(at: float, offset: float, interval: float = 1.0) -> bool:
+    shared = (at + offset) / interval
+    return abs(shared - round(shared)) < 1e-9
+
+
+def test_probe_ticks_sit_on_the_shared_grid() -> None:
+    # The wall clock reads now + 0.3: ticks fall where it shows whole seconds.
+    a = SwimCore(A, random.Random(1), clock_offset_s=0.3)
+    a.start(10.0)
+    first = timers(a.drain())["probe"]
+    assert on_grid(first, 0.3) and 10.0 <= first <= 11.0
+    a.handle(B.address, Gossip((alive(B),)), 10.0)
+    a.drain()
+    ping, effects = probe_until_sent(a, first + 0.004)  # a loop a little late
+    assert on_grid(timers(effects)["probe"], 0.3)
+    assert timers(effects)["probe"] == pytest.approx(first + 1.0)
+    a.handle(ping.to, Ack(ping.message.seq), first + 0.01)  # type: ignore[attr-defined]
+    a.drain()
+    # Lifeguard stretches the interval to a whole number of grid steps.
+    a.awareness.apply(1)
+    _, effects = probe_until_sent(a, first + 1.3)  # late by 0.3 s: still the same beat
+    assert timers(effects)["probe"] == pytest.approx(first + 3.0)
+    off = SwimCore(A, random.Random(1), SwimConfig(probe_grid=False), clock_offset_s=0.3)
+    off.start(10.0)
+    tick = timers(off.drain())["probe"]
+    assert not on_grid(tick, 0.3) and 10.0 <= tick < 11.0
+    off.on_timer("probe", tick)
+    assert timers(off.drain())["probe"] == pytest.approx(tick + 1.0)
+
+
+class TickRecorder(SwimCore):
+    """A SWIM core that notes the time of each of its probe ticks."""
+
+    def __init__(self, me: NodeId, rng: random.Random) -> None:
+        super().__init__(me, rng, seeds=["n0:7946"])
+        self.ticks: list[float] = []
+
+    def _probe_tick(self, now: float) -> None:
+        self.ticks.append(now)
+        super()._probe_tick(now)
+
+
+def test_nodes_on_the_grid_probe_in_the_same_instant_and_still_detect() -> None:
+    # Booted at scattered times, every node ticks at whole seconds of the
+    # shared clock; a crash is still found and declared as the protocol says.
+    sim = Simulator(5, NetworkConfig.lan(), codec=registry)
+    boots = random.Random(5)
+    for i in range(12):
+        sim.at(boots.uniform(0, 3), lambda i=i: sim.add_node(f"n{i}", TickRecorder))
+    sim.run_for(15.0)
+    cores = [core_of(sim, a, TickRecorder) for a in sim.addresses]
+    assert all(len(c.ticks) >= 11 for c in cores)
+    assert all(on_grid(t, 0.0) for c in cores for t in c.ticks)
+    sim.crash(sim.address_of("n7"))
+    assert sim.run_until_true(
+        lambda: all(
+            core_of(sim, a, SwimCore).member("n7").status is Status.DEAD  # type: ignore[union-attr]
+            for a in sim.addresses
+            if sim.is_up(a)
+        ),
+        60.0,
+    )
+
+
 def test_silent_target_gets_ping_reqs_then_suspected_then_dead() -> None:
     cfg = SwimConfig()
     a = core(config=cfg)

@@ -19,12 +19,14 @@ The boot epoch
 Every life of a node needs a larger epoch than the one before, so peers can
 tell a restart from an old message.  Unless the configuration fixes it, the
 epoch is the wall-clock time in milliseconds at boot, raised past the last
-epoch stored in ``data_dir`` when one is configured.  This is the only use
-of the wall clock, and it decides no protocol question: it only numbers
-lives.  Without ``data_dir``, a clock stepped back between two lives makes
-the new life look older than the old one; SWIM then hears the old life's
-claims as another node's and moves past them (``failure/names.py``).  An
-epoch SWIM takes that way is stored in ``data_dir`` too.
+epoch stored in ``data_dir`` when one is configured.  The wall clock has one
+other use: its offset from the loop's clock at boot, which SWIM puts its
+probe ticks on (``probe_grid``).  Neither decides a protocol question: one
+numbers lives, the other places ticks.  Without ``data_dir``, a clock
+stepped back between two lives makes the new life look older than the old
+one; SWIM then hears the old life's claims as another node's and moves past
+them (``failure/names.py``).  An epoch SWIM takes that way is stored in
+``data_dir`` too.
 """
 
 from __future__ import annotations
@@ -189,7 +191,8 @@ class Engine:
         loop = self.loop
         assert loop is not None
         me = NodeId(cfg.name, address, epoch)
-        parts = build_parts(cfg.sections, PartContext(cfg.seeds, cfg.metadata, cfg.keyring))
+        offset = time.time() - loop.time()
+        parts = build_parts(cfg.sections, PartContext(cfg.seeds, cfg.metadata, cfg.keyring, offset))
         self.core = NodeCore(me, random.Random(os.urandom(16)), parts)
         self.started_at = loop.time()
         if not self.sealer.encrypted:
