@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gossamer.cli import demo
 from gossamer.cli.agent import NO_KEYRING, agent_config, reload_keyring
 from gossamer.cli.client import endpoint_url, fetch_json, format_members
 from gossamer.errors import ConfigError, LocalError
@@ -428,3 +430,19 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     old, new = out.split("with a new epoch: ")[1].split(".")[0].split(" -> ")
     assert int(new) > int(old)
     assert list(tmp_path.iterdir()) == []  # the log directory is removed
+
+
+def test_a_second_interrupt_while_the_demo_stops_still_exits_cleanly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # timeout(1) and an impatient Ctrl-C both signal twice; the second lands in stop_all.
+    def interrupted(self: object, *args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo._Story, "run", interrupted)
+    monkeypatch.setattr(demo._Story, "stop_all", interrupted)
+    monkeypatch.setattr(demo, "_free_ports", lambda n: list(range(30_000, 30_000 + n)))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    lines: list[str] = []
+    assert demo.run_demo(lines.append, duration_s=1) == 130
+    assert "Interrupted again: the agents were killed." in lines

@@ -126,7 +126,11 @@ def run_demo(
             out("\nInterrupted.")
             status = 130
         finally:
-            story.stop_all()
+            try:
+                story.stop_all()
+            except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM: stop_all killed them
+                out("Interrupted again: the agents were killed.")
+                status = 130
             if keep_logs or status == 1:
                 out(f"The agents' logs are kept in {workdir}")
             else:
