@@ -94,22 +94,26 @@ def _split(addr: str) -> tuple[str, int]:
 
 def split_address(addr: str) -> tuple[str, int]:
     """Split ``host:port`` (or ``[v6]:port``) into its parts, validating both."""
-    parse_address(addr)  # the validation, memoised
-    return _split(addr)
+    if type(addr) is str:
+        return _valid(addr)[1]
+    host, port = _split(addr)  # the AddressError for a non-string
+    address(host, port)
+    return host, port
 
 
 def parse_address(addr: str) -> Address:
     """Validate ``host:port`` (or ``[v6]:port``) and return it as an :data:`Address`."""
     if type(addr) is str:
-        return _parse_valid(addr)
-    return address(*_split(addr))  # raises the AddressError for a non-string
+        return _valid(addr)[0]
+    return address(*_split(addr))  # the AddressError for a non-string
 
 
 # Memoised: every datagram names its sender, and every send splits its target;
 # the addresses a node sees are few.  Errors are not cached.
 @functools.lru_cache(maxsize=4_096)
-def _parse_valid(addr: str) -> Address:
-    return address(*_split(addr))
+def _valid(addr: str) -> tuple[Address, tuple[str, int]]:
+    parts = _split(addr)
+    return address(*parts), parts
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,9 @@ The boot epoch
 Every life of a node needs a larger epoch than the one before, so peers can
 tell a restart from an old message.  Unless the configuration fixes it, the
 epoch is the wall-clock time in milliseconds at boot, raised past the last
-epoch stored in ``data_dir`` when one is configured.  The wall clock has one
-other use: its offset from the loop's clock at boot, which SWIM puts its
-probe ticks on (``probe_grid``).  Neither decides a protocol question: one
+epoch stored in ``data_dir`` when one is configured.  The engine reads the
+wall clock once more: its offset from the loop's clock at boot, which SWIM
+puts its probe ticks on (``probe_grid``).  Neither decides a protocol question: one
 numbers lives, the other places ticks.  Without ``data_dir``, a clock
 stepped back between two lives makes the new life look older than the old
 one; SWIM then hears the old life's claims as another node's and moves past
