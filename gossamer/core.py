@@ -32,6 +32,10 @@ What ``NodeCore`` does, and all it does:
 * **Holds the application's calls** that reach a part (leave, metadata),
   and publishes the parts' views as one :class:`NodeView`.
 
+:class:`PartsCore` does all of the above but the last; :class:`NodeCore`
+adds SWIM, which a node always runs.  The simulator runs a bare
+``PartsCore`` where SWIM is not the subject (the overlay at 10,000 nodes).
+
 Invariants: every part touched by an input is drained before the input
 returns, so the outbox holds one input's worth of effects; ``NodeCore``
 consumes no randomness and takes no protocol decision.
@@ -39,7 +43,7 @@ consumes no randomness and takes no protocol decision.
 
 from __future__ import annotations
 
-__all__ = ["MAX_EVENT_DEPTH", "NodeCore", "NodeStats", "NodeView"]
+__all__ = ["MAX_EVENT_DEPTH", "NodeCore", "NodeStats", "NodeView", "PartsCore"]
 
 import random
 from collections import deque
@@ -65,7 +69,9 @@ from gossamer.errors import LocalError
 from gossamer.failure.swim import SwimConfig, SwimCore
 from gossamer.failure.view import SwimView
 from gossamer.ids import Address, NodeId
+from gossamer.membership.hyparview import OverlayView
 from gossamer.membership.members import Member
+from gossamer.membership.plumtree import BroadcastView
 from gossamer.observe import DROPPED, PartView, counter
 from gossamer.ring.ring import Ring
 from gossamer.ring.view import RingView
@@ -113,6 +119,8 @@ class NodeView:
     swim: SwimView
     ring: RingView | None = None
     keys: KeysView | None = None
+    overlay: OverlayView | None = None
+    broadcast: BroadcastView | None = None
     extra: Mapping[str, PartView] = field(default_factory=dict)
 
     def parts(self) -> dict[str, PartView]:
@@ -129,15 +137,16 @@ class NodeView:
 _VIEW_FIELDS: Final = frozenset(f.name for f in fields(NodeView)) - {"extra"}
 
 
-class NodeCore:
-    """One gossamer node: its parts composed as one core (see the module docstring).
+class PartsCore:
+    """Parts composed as one core: routing, timers, links and events (see the
+    module docstring), with no membership of its own.
 
-    ``parts`` are factories, each called with ``me`` and ``rng``: every part
-    gets the same identity and shares the ``Random``, so one seed replays the
-    whole node.  One part must be SWIM (named ``swim``): it is the node's
-    membership, and the application's calls reach it.  Raises
-    :class:`~gossamer.errors.LocalError` for two parts with one name or one
-    message class.
+    The simulator runs it bare for protocols that need no SWIM (the overlay
+    at 10,000 nodes); a node is a :class:`NodeCore`.  ``parts`` are
+    factories, each called with ``me`` and ``rng``: every part gets the same
+    identity and shares the ``Random``, so one seed replays the whole node.
+    Raises :class:`~gossamer.errors.LocalError` for two parts with one name
+    or one message class.
     """
 
     def __init__(self, me: NodeId, rng: random.Random, parts: Iterable[PartFactory]) -> None:
@@ -160,11 +169,6 @@ class NodeCore:
                 routes[cls] = part
             by_name[part.name] = part
             built.append(part)
-        swim = by_name.get(SwimCore.name)
-        if not isinstance(swim, SwimCore):
-            raise LocalError("a node needs SWIM among its parts (a SwimCore named 'swim')")
-        self.swim: SwimCore = swim
-        """The SWIM part; read its views, do not drive it directly."""
         self.parts: tuple[Part, ...] = tuple(built)
         self.stats = NodeStats()
         self._by_name = by_name
@@ -172,7 +176,6 @@ class NodeCore:
         self._links: dict[Address, set[str]] = {}
         self._effects: list[Effect] = []
         self._views: list[PartView | None] = [None] * len(built)
-        self._view: NodeView | None = None
         # Parts driven since the last view(): only their views are asked again,
         # so an input touches no other part's code (an idle wake-up is cheap).
         self._stale: set[int] = set(range(len(built)))
@@ -191,6 +194,153 @@ class NodeCore:
     def link_owners(self, peer: Address) -> frozenset[str]:
         """The parts using the stream to ``peer`` (none when there is no stream)."""
         return frozenset(self._links.get(peer, ()))
+
+    def describe(self, event: object) -> EventNote | None:
+        """How ``event`` reads in a log, as the part that emitted it says."""
+        for part in self.parts:
+            note = part.describe(event)
+            if note is not None:
+                return note
+        return None
+
+    # ---------------------------------------------------------------- Core API
+
+    def start(self, now: float) -> None:
+        for part in self.parts:
+            part.start(now)
+        for part in self.parts:
+            self._drain(part, now)
+
+    def handle(self, sender: Address, message: Message, now: float) -> None:
+        part = self._routes.get(type(message))
+        if part is None:
+            self.stats.unrouted += 1
+            return
+        part.handle(sender, message, now)
+        self._drain(part, now)
+
+    def on_timer(self, key: TimerKey, now: float) -> None:
+        part = inner = None
+        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str):
+            part, inner = self._by_name.get(key[0]), key[1]
+        if part is None:
+            self.stats.stray_timers += 1
+            return
+        part.on_timer(inner, now)
+        self._drain(part, now)
+
+    def on_stream_up(self, peer: Address, now: float) -> None:
+        owners = self._links.get(peer)
+        if not owners:
+            return  # the peer opened it and no part here has used it yet
+        for part in [p for p in self.parts if p.name in owners]:
+            if part.name in self._links.get(peer, ()):  # a close meanwhile lets go
+                part.on_stream_up(peer, now)
+                self._drain(part, now)
+
+    def on_stream_down(self, peer: Address, now: float) -> None:
+        owners = self._links.pop(peer, None)
+        if not owners:
+            return
+        for part in [p for p in self.parts if p.name in owners]:
+            part.on_stream_down(peer, now)
+            self._drain(part, now)
+
+    def drain(self) -> list[Effect]:
+        effects, self._effects = self._effects, []
+        return effects
+
+    def act(self, name: str, action: Callable[[Any], _T], now: float) -> _T:
+        """An application's call on the part ``name``: ``action(part)``, then what
+        it queued is passed on; LocalError if the node keeps no such part."""
+        part = self.part(name)
+        if part is None:
+            raise LocalError(f"this node keeps no {name} part")
+        try:
+            return action(part)
+        finally:
+            self._drain(part, now)
+
+    def part_views(self) -> dict[str, PartView]:
+        """Every part's view by part name, in part order."""
+        return {part.name: part.view() for part in self.parts}
+
+    # ---------------------------------------------------------------- routing
+
+    def _drain(self, part: Part, now: float) -> None:
+        """Pass on what ``part`` queued, and hand its events on."""
+        self._stale.add(self._index[id(part)])
+        events = self._pass_on(part.name, part.drain())
+        if events:
+            self._hand_on(part, events, now)
+
+    def _hand_on(self, source: Part, events: list[object], now: float) -> None:
+        """Hand ``events`` to the parts subscribed to them, breadth first: every
+        subscriber hears an event before anything that follows from it."""
+        batches: deque[tuple[Part, list[object], int]] = deque([(source, events, 0)])
+        while batches:
+            source, events, depth = batches.popleft()
+            for sub in self.parts:
+                if sub is source or not sub.subscribes:
+                    continue
+                wanted = [e for e in events if isinstance(e, sub.subscribes)]
+                if not wanted:
+                    continue
+                if depth >= MAX_EVENT_DEPTH:
+                    self.stats.events_cut += len(wanted)
+                    continue
+                self._stale.add(self._index[id(sub)])
+                for event in wanted:
+                    sub.on_event(event, now)
+                emitted = self._pass_on(sub.name, sub.drain())
+                if emitted:
+                    batches.append((sub, emitted, depth + 1))
+
+    def _pass_on(self, name: str, effects: list[Effect]) -> list[object]:
+        """Add ``effects`` of part ``name`` to the outbox; return the events among them."""
+        out = self._effects
+        events: list[object] = []
+        for effect in effects:
+            match effect:
+                case SetTimer(key=key, at=at):
+                    out.append(SetTimer((name, key), at))
+                case CancelTimer(key=key):
+                    out.append(CancelTimer((name, key)))
+                case SendStream(to=to) | OpenStream(to=to):
+                    self._links.setdefault(to, set()).add(name)
+                    out.append(effect)
+                case CloseStream(to=to):
+                    owners = self._links.get(to)
+                    if owners is not None:
+                        owners.discard(name)
+                        if owners:
+                            self.stats.closes_held += 1
+                            continue
+                        del self._links[to]
+                    out.append(effect)
+                case Emit(event=event):
+                    events.append(event)
+                    out.append(effect)
+                case _:
+                    out.append(effect)  # datagrams pass on in order
+        return events
+
+
+class NodeCore(PartsCore):
+    """One gossamer node: its parts composed as one core (see the module docstring).
+
+    One part must be SWIM (named ``swim``): it is the node's membership, and
+    the application's calls reach it.
+    """
+
+    def __init__(self, me: NodeId, rng: random.Random, parts: Iterable[PartFactory]) -> None:
+        super().__init__(me, rng, parts)
+        swim = self._by_name.get(SwimCore.name)
+        if not isinstance(swim, SwimCore):
+            raise LocalError("a node needs SWIM among its parts (a SwimCore named 'swim')")
+        self.swim: SwimCore = swim
+        """The SWIM part; read its views, do not drive it directly."""
+        self._view: NodeView | None = None
 
     @property
     def config(self) -> SwimConfig:
@@ -261,61 +411,6 @@ class NodeCore:
         self._view = view
         return view
 
-    def describe(self, event: object) -> EventNote | None:
-        """How ``event`` reads in a log, as the part that emitted it says."""
-        for part in self.parts:
-            note = part.describe(event)
-            if note is not None:
-                return note
-        return None
-
-    # ---------------------------------------------------------------- Core API
-
-    def start(self, now: float) -> None:
-        for part in self.parts:
-            part.start(now)
-        for part in self.parts:
-            self._drain(part, now)
-
-    def handle(self, sender: Address, message: Message, now: float) -> None:
-        part = self._routes.get(type(message))
-        if part is None:
-            self.stats.unrouted += 1
-            return
-        part.handle(sender, message, now)
-        self._drain(part, now)
-
-    def on_timer(self, key: TimerKey, now: float) -> None:
-        part = inner = None
-        if isinstance(key, tuple) and len(key) == 2 and isinstance(key[0], str):
-            part, inner = self._by_name.get(key[0]), key[1]
-        if part is None:
-            self.stats.stray_timers += 1
-            return
-        part.on_timer(inner, now)
-        self._drain(part, now)
-
-    def on_stream_up(self, peer: Address, now: float) -> None:
-        owners = self._links.get(peer)
-        if not owners:
-            return  # the peer opened it and no part here has used it yet
-        for part in [p for p in self.parts if p.name in owners]:
-            if part.name in self._links.get(peer, ()):  # a close meanwhile lets go
-                part.on_stream_up(peer, now)
-                self._drain(part, now)
-
-    def on_stream_down(self, peer: Address, now: float) -> None:
-        owners = self._links.pop(peer, None)
-        if not owners:
-            return
-        for part in [p for p in self.parts if p.name in owners]:
-            part.on_stream_down(peer, now)
-            self._drain(part, now)
-
-    def drain(self) -> list[Effect]:
-        effects, self._effects = self._effects, []
-        return effects
-
     # ---------------------------------------------------------------- the application
 
     def leave(self, now: float) -> None:
@@ -338,17 +433,6 @@ class NodeCore:
         self.swim.update_metadata(metadata, now)
         self._drain(self.swim, now)
 
-    def act(self, name: str, action: Callable[[Any], _T], now: float) -> _T:
-        """An application's call on the part ``name``: ``action(part)``, then what
-        it queued is passed on; LocalError if the node keeps no such part."""
-        part = self.part(name)
-        if part is None:
-            raise LocalError(f"this node keeps no {name} part")
-        try:
-            return action(part)
-        finally:
-            self._drain(part, now)
-
     def join(self, addresses: Iterable[str], now: float) -> None:
         """Sync with ``addresses`` now (SWIM's ``join``); the view says who answered."""
         self.swim.join(addresses, now)
@@ -358,63 +442,3 @@ class NodeCore:
         """Mark the dead member ``name`` left, so it is reaped sooner (SWIM's ``force_leave``)."""
         self.swim.force_leave(name, now)
         self._drain(self.swim, now)
-
-    # ---------------------------------------------------------------- routing
-
-    def _drain(self, part: Part, now: float) -> None:
-        """Pass on what ``part`` queued, and hand its events on."""
-        self._stale.add(self._index[id(part)])
-        events = self._pass_on(part.name, part.drain())
-        if events:
-            self._hand_on(part, events, now)
-
-    def _hand_on(self, source: Part, events: list[object], now: float) -> None:
-        """Hand ``events`` to the parts subscribed to them, breadth first: every
-        subscriber hears an event before anything that follows from it."""
-        batches: deque[tuple[Part, list[object], int]] = deque([(source, events, 0)])
-        while batches:
-            source, events, depth = batches.popleft()
-            for sub in self.parts:
-                if sub is source or not sub.subscribes:
-                    continue
-                wanted = [e for e in events if isinstance(e, sub.subscribes)]
-                if not wanted:
-                    continue
-                if depth >= MAX_EVENT_DEPTH:
-                    self.stats.events_cut += len(wanted)
-                    continue
-                self._stale.add(self._index[id(sub)])
-                for event in wanted:
-                    sub.on_event(event, now)
-                emitted = self._pass_on(sub.name, sub.drain())
-                if emitted:
-                    batches.append((sub, emitted, depth + 1))
-
-    def _pass_on(self, name: str, effects: list[Effect]) -> list[object]:
-        """Add ``effects`` of part ``name`` to the outbox; return the events among them."""
-        out = self._effects
-        events: list[object] = []
-        for effect in effects:
-            match effect:
-                case SetTimer(key=key, at=at):
-                    out.append(SetTimer((name, key), at))
-                case CancelTimer(key=key):
-                    out.append(CancelTimer((name, key)))
-                case SendStream(to=to) | OpenStream(to=to):
-                    self._links.setdefault(to, set()).add(name)
-                    out.append(effect)
-                case CloseStream(to=to):
-                    owners = self._links.get(to)
-                    if owners is not None:
-                        owners.discard(name)
-                        if owners:
-                            self.stats.closes_held += 1
-                            continue
-                        del self._links[to]
-                    out.append(effect)
-                case Emit(event=event):
-                    events.append(event)
-                    out.append(effect)
-                case _:
-                    out.append(effect)  # datagrams pass on in order
-        return events

@@ -14,7 +14,7 @@ its views come in this order.
 
 from __future__ import annotations
 
-__all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts"]
+__all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts", "overlay_parts"]
 
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
@@ -24,15 +24,33 @@ from gossamer.effects import PartContext, PartFactory, PartSpec
 from gossamer.errors import LocalError
 from gossamer.failure import swim
 from gossamer.failure.names import JoinRefused, NameClash, NameRefused
+from gossamer.membership import hyparview, plumtree
+from gossamer.membership.hyparview import NeighborDown, NeighborUp
 from gossamer.membership.members import MemberEvent
+from gossamer.membership.plumtree import Delivered
 from gossamer.ring import part as ring
 from gossamer.ring.tracker import RingChanged
 
-CATALOGUE: tuple[PartSpec[Any], ...] = (swim.SPEC, ring.SPEC, keys.SPEC)
+CATALOGUE: tuple[PartSpec[Any], ...] = (
+    swim.SPEC,
+    ring.SPEC,
+    keys.SPEC,
+    hyparview.SPEC,
+    plumtree.SPEC,
+)
 """Every part of a node, in part order.  SWIM comes first: it is the membership.
 Everything that lists the parts reads this name when it runs, never a copy."""
 
-NodeEvent: TypeAlias = MemberEvent | RingChanged | NameClash | JoinRefused | NameRefused
+NodeEvent: TypeAlias = (
+    MemberEvent
+    | RingChanged
+    | NameClash
+    | JoinRefused
+    | NameRefused
+    | NeighborUp
+    | NeighborDown
+    | Delivered
+)
 """What the catalogue's parts emit, and ``Node.events()`` yields."""
 
 
@@ -68,3 +86,19 @@ def node_parts(
     large simulations do not pay for the ring.
     """
     return build_parts(sections, PartContext(tuple(seeds), metadata))
+
+
+def overlay_parts(
+    *,
+    seeds: Iterable[str] = (),
+    overlay: hyparview.HyParViewConfig | None = None,
+    broadcast: plumtree.PlumtreeConfig | None = None,
+) -> list[PartFactory]:
+    """The overlay alone, for ``PartsCore(me, rng, overlay_parts(...))``: HyParView
+    and Plumtree with no SWIM, as the 10,000-node experiments run them."""
+    context = PartContext(tuple(seeds))
+    factories = (
+        hyparview.SPEC.build(overlay or hyparview.HyParViewConfig(), context),
+        plumtree.SPEC.build(broadcast or plumtree.PlumtreeConfig(), context),
+    )
+    return [factory for factory in factories if factory is not None]

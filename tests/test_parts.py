@@ -126,7 +126,7 @@ def test_two_parts_claiming_one_message_class_or_one_name_are_refused() -> None:
     with pytest.raises(LocalError, match="needs SWIM"):
         NodeCore(ME, random.Random(1), [factory(Probe("alone"))])
     with pytest.raises(LocalError, match="no part is named"):
-        node_parts(overlay=object())
+        node_parts(gossip=object())
 
 
 def test_every_part_gets_the_same_identity_and_random() -> None:

@@ -1,0 +1,862 @@
+"""HyParView: the node's partial views, the overlay that broadcast travels on.
+
+Leitão, Pereira, Rodrigues, *HyParView: a membership protocol for reliable
+gossip-based broadcast*, DSN 2007 (technical report DI-FCUL TR-07-13).
+
+Each node keeps a small symmetric **active view** (``active_size``, 5) whose
+links are streams, and a larger **passive view** (``passive_size``, 30) of
+peers it knows but holds no connection to.  A stream breaking is the failure
+detector: the peer leaves the active view and a passive peer takes its
+place.  The layer above (Plumtree) hears :class:`NeighborUp` and
+:class:`NeighborDown` and uses the active view as its peers.
+
+* **Join.**  A new node sends :class:`Join` to a contact (a seed).  The
+  contact adds it to its active view (dropping a random peer with
+  :class:`Disconnect` when full) and sends :class:`ForwardJoin` with ttl
+  ``active_walk_length`` to each other active peer.  A node that receives a
+  ForwardJoin adds the joiner to its active view when the ttl is 0 or its
+  own active view holds a single peer (the report's prose; its pseudo-code
+  says an empty view, which cannot happen on a link); otherwise it adds the
+  joiner to its passive view when the ttl equals ``passive_walk_length`` and
+  passes the walk on to a random active peer that is neither the sender nor
+  the joiner.  A node that adds a peer tells it with a high-priority
+  :class:`Neighbor`, which is never refused.
+* **Repair.**  When an active link goes down the peer is forgotten (not
+  kept as passive), and the node sends :class:`Neighbor` to a random passive
+  peer: high priority when its active view is empty (or below
+  ``min_active``), low otherwise.  A low-priority request is refused by a
+  full node; the refused peer stays passive and another is tried.  A peer
+  that cannot be reached leaves the passive view.  :class:`Disconnect` moves
+  the peer that sent it to the passive view.
+* **Shuffle.**  Every ``shuffle_interval_s`` the node sends :class:`Shuffle`
+  on a random walk of ``shuffle_walk_length``: itself, ``shuffle_active``
+  active and ``shuffle_passive`` passive peers.  The walk's last node answers
+  the origin with as many of its passive peers (:class:`ShuffleReply`, on a
+  short-lived stream) and both merge what they got into their passive
+  views; a full passive view evicts first the entries it just sent.
+
+What the report leaves open, decided here:
+
+* **Lives.**  Every entry is a :class:`Peer` with the peer's boot epoch.
+  A message from an older life than the one a view holds (a Disconnect or a
+  Neighbor that was in flight across a restart) is refused and counted; a
+  newer life replaces the older one everywhere.
+* **Answers are messages.**  A node that adds a peer always sends on the
+  stream (a :class:`NeighborReply` or a high-priority Neighbor), so both
+  ends own the link and both hear it break.  An accept that arrives after
+  the asker gave up is kept if there is room and answered with a Disconnect
+  otherwise, so active views stay symmetric.
+* **Below the minimum.**  The shuffle tick also repairs: a node whose active
+  view (with its requests in flight) is below ``active_size`` asks one more
+  passive peer, with high priority while it holds fewer than
+  ``min_active``.  A refusal moves on to the next passive peer not yet asked
+  in this round; when all were asked, the next tick starts a new round.
+* **Lost peers and healed partitions.**  A peer whose link broke or that
+  could not be reached goes to a bounded list of lost peers
+  (``max_lost``), retried with a high-priority Neighbor on the shuffle tick
+  with a backoff doubling up to ``lost_retry_max_s``, and forgotten after
+  ``lost_ttl_s``.  When a partition heals, the first retry that crosses it
+  forces a link across, and shuffles mix the two sides' passive views: the
+  overlay is one component again within ``lost_retry_max_s`` plus a shuffle
+  period, for partitions shorter than ``lost_ttl_s``.
+* **Isolation.**  A node with no active peer, no request in flight and no
+  passive peer sends :class:`Join` to its seeds again, every
+  ``join_retry_interval_s`` until one answers.
+
+Invariants: the active and passive views are disjoint, never hold this node,
+hold at most one life of a name, and stay within their sizes; every
+bounded structure (requests in flight, lost peers) has its bound in the
+config.  Iteration that reaches a decision follows insertion order or the
+injected ``Random``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SPEC",
+    "Disconnect",
+    "ForwardJoin",
+    "HyParView",
+    "HyParViewConfig",
+    "HyParViewStats",
+    "Join",
+    "Neighbor",
+    "NeighborDown",
+    "NeighborReply",
+    "NeighborUp",
+    "OverlayView",
+    "Peer",
+    "Shuffle",
+    "ShuffleReply",
+]
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gossamer.config import check_int, check_positive
+from gossamer.effects import (
+    Effect,
+    EventNote,
+    Outbox,
+    PartContext,
+    PartFactory,
+    PartSpec,
+    TimerKey,
+)
+from gossamer.errors import ConfigError
+from gossamer.ids import Address, NodeId, parse_address
+from gossamer.observe import DROPPED, ApiRequest, Route, Sample, counter
+from gossamer.wire import Message, Record, registry
+
+# --------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True, slots=True)
+class HyParViewConfig:
+    """The overlay's views and walks.  The defaults are the report's, for
+    clusters up to about 10,000 nodes (``active_size = log10(n) + 1``)."""
+
+    enabled: bool = True
+    """Run the overlay (``overlay`` part)."""
+    active_size: int = 5
+    """Peers held on streams, the fanout of a broadcast.  The report's
+    ``log10(n) + 1``: 5 keeps 10,000 nodes connected when 80 % of them fail
+    at once.  More costs a stream and a heartbeat each."""
+    passive_size: int = 30
+    """Peers known without a connection, to replace active ones.  The
+    report's ``k * (log10(n) + 1)`` with ``k = 6``."""
+    active_walk_length: int = 6
+    """ForwardJoin's ttl (the report's ARWL): how far a joiner's arrival
+    walks before the last node takes it as an active peer."""
+    passive_walk_length: int = 3
+    """The ttl at which a ForwardJoin also puts the joiner in the passive
+    view (PRWL); below ``active_walk_length``, so the walk passes it."""
+    shuffle_interval_s: float = 10.0
+    """Time between two shuffles, in seconds; also the repair tick."""
+    shuffle_walk_length: int = 6
+    """How far a Shuffle walks before it is answered."""
+    shuffle_active: int = 3
+    """Active peers sent in a Shuffle (``ka``)."""
+    shuffle_passive: int = 4
+    """Passive peers sent in a Shuffle (``kp``)."""
+    min_active: int = 2
+    """Below this many active peers a repair asks with high priority (which
+    is never refused); at or above it, with low priority (refused by a full
+    node).  1 is the report's rule (high only when empty)."""
+    neighbor_timeout_s: float = 5.0
+    """How long a Neighbor or Join waits for its answer before the peer
+    counts as unreachable, in seconds."""
+    max_pending: int = 8
+    """Bound on Neighbor and Join requests in flight at once."""
+    max_lost: int = 32
+    """Bound on the lost peers remembered for retries; the oldest goes."""
+    lost_retry_max_s: float = 60.0
+    """Longest wait between two retries of a lost peer, in seconds (the
+    wait doubles from ``shuffle_interval_s``)."""
+    lost_ttl_s: float = 3_600.0
+    """How long a lost peer is retried, in seconds: the longest partition
+    that heals without a seed."""
+    join_retry_interval_s: float = 5.0
+    """How often an isolated node asks its seeds again, in seconds."""
+
+    def __post_init__(self) -> None:
+        owner = "HyParViewConfig"
+        if not isinstance(self.enabled, bool):
+            raise ConfigError(f"{owner}.enabled must be a bool, got {self.enabled!r}")
+        check_int(owner, "active_size", self.active_size, 1, 64)
+        check_int(owner, "passive_size", self.passive_size, 1, 4_096)
+        check_int(owner, "active_walk_length", self.active_walk_length, 1, 64)
+        check_int(owner, "passive_walk_length", self.passive_walk_length, 0, 64)
+        check_int(owner, "shuffle_walk_length", self.shuffle_walk_length, 0, 64)
+        check_int(owner, "shuffle_active", self.shuffle_active, 0, self.active_size)
+        check_int(owner, "shuffle_passive", self.shuffle_passive, 0, self.passive_size)
+        check_int(owner, "min_active", self.min_active, 1, self.active_size)
+        check_int(owner, "max_pending", self.max_pending, 1, 1_024)
+        check_int(owner, "max_lost", self.max_lost, 0, 4_096)
+        for name in (
+            "shuffle_interval_s",
+            "neighbor_timeout_s",
+            "lost_retry_max_s",
+            "lost_ttl_s",
+            "join_retry_interval_s",
+        ):
+            check_positive(owner, name, getattr(self, name))
+        if self.passive_walk_length >= self.active_walk_length:
+            raise ConfigError(
+                f"{owner}.passive_walk_length ({self.passive_walk_length}) must be below "
+                f"active_walk_length ({self.active_walk_length}), or a joiner's walk "
+                "never reaches a passive view"
+            )
+        if self.shuffle_active + self.shuffle_passive + 1 > self.passive_size:
+            raise ConfigError(
+                f"{owner}: a Shuffle of 1 + shuffle_active + shuffle_passive = "
+                f"{1 + self.shuffle_active + self.shuffle_passive} entries must fit in "
+                f"passive_size ({self.passive_size})"
+            )
+
+    # The presets are what a node on sockets starts from; they turn the part
+    # off until its links run on the transport.  The simulator uses the
+    # defaults (on).
+
+    @classmethod
+    def lan(cls) -> HyParViewConfig:
+        return cls(enabled=False)
+
+    @classmethod
+    def wan(cls) -> HyParViewConfig:
+        return cls(enabled=False, neighbor_timeout_s=10.0, join_retry_interval_s=10.0)
+
+    @classmethod
+    def local(cls) -> HyParViewConfig:
+        return cls(
+            enabled=False,
+            shuffle_interval_s=2.0,
+            neighbor_timeout_s=2.0,
+            join_retry_interval_s=1.0,
+        )
+
+
+# --------------------------------------------------------------------------
+# Messages (the overlay's block of type ids is 32..63, wire.TYPE_ID_RANGES; append only).
+
+
+@dataclass(frozen=True, slots=True)
+class Peer(Record):
+    """One life of a node, as the overlay's views hold it."""
+
+    name: str
+    address: Address
+    epoch: int
+
+    @classmethod
+    def of(cls, node: NodeId) -> Peer:
+        return cls(node.name, node.address, node.epoch)
+
+
+@registry.message(32)
+@dataclass(frozen=True, slots=True)
+class Join(Message):
+    """From a new node to its contact: take me as an active peer and announce me."""
+
+    node: Peer
+
+
+@registry.message(33)
+@dataclass(frozen=True, slots=True)
+class ForwardJoin(Message):
+    """``node`` joined; the walk goes on for ``ttl`` more hops."""
+
+    node: Peer
+    ttl: int
+
+
+@registry.message(34)
+@dataclass(frozen=True, slots=True)
+class Neighbor(Message):
+    """From ``node``: take me as an active peer.  ``high`` is never refused."""
+
+    node: Peer
+    high: bool
+
+
+@registry.message(35)
+@dataclass(frozen=True, slots=True)
+class NeighborReply(Message):
+    """The answer to :class:`Neighbor` or :class:`Join`, from ``node``."""
+
+    node: Peer
+    accepted: bool
+
+
+@registry.message(36)
+@dataclass(frozen=True, slots=True)
+class Disconnect(Message):
+    """From ``node``: I dropped you from my active view (keep me passive if ``alive``)."""
+
+    node: Peer
+    alive: bool = True
+
+
+@registry.message(37)
+@dataclass(frozen=True, slots=True)
+class Shuffle(Message):
+    """``origin``'s sample of its views, walking ``ttl`` more hops."""
+
+    origin: Peer
+    nodes: tuple[Peer, ...]
+    ttl: int
+
+
+@registry.message(38)
+@dataclass(frozen=True, slots=True)
+class ShuffleReply(Message):
+    """The end of a shuffle walk answers the origin with as many passive peers."""
+
+    node: Peer
+    nodes: tuple[Peer, ...]
+
+
+# --------------------------------------------------------------------------
+# Events, stats and the view
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborUp:
+    """``peer`` entered the active view: a link the layer above may use."""
+
+    peer: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborDown:
+    """``peer`` left the active view (its link broke, or one end dropped it)."""
+
+    peer: Peer
+
+
+@dataclass(slots=True)
+class HyParViewStats:
+    """Counters of the overlay's views."""
+
+    joins: int = counter("Joins this node handled as a contact.")
+    forward_joins: int = counter("ForwardJoin messages received.")
+    neighbor_requests: int = counter("Neighbor requests this node sent.")
+    neighbor_accepted: int = counter("Neighbor requests this node accepted.")
+    neighbor_refused: int = counter("Neighbor requests this node refused.")
+    neighbor_failed: int = counter("Neighbor requests whose peer could not be reached.")
+    disconnects: int = counter("Disconnects received.")
+    links_lost: int = counter("Active links that broke.")
+    shuffles: int = counter("Shuffles this node started.")
+    shuffle_replies: int = counter("Shuffle replies this node sent.")
+    rejoins: int = counter("Joins sent to seeds (at boot and when isolated).")
+    lost_retries: int = counter("Retries of peers lost to a failure.")
+    stale: int = DROPPED.series("overlay_stale")
+    """Messages from an older life of a peer than the one the views hold."""
+
+
+@dataclass(frozen=True, slots=True)
+class OverlayView:
+    """The node's views at one moment; served at ``/api/overlay``."""
+
+    active: tuple[Peer, ...]
+    passive: tuple[Peer, ...]
+    pending: tuple[Address, ...]
+    lost: tuple[Peer, ...]
+
+    def routes(self) -> Mapping[str, Route]:
+        return {"overlay": self._route}
+
+    def _route(self, request: ApiRequest) -> dict[str, Any]:
+        def entries(peers: Iterable[Peer]) -> list[dict[str, Any]]:
+            return [{"name": p.name, "address": p.address, "epoch": p.epoch} for p in peers]
+
+        return {
+            "active": entries(self.active),
+            "passive": entries(self.passive),
+            "pending": list(self.pending),
+            "lost": entries(self.lost),
+        }
+
+    def samples(self) -> list[Sample]:
+        return [
+            Sample(_VIEW_SIZE, len(self.active), "active"),
+            Sample(_VIEW_SIZE, len(self.passive), "passive"),
+        ]
+
+
+from gossamer.observe import Family  # noqa: E402  (beside its one use)
+
+_VIEW_SIZE: Final = Family(
+    "gossamer_overlay_view_size", "Peers in the overlay's views.", "gauge", "view"
+)
+
+
+# --------------------------------------------------------------------------
+# The core
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A Neighbor or Join in flight: to whom (None for a seed), and since when."""
+
+    peer: Peer | None
+    high: bool
+    join: bool
+    until: float
+
+
+@dataclass(slots=True)
+class _Lost:
+    peer: Peer
+    next_try: float
+    wait: float
+    until: float
+
+
+@dataclass(slots=True)
+class _Round:
+    """The passive peers asked in the current repair round."""
+
+    asked: set[str] = field(default_factory=set)
+
+
+class HyParView:
+    """One node's HyParView (sans-IO; see the module docstring), the ``overlay`` part.
+
+    ``seeds`` are contacts to join through (this node's own address is
+    skipped); with none, the node waits to be joined.
+    """
+
+    name = "overlay"
+    messages: tuple[type[Message], ...] = (
+        Join,
+        ForwardJoin,
+        Neighbor,
+        NeighborReply,
+        Disconnect,
+        Shuffle,
+        ShuffleReply,
+    )
+    subscribes: tuple[type, ...] = ()
+
+    def __init__(
+        self,
+        me: NodeId,
+        rng: random.Random,
+        config: HyParViewConfig | None = None,
+        *,
+        seeds: Iterable[str] = (),
+    ) -> None:
+        self.config = config if config is not None else HyParViewConfig()
+        self.me = me
+        self.peer = Peer.of(me)
+        self._rng = rng
+        self._seeds = sorted({parse_address(s) for s in seeds} - {me.address})
+        self._out = Outbox()
+        self.stats = HyParViewStats()
+        self.active: dict[str, Peer] = {}
+        """The active view by name, in the order peers entered it.  Read only."""
+        self.passive: dict[str, Peer] = {}
+        """The passive view by name.  Read only."""
+        self._by_address: dict[Address, str] = {}  # active peers' addresses
+        self._pending: dict[Address, _Pending] = {}
+        self._lost: dict[str, _Lost] = {}
+        self._round = _Round()
+        self._sent: frozenset[str] = frozenset()  # names in our last Shuffle
+        self._now = 0.0
+        self._view: OverlayView | None = None
+        self._changed = True
+
+    # ---------------------------------------------------------------- Core API
+
+    def start(self, now: float) -> None:
+        self._now = now
+        cfg = self.config
+        # A random phase, so shuffles of nodes booted together spread out.
+        self._out.set_timer("shuffle", now + self._rng.uniform(0.5, 1.0) * cfg.shuffle_interval_s)
+        self._rejoin(now)
+
+    def handle(self, sender: Address, message: Message, now: float) -> None:
+        self._now = now
+        match message:
+            case ForwardJoin(node=node, ttl=ttl):
+                self._on_forward_join(sender, node, ttl)
+            case Shuffle(origin=origin, nodes=nodes, ttl=ttl):
+                self._on_shuffle(sender, origin, nodes, ttl)
+            case ShuffleReply(node=node, nodes=nodes):
+                if self._fresh(node):
+                    self._merge_passive(nodes, self._sent)
+            case Neighbor(node=node, high=high):
+                self._on_neighbor(sender, node, high)
+            case NeighborReply(node=node, accepted=accepted):
+                self._on_reply(sender, node, accepted)
+            case Disconnect(node=node, alive=alive):
+                self._on_disconnect(node, alive)
+            case Join(node=node):
+                self._on_join(node)
+
+    def on_timer(self, key: TimerKey, now: float) -> None:
+        self._now = now
+        if key == "shuffle":
+            self._out.set_timer("shuffle", now + self.config.shuffle_interval_s)
+            self._tick(now)
+        elif isinstance(key, tuple) and key[0] == "pending":
+            pending = self._pending.get(key[1])
+            if pending is not None and pending.until <= now:
+                self._failed(key[1])
+        elif key == "join":
+            self._rejoin(now)
+
+    def on_stream_up(self, peer: Address, now: float) -> None:
+        """A link or a request's stream connected; the answer tells the rest."""
+
+    def on_stream_down(self, peer: Address, now: float) -> None:
+        self._now = now
+        name = self._by_address.get(peer)
+        if name is not None:
+            lost = self.active[name]
+            self._remove_active(name)
+            self.stats.links_lost += 1
+            self._remember_lost(lost)
+            self._repair()
+        elif peer in self._pending:
+            self._failed(peer)
+
+    def on_event(self, event: object, now: float) -> None:
+        """The overlay subscribes to nothing."""
+
+    def drain(self) -> list[Effect]:
+        return self._out.drain()
+
+    # ---------------------------------------------------------------- views
+
+    def view(self) -> OverlayView:
+        view = self._view
+        if view is None or self._changed:
+            self._changed = False
+            view = self._view = OverlayView(
+                tuple(self.active.values()),
+                tuple(self.passive.values()),
+                tuple(self._pending),
+                tuple(lost.peer for lost in self._lost.values()),
+            )
+        return view
+
+    def describe(self, event: object) -> EventNote | None:
+        match event:
+            case NeighborUp(peer=peer):
+                return EventNote("neighbor-up", detail=f"{peer.name} at {peer.address}")
+            case NeighborDown(peer=peer):
+                return EventNote("neighbor-down", detail=f"{peer.name} at {peer.address}")
+        return None
+
+    @property
+    def active_peers(self) -> list[Peer]:
+        return list(self.active.values())
+
+    # ---------------------------------------------------------------- join
+
+    def _rejoin(self, now: float) -> None:
+        """Ask a seed to take this node in, while it is isolated."""
+        if self.active or not self._seeds:
+            return
+        if not any(p.join for p in self._pending.values()):
+            seed = self._rng.choice(self._seeds)
+            if seed not in self._pending and len(self._pending) < self.config.max_pending:
+                self.stats.rejoins += 1
+                self._ask(seed, None, Join(self.peer), high=True, join=True)
+        self._out.set_timer("join", now + self.config.join_retry_interval_s)
+
+    def _on_join(self, node: Peer) -> None:
+        if node.name == self.me.name or not self._fresh(node):
+            return
+        self.stats.joins += 1
+        self._add_active(node)
+        self._out.stream(node.address, NeighborReply(self.peer, True))
+        walk = ForwardJoin(node, self.config.active_walk_length)
+        for name, peer in self.active.items():
+            if name != node.name:
+                self._out.stream(peer.address, walk)
+
+    def _on_forward_join(self, sender: Address, node: Peer, ttl: int) -> None:
+        self.stats.forward_joins += 1
+        if node.name == self.me.name or not self._fresh(node):
+            return
+        if ttl <= 0 or len(self.active) <= 1:
+            self._take(node)
+            return
+        if ttl == self.config.passive_walk_length:
+            self._merge_passive((node,), frozenset())
+        came_from = self._by_address.get(sender)
+        onward = [n for n in self.active if n not in (came_from, node.name)]
+        if not onward:
+            self._take(node)
+            return
+        peer = self.active[self._rng.choice(onward)]
+        self._out.stream(peer.address, ForwardJoin(node, ttl - 1))
+
+    def _take(self, node: Peer) -> None:
+        """The end of a join's walk: take ``node`` as an active peer and tell it."""
+        if node.name in self.active:
+            return
+        self._add_active(node)
+        self._out.stream(node.address, Neighbor(self.peer, True))
+
+    # ---------------------------------------------------------------- neighbours
+
+    def _on_neighbor(self, sender: Address, node: Peer, high: bool) -> None:
+        if node.name == self.me.name or not self._fresh(node):
+            return
+        if node.name in self.active or high or len(self.active) < self.config.active_size:
+            self.stats.neighbor_accepted += 1
+            self._add_active(node)
+            self._out.stream(node.address, NeighborReply(self.peer, True))
+            return
+        self.stats.neighbor_refused += 1
+        self._merge_passive((node,), frozenset())
+        self._out.stream(sender, NeighborReply(self.peer, False))
+        if sender not in self._pending:
+            self._out.close_stream(sender)
+
+    def _on_reply(self, sender: Address, node: Peer, accepted: bool) -> None:
+        pending = self._pending.pop(sender, None)
+        if pending is not None:
+            self._out.cancel_timer(("pending", sender))
+            self._changed = True
+        if node.name == self.me.name or not self._fresh(node):
+            return
+        if accepted:
+            if node.name in self.active:
+                self.active[node.name] = node  # a join's contact, or both asked at once
+                return
+            if pending is None and len(self.active) >= self.config.active_size:
+                # Accepted after we gave up, and the slot is taken: undo it there.
+                self._out.stream(sender, Disconnect(self.peer))
+                self._out.close_stream(sender)
+                self._merge_passive((node,), frozenset())
+                return
+            self._add_active(node)
+            return
+        self._merge_passive((node,), frozenset())  # refused: keep it passive
+        if sender not in self._by_address:
+            self._out.close_stream(sender)
+        if pending is not None:
+            self._repair()
+
+    def _on_disconnect(self, node: Peer, alive: bool) -> None:
+        self.stats.disconnects += 1
+        known = self.active.get(node.name)
+        if known is None or known.epoch != node.epoch:
+            if known is not None and known.epoch > node.epoch:
+                self.stats.stale += 1
+            return
+        self._remove_active(node.name)
+        self._out.close_stream(node.address)
+        if alive:
+            self._merge_passive((node,), frozenset())
+        self._repair()
+
+    def _add_active(self, node: Peer) -> None:
+        """Put ``node`` in the active view, dropping a random peer if it is full."""
+        known = self.active.get(node.name)
+        if known is not None:
+            if known.epoch < node.epoch:
+                self.active[node.name] = node
+            return
+        self._changed = True
+        self.passive.pop(node.name, None)
+        self._lost.pop(node.name, None)
+        if len(self.active) >= self.config.active_size:
+            victim = self.active[self._rng.choice(list(self.active))]
+            self._remove_active(victim.name)
+            self._out.stream(victim.address, Disconnect(self.peer))
+            self._out.close_stream(victim.address)
+            self._merge_passive((victim,), frozenset())
+        self.active[node.name] = node
+        self._by_address[node.address] = node.name
+        self._out.emit(NeighborUp(node))
+
+    def _remove_active(self, name: str) -> None:
+        peer = self.active.pop(name)
+        self._by_address.pop(peer.address, None)
+        self._changed = True
+        self._out.emit(NeighborDown(peer))
+
+    # ---------------------------------------------------------------- repair
+
+    def _repair(self) -> None:
+        """Ask a passive peer to fill a free slot of the active view, if there is one."""
+        cfg = self.config
+        if len(self.active) + self._asking() >= cfg.active_size:
+            return
+        if len(self._pending) >= cfg.max_pending:
+            return
+        candidates = [
+            name
+            for name, peer in self.passive.items()
+            if name not in self._round.asked and peer.address not in self._pending
+        ]
+        if not candidates:
+            if not self.active and not self._pending and not self.passive:
+                self._rejoin(self._now)
+            return
+        name = self._rng.choice(candidates)
+        self._round.asked.add(name)
+        peer = self.passive[name]
+        high = len(self.active) < cfg.min_active
+        self._ask(peer.address, peer, Neighbor(self.peer, high), high=high, join=False)
+
+    def _asking(self) -> int:
+        return sum(1 for p in self._pending.values() if not p.join)
+
+    def _ask(
+        self, to: Address, peer: Peer | None, message: Message, *, high: bool, join: bool
+    ) -> None:
+        until = self._now + self.config.neighbor_timeout_s
+        self._pending[to] = _Pending(peer, high, join, until)
+        self._changed = True
+        if not join:
+            self.stats.neighbor_requests += 1
+        self._out.stream(to, message)
+        self._out.set_timer(("pending", to), until)
+
+    def _failed(self, address: Address) -> None:
+        """A request's peer could not be reached: it leaves the passive view."""
+        pending = self._pending.pop(address)
+        self._out.cancel_timer(("pending", address))
+        self._out.close_stream(address)
+        self._changed = True
+        if pending.join:
+            return  # the join timer asks again
+        self.stats.neighbor_failed += 1
+        peer = pending.peer
+        if peer is not None:
+            known = self.passive.get(peer.name)
+            if known is not None and known.epoch <= peer.epoch:
+                del self.passive[peer.name]
+            self._remember_lost(peer)
+        self._repair()
+
+    def _remember_lost(self, peer: Peer) -> None:
+        cfg = self.config
+        if cfg.max_lost == 0:
+            return
+        entry = self._lost.get(peer.name)
+        if entry is not None:
+            entry.wait = min(entry.wait * 2, cfg.lost_retry_max_s)
+            entry.next_try = self._now + entry.wait
+            return
+        while len(self._lost) >= cfg.max_lost:
+            del self._lost[next(iter(self._lost))]
+        wait = cfg.shuffle_interval_s
+        self._lost[peer.name] = _Lost(peer, self._now + wait, wait, self._now + cfg.lost_ttl_s)
+
+    # ---------------------------------------------------------------- shuffle
+
+    def _tick(self, now: float) -> None:
+        self._round = _Round()
+        self._shuffle()
+        self._repair()
+        self._retry_lost(now)
+        if not self.active and not self._pending and not self.passive:
+            self._rejoin(now)
+
+    def _shuffle(self) -> None:
+        if not self.active:
+            return
+        cfg, rng = self.config, self._rng
+        target = self.active[rng.choice(list(self.active))]
+        actives = [p for p in self.active.values() if p.name != target.name]
+        sample = [self.peer]
+        sample += rng.sample(actives, min(cfg.shuffle_active, len(actives)))
+        passives = list(self.passive.values())
+        sample += rng.sample(passives, min(cfg.shuffle_passive, len(passives)))
+        self._sent = frozenset(p.name for p in sample)
+        self.stats.shuffles += 1
+        self._out.stream(target.address, Shuffle(self.peer, tuple(sample), cfg.shuffle_walk_length))
+
+    def _on_shuffle(self, sender: Address, origin: Peer, nodes: tuple[Peer, ...], ttl: int) -> None:
+        if origin.name == self.me.name or not self._fresh(origin):
+            return
+        ttl -= 1
+        if ttl > 0 and len(self.active) > 1:
+            came_from = self._by_address.get(sender)
+            onward = [n for n in self.active if n not in (came_from, origin.name)]
+            if onward:
+                peer = self.active[self._rng.choice(onward)]
+                self._out.stream(peer.address, Shuffle(origin, nodes, ttl))
+                return
+        passives = list(self.passive.values())
+        reply = self._rng.sample(passives, min(len(nodes), len(passives)))
+        self.stats.shuffle_replies += 1
+        to = origin.address
+        self._out.stream(to, ShuffleReply(self.peer, tuple(reply)))
+        if to not in self._by_address and to not in self._pending:
+            self._out.close_stream(to)
+        self._merge_passive(nodes, frozenset(p.name for p in reply))
+
+    def _merge_passive(self, nodes: Iterable[Peer], sent: frozenset[str]) -> None:
+        """Add ``nodes`` to the passive view, evicting first the names in ``sent``."""
+        passive, size = self.passive, self.config.passive_size
+        for node in nodes:
+            name = node.name
+            if name == self.me.name:
+                continue
+            active = self.active.get(name)
+            if active is not None:
+                if active.epoch < node.epoch:
+                    self.active[name] = node
+                continue
+            known = passive.get(name)
+            if known is not None:
+                if known.epoch < node.epoch:
+                    passive[name] = node
+                continue
+            if len(passive) >= size:
+                evictable = [n for n in passive if n in sent] or list(passive)
+                del passive[self._rng.choice(evictable)]
+            passive[name] = node
+            self._changed = True
+
+    def _retry_lost(self, now: float) -> None:
+        lost = self._lost
+        for name in [n for n, e in lost.items() if e.until <= now]:
+            del lost[name]
+        if len(self._pending) >= self.config.max_pending:
+            return
+        active, pending = self.active, self._pending
+        due = [
+            e
+            for e in lost.values()
+            if e.next_try <= now and e.peer.name not in active and e.peer.address not in pending
+        ]
+        if not due:
+            return
+        entry = self._rng.choice(due)
+        entry.wait = min(entry.wait * 2, self.config.lost_retry_max_s)
+        entry.next_try = now + entry.wait
+        self.stats.lost_retries += 1
+        self._ask(entry.peer.address, entry.peer, Neighbor(self.peer, True), high=True, join=False)
+
+    # ---------------------------------------------------------------- lives
+
+    def _fresh(self, node: Peer) -> bool:
+        """False (and counted) for an older life than a view holds; a newer
+        life replaces the older one in every view."""
+        name = node.name
+        for view in (self.active, self.passive):
+            known = view.get(name)
+            if known is None:
+                continue
+            if node.epoch < known.epoch:
+                self.stats.stale += 1
+                return False
+            if node.epoch > known.epoch:
+                if view is self.active:
+                    self._remove_active(name)
+                    self._out.close_stream(known.address)
+                else:
+                    del view[name]
+                self._changed = True
+        lost = self._lost.get(name)
+        if lost is not None and lost.peer.epoch < node.epoch:
+            lost.peer = node
+        return True
+
+
+def _build(config: HyParViewConfig, context: PartContext) -> PartFactory | None:
+    if not config.enabled:
+        return None
+
+    def make(me: NodeId, rng: random.Random) -> HyParView:
+        return HyParView(me, rng, config, seeds=context.seeds)
+
+    return make
+
+
+SPEC: PartSpec[HyParViewConfig] = PartSpec("overlay", HyParViewConfig, _build)
+"""The overlay in the node's catalogue: on when an ``overlay`` section is
+given; ``[overlay]`` in TOML, ``NodeConfig.overlay``."""
