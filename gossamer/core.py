@@ -179,7 +179,7 @@ class PartsCore:
         # Parts driven since the last view(): only their views are asked again,
         # so an input touches no other part's code (an idle wake-up is cheap).
         self._stale: set[int] = set(range(len(built)))
-        self._index = {id(part): i for i, part in enumerate(built)}
+        self._index = {part.name: i for i, part in enumerate(built)}
 
     # ---------------------------------------------------------------- views
 
@@ -269,7 +269,7 @@ class PartsCore:
 
     def _drain(self, part: Part, now: float) -> None:
         """Pass on what ``part`` queued, and hand its events on."""
-        self._stale.add(self._index[id(part)])
+        self._stale.add(self._index[part.name])
         events = self._pass_on(part.name, part.drain())
         if events:
             self._hand_on(part, events, now)
@@ -289,7 +289,7 @@ class PartsCore:
                 if depth >= MAX_EVENT_DEPTH:
                     self.stats.events_cut += len(wanted)
                     continue
-                self._stale.add(self._index[id(sub)])
+                self._stale.add(self._index[sub.name])
                 for event in wanted:
                     sub.on_event(event, now)
                 emitted = self._pass_on(sub.name, sub.drain())
@@ -300,29 +300,36 @@ class PartsCore:
         """Add ``effects`` of part ``name`` to the outbox; return the events among them."""
         out = self._effects
         events: list[object] = []
+        links = self._links
         for effect in effects:
-            match effect:
-                case SetTimer(key=key, at=at):
-                    out.append(SetTimer((name, key), at))
-                case CancelTimer(key=key):
-                    out.append(CancelTimer((name, key)))
-                case SendStream(to=to) | OpenStream(to=to):
-                    self._links.setdefault(to, set()).add(name)
-                    out.append(effect)
-                case CloseStream(to=to):
-                    owners = self._links.get(to)
-                    if owners is not None:
-                        owners.discard(name)
-                        if owners:
-                            self.stats.closes_held += 1
-                            continue
-                        del self._links[to]
-                    out.append(effect)
-                case Emit(event=event):
-                    events.append(event)
-                    out.append(effect)
-                case _:
-                    out.append(effect)  # datagrams pass on in order
+            kind = type(effect)  # exact types: the hot path of every input
+            if kind is SendStream or kind is OpenStream:
+                to = effect.to  # type: ignore[union-attr]
+                owners = links.get(to)
+                if owners is None:
+                    links[to] = {name}
+                else:
+                    owners.add(name)
+                out.append(effect)
+            elif kind is SetTimer:
+                out.append(SetTimer((name, effect.key), effect.at))  # type: ignore[union-attr]
+            elif kind is CancelTimer:
+                out.append(CancelTimer((name, effect.key)))  # type: ignore[union-attr]
+            elif kind is Emit:
+                events.append(effect.event)  # type: ignore[union-attr]
+                out.append(effect)
+            elif kind is CloseStream:
+                to = effect.to  # type: ignore[union-attr]
+                owners = links.get(to)
+                if owners is not None:
+                    owners.discard(name)
+                    if owners:
+                        self.stats.closes_held += 1
+                        continue
+                    del links[to]
+                out.append(effect)
+            else:
+                out.append(effect)  # datagrams pass on in order
         return events
 
 

@@ -50,7 +50,8 @@ What the report leaves open, decided here:
   view (with its requests in flight) is below ``active_size`` asks one more
   passive peer, with high priority while it holds fewer than
   ``min_active``.  A refusal moves on to the next passive peer not yet asked
-  in this round; when all were asked, the next tick starts a new round.
+  in this round, at most ``repair_attempts`` times; then the next tick
+  starts a new round.
 * **Lost peers and healed partitions.**  A peer whose link broke or that
   could not be reached goes to a bounded list of lost peers
   (``max_lost``), retried with a high-priority Neighbor on the shuffle tick
@@ -146,6 +147,10 @@ class HyParViewConfig:
     """Below this many active peers a repair asks with high priority (which
     is never refused); at or above it, with low priority (refused by a full
     node).  1 is the report's rule (high only when empty)."""
+    repair_attempts: int = 3
+    """Low-priority requests a repair round (one shuffle period) may have
+    refused before it waits for the next: a node one slot short in a full
+    overlay would otherwise ask its whole passive view every period."""
     neighbor_timeout_s: float = 5.0
     """How long a Neighbor or Join waits for its answer before the peer
     counts as unreachable, in seconds."""
@@ -174,6 +179,7 @@ class HyParViewConfig:
         check_int(owner, "shuffle_active", self.shuffle_active, 0, self.active_size)
         check_int(owner, "shuffle_passive", self.shuffle_passive, 0, self.passive_size)
         check_int(owner, "min_active", self.min_active, 1, self.active_size)
+        check_int(owner, "repair_attempts", self.repair_attempts, 1, 4_096)
         check_int(owner, "max_pending", self.max_pending, 1, 1_024)
         check_int(owner, "max_lost", self.max_lost, 0, 4_096)
         for name in (
@@ -401,6 +407,7 @@ class _Round:
     """The passive peers asked in the current repair round."""
 
     asked: set[str] = field(default_factory=set)
+    refused: int = 0
 
 
 class HyParView:
@@ -445,7 +452,7 @@ class HyParView:
         self._pending: dict[Address, _Pending] = {}
         self._lost: dict[str, _Lost] = {}
         self._round = _Round()
-        self._sent: frozenset[str] = frozenset()  # names in our last Shuffle
+        self._sent: tuple[str, ...] = ()  # names in our last Shuffle, in order
         self._now = 0.0
         self._view: OverlayView | None = None
         self._changed = True
@@ -461,22 +468,24 @@ class HyParView:
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
         self._now = now
-        match message:
-            case ForwardJoin(node=node, ttl=ttl):
-                self._on_forward_join(sender, node, ttl)
-            case Shuffle(origin=origin, nodes=nodes, ttl=ttl):
-                self._on_shuffle(sender, origin, nodes, ttl)
-            case ShuffleReply(node=node, nodes=nodes):
-                if self._fresh(node):
-                    self._merge_passive(nodes, self._sent)
-            case Neighbor(node=node, high=high):
-                self._on_neighbor(sender, node, high)
-            case NeighborReply(node=node, accepted=accepted):
-                self._on_reply(sender, node, accepted)
-            case Disconnect(node=node, alive=alive):
-                self._on_disconnect(node, alive)
-            case Join(node=node):
-                self._on_join(node)
+        kind = type(message)  # exact types: shuffles are most of the overlay's traffic
+        if kind is Shuffle:
+            m = message
+            self._on_shuffle(sender, m.origin, m.nodes, m.ttl)  # type: ignore[attr-defined]
+        elif kind is ShuffleReply:
+            if self._fresh(message.node):  # type: ignore[attr-defined]
+                self._merge_passive(message.nodes, self._sent)  # type: ignore[attr-defined]
+        elif kind is ForwardJoin:
+            self._on_forward_join(sender, message.node, message.ttl)  # type: ignore[attr-defined]
+        elif kind is Neighbor:
+            self._on_neighbor(sender, message.node, message.high)  # type: ignore[attr-defined]
+        elif kind is NeighborReply:
+            m = message
+            self._on_reply(sender, m.node, m.accepted)  # type: ignore[attr-defined]
+        elif kind is Disconnect:
+            self._on_disconnect(message.node, message.alive)  # type: ignore[attr-defined]
+        elif kind is Join:
+            self._on_join(message.node)  # type: ignore[attr-defined]
 
     def on_timer(self, key: TimerKey, now: float) -> None:
         self._now = now
@@ -569,7 +578,7 @@ class HyParView:
             self._take(node)
             return
         if ttl == self.config.passive_walk_length:
-            self._merge_passive((node,), frozenset())
+            self._merge_passive((node,))
         came_from = self._by_address.get(sender)
         onward = [n for n in self.active if n not in (came_from, node.name)]
         if not onward:
@@ -596,7 +605,7 @@ class HyParView:
             self._out.stream(node.address, NeighborReply(self.peer, True))
             return
         self.stats.neighbor_refused += 1
-        self._merge_passive((node,), frozenset())
+        self._merge_passive((node,))
         self._out.stream(sender, NeighborReply(self.peer, False))
         if sender not in self._pending:
             self._out.close_stream(sender)
@@ -616,15 +625,17 @@ class HyParView:
                 # Accepted after we gave up, and the slot is taken: undo it there.
                 self._out.stream(sender, Disconnect(self.peer))
                 self._out.close_stream(sender)
-                self._merge_passive((node,), frozenset())
+                self._merge_passive((node,))
                 return
             self._add_active(node)
             return
-        self._merge_passive((node,), frozenset())  # refused: keep it passive
+        self._merge_passive((node,))  # refused: keep it passive
         if sender not in self._by_address:
             self._out.close_stream(sender)
         if pending is not None:
-            self._repair()
+            self._round.refused += 1
+            if self._round.refused < self.config.repair_attempts:
+                self._repair()
 
     def _on_disconnect(self, node: Peer, alive: bool) -> None:
         self.stats.disconnects += 1
@@ -636,7 +647,7 @@ class HyParView:
         self._remove_active(node.name)
         self._out.close_stream(node.address)
         if alive:
-            self._merge_passive((node,), frozenset())
+            self._merge_passive((node,))
         self._repair()
 
     def _add_active(self, node: Peer) -> None:
@@ -654,7 +665,7 @@ class HyParView:
             self._remove_active(victim.name)
             self._out.stream(victim.address, Disconnect(self.peer))
             self._out.close_stream(victim.address)
-            self._merge_passive((victim,), frozenset())
+            self._merge_passive((victim,))
         self.active[node.name] = node
         self._by_address[node.address] = node.name
         self._out.emit(NeighborUp(node))
@@ -754,7 +765,7 @@ class HyParView:
         sample += rng.sample(actives, min(cfg.shuffle_active, len(actives)))
         passives = list(self.passive.values())
         sample += rng.sample(passives, min(cfg.shuffle_passive, len(passives)))
-        self._sent = frozenset(p.name for p in sample)
+        self._sent = tuple(p.name for p in sample)
         self.stats.shuffles += 1
         self._out.stream(target.address, Shuffle(self.peer, tuple(sample), cfg.shuffle_walk_length))
 
@@ -776,9 +787,9 @@ class HyParView:
         self._out.stream(to, ShuffleReply(self.peer, tuple(reply)))
         if to not in self._by_address and to not in self._pending:
             self._out.close_stream(to)
-        self._merge_passive(nodes, frozenset(p.name for p in reply))
+        self._merge_passive(nodes, tuple(p.name for p in reply))
 
-    def _merge_passive(self, nodes: Iterable[Peer], sent: frozenset[str]) -> None:
+    def _merge_passive(self, nodes: Iterable[Peer], sent: tuple[str, ...] = ()) -> None:
         """Add ``nodes`` to the passive view, evicting first the names in ``sent``."""
         passive, size = self.passive, self.config.passive_size
         for node in nodes:
@@ -796,7 +807,7 @@ class HyParView:
                     passive[name] = node
                 continue
             if len(passive) >= size:
-                evictable = [n for n in passive if n in sent] or list(passive)
+                evictable = [n for n in sent if n in passive] or list(passive)
                 del passive[self._rng.choice(evictable)]
             passive[name] = node
             self._changed = True

@@ -77,7 +77,7 @@ __all__ = [
 
 import hashlib
 import random
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -136,6 +136,13 @@ class PlumtreeConfig:
     """Bound on announced ids waiting for their payload."""
     max_announcers: int = 8
     """Announcers remembered per missing id (the active view's size is enough)."""
+    recent_s: float = 5.0
+    """Messages cached this recently (seconds) are announced to a new
+    neighbour, so a broadcast under way when a link is made to repair the
+    overlay also crosses the new link.  Not in the report, whose repairs
+    only serve later broadcasts."""
+    max_recent: int = 64
+    """Bound on the messages announced to a new neighbour."""
     max_payload_bytes: int = 64 * 1024
     """Largest payload a broadcast may carry."""
 
@@ -155,6 +162,8 @@ class PlumtreeConfig:
         check_int(owner, "max_cache_messages", self.max_cache_messages, 1, 10_000_000)
         check_int(owner, "max_seen", self.max_seen, 1, 100_000_000)
         check_int(owner, "max_missing", self.max_missing, 1, 10_000_000)
+        check_positive(owner, "recent_s", self.recent_s)
+        check_int(owner, "max_recent", self.max_recent, 0, 65_536)
         check_int(owner, "max_announcers", self.max_announcers, 1, 1_024)
         check_int(owner, "max_payload_bytes", self.max_payload_bytes, 1, 64 * 1024 * 1024)
         if self.seen_ttl_s < self.cache_ttl_s:
@@ -212,25 +221,32 @@ class Gossip(Message):
 @registry.message(65)
 @dataclass(frozen=True, slots=True)
 class IHave(Message):
-    """Announcements: ``ids[i]`` was delivered here after ``rounds[i]`` hops."""
+    """Announcements: ``ids[i]`` was delivered here after ``rounds[i]`` hops
+    (from ``origins[i]``, with per-sender trees; empty with the shared tree)."""
 
     ids: tuple[bytes, ...]
     rounds: tuple[int, ...]
+    origins: tuple[str, ...] = ()
 
 
 @registry.message(66)
 @dataclass(frozen=True, slots=True)
 class Graft(Message):
-    """Make our link eager; send message ``id`` (None: only the link)."""
+    """Make our link eager in ``tree``; send message ``id`` (None: only the link)."""
 
     id: bytes | None
     round: int
+    tree: str = ""
+    """The tree's origin with per-sender trees; empty for the shared tree."""
 
 
 @registry.message(67)
 @dataclass(frozen=True, slots=True)
 class Prune(Message):
-    """Make our link lazy: I had your Gossip already."""
+    """Make our link lazy in ``tree``: I had your Gossip already."""
+
+    tree: str = ""
+    """The tree's origin with per-sender trees; empty for the shared tree."""
 
 
 @registry.message(68)
@@ -392,8 +408,10 @@ class Plumtree:
         self._cache: OrderedDict[bytes, tuple[str, int, str, bytes, float]] = OrderedDict()
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         # id -> [(announcer, round)], in announcement order
-        self._missing: dict[bytes, list[tuple[str, int]]] = {}
-        self._queue: deque[tuple[str, bytes, int]] = deque()  # (peer, id, round)
+        self._missing: dict[bytes, list[tuple[str, int, str]]] = {}
+        # peer -> (ids, rounds, trees) waiting for the window
+        self._queue: dict[str, tuple[list[bytes], list[int], list[str]]] = {}
+        self._queued = 0
         self._flush_set = False
         self._seq = 0
         self._now = 0.0
@@ -440,23 +458,23 @@ class Plumtree:
     def handle(self, sender: Address, message: Message, now: float) -> None:
         self._now = now
         name = self._names.get(sender)
-        match message:
-            case Gossip():
-                self._on_gossip(name, sender, message)
-            case IHave(ids=ids, rounds=rounds):
-                if name is not None:
-                    self._on_ihave(name, ids, rounds)
-            case Graft(id=mid, round=rnd):
-                self._on_graft(name, sender, mid, rnd)
-            case Prune():
-                if name is not None:
-                    for tree in self._all_trees():
-                        _make_lazy(tree, name)
-                    self._changed = True
-            case Replaced(id=mid):
-                self.stats.replaced += 1
-                self._seen_id(mid)
-                self._forget_missing(mid)
+        kind = type(message)
+        if kind is Gossip:
+            self._on_gossip(name, sender, message)  # type: ignore[arg-type]
+        elif kind is IHave:
+            if name is not None:
+                self._on_ihave(name, message)  # type: ignore[arg-type]
+        elif kind is Graft:
+            self._on_graft(name, sender, message)  # type: ignore[arg-type]
+        elif kind is Prune:
+            if name is not None:
+                _make_lazy(self._tree(message.tree), name)  # type: ignore[attr-defined]
+                self._changed = True
+        elif kind is Replaced:
+            mid = message.id  # type: ignore[attr-defined]
+            self.stats.replaced += 1
+            self._seen_id(mid)
+            self._forget_missing(mid)
 
     def on_timer(self, key: TimerKey, now: float) -> None:
         self._now = now
@@ -487,6 +505,7 @@ class Plumtree:
             self._names[peer.address] = peer.name
             for tree in self._all_trees():
                 _make_eager(tree, peer.name)
+            self._announce_recent(peer.name)
         elif isinstance(event, NeighborDown):
             peer = event.peer
             if self._peers.get(peer.name) == peer.address:
@@ -498,7 +517,7 @@ class Plumtree:
                 # Its announcements go; an id left with none keeps its timer,
                 # which lets it go unless another peer announces it meanwhile.
                 for who in self._missing.values():
-                    who[:] = [(n, r) for n, r in who if n != peer.name]
+                    who[:] = [entry for entry in who if entry[0] != peer.name]
 
     def drain(self) -> list[Effect]:
         return self._out.drain()
@@ -551,7 +570,7 @@ class Plumtree:
                 _make_lazy(tree, name)
                 self._changed = True
                 self.stats.prunes_sent += 1
-                self._out.stream(sender, Prune())
+                self._out.stream(sender, Prune(self._key(msg.origin)))
             return
         announced = self._missing.pop(mid, None)
         if announced is not None:
@@ -598,54 +617,78 @@ class Plumtree:
             if name != skip:
                 self._out.stream(peers[name], gossip)
                 self.stats.gossip_sent += 1
-        if tree.lazy:
-            queue = self._queue
-            limit = self.config.max_ihave_queue
-            for name in tree.lazy:
-                if name == skip:
-                    continue
-                if len(queue) >= limit:
-                    self.stats.ihave_shed += 1
-                    continue
-                queue.append((name, mid, rnd))
-            if queue and not self._flush_set:
-                self._flush_set = True
-                self._out.set_timer("ihave", self._now + self.config.ihave_window_s)
+        key = self._key(origin)
+        for name in tree.lazy:
+            if name != skip:
+                self._announce(name, mid, rnd, key)
+
+    def _key(self, origin: str) -> str:
+        """The tree a message of ``origin`` travels: its own, or the shared one ("")."""
+        return origin if self.config.per_sender_trees else ""
+
+    def _announce(self, name: str, mid: bytes, rnd: int, key: str) -> None:
+        """Queue an IHave entry for peer ``name`` (shed past ``max_ihave_queue``)."""
+        if self._queued >= self.config.max_ihave_queue:
+            self.stats.ihave_shed += 1
+            return
+        batch = self._queue.get(name)
+        if batch is None:
+            self._queue[name] = ([mid], [rnd], [key])
+        else:
+            batch[0].append(mid)
+            batch[1].append(rnd)
+            batch[2].append(key)
+        self._queued += 1
+        if not self._flush_set:
+            self._flush_set = True
+            self._out.set_timer("ihave", self._now + self.config.ihave_window_s)
+
+    def _announce_recent(self, name: str) -> None:
+        """Announce the newest cached ids to a new neighbour: a broadcast in
+        progress when the link was made (to repair the overlay) crosses it."""
+        horizon = self._now - self.config.recent_s
+        count = self.config.max_recent
+        for mid, entry in reversed(self._cache.items()):
+            if count <= 0 or entry[4] < horizon:
+                break
+            self._announce(name, mid, entry[1] + 1, self._key(entry[0]))
+            count -= 1
 
     def _flush(self) -> None:
         """Send the queued announcements, one IHave per peer and batch."""
-        batches: dict[str, tuple[list[bytes], list[int]]] = {}
-        for name, mid, rnd in self._queue:
-            if name in self._peers:
-                ids, rounds = batches.setdefault(name, ([], []))
-                ids.append(mid)
-                rounds.append(rnd)
-        self._queue.clear()
-        step = self.config.max_ihave_batch
-        for name, (ids, rounds) in batches.items():
-            to = self._peers[name]
+        queue, self._queue, self._queued = self._queue, {}, 0
+        step, peers, stream = self.config.max_ihave_batch, self._peers, self._out.stream
+        per_sender = self.config.per_sender_trees
+        for name, (ids, rounds, keys) in queue.items():
+            to = peers.get(name)
+            if to is None:
+                continue
             for i in range(0, len(ids), step):
-                self._out.stream(to, IHave(tuple(ids[i : i + step]), tuple(rounds[i : i + step])))
+                j = i + step
+                origins = tuple(keys[i:j]) if per_sender else ()
+                stream(to, IHave(tuple(ids[i:j]), tuple(rounds[i:j]), origins))
                 self.stats.ihave_sent += 1
             self.stats.ihave_ids_sent += len(ids)
 
     # ---------------------------------------------------------------- repair
 
-    def _on_ihave(self, name: str, ids: tuple[bytes, ...], rounds: tuple[int, ...]) -> None:
+    def _on_ihave(self, name: str, msg: IHave) -> None:
         seen, missing, cfg = self._seen, self._missing, self.config
-        for mid, rnd in zip(ids, rounds, strict=False):
+        origins = msg.origins if cfg.per_sender_trees else ()
+        for i, (mid, rnd) in enumerate(zip(msg.ids, msg.rounds, strict=False)):
             if mid in seen:
                 continue
+            key = origins[i] if i < len(origins) else ""
             who = missing.get(mid)
             if who is None:
                 if len(missing) >= cfg.max_missing:
                     self.stats.missing_shed += 1
                     continue
-                missing[mid] = [(name, rnd)]
+                missing[mid] = [(name, rnd, key)]
                 self._out.set_timer(("graft", mid), self._now + cfg.graft_timeout_s)
                 self._changed = True
-            elif len(who) < cfg.max_announcers and all(n != name for n, _ in who):
-                who.append((name, rnd))
+            elif len(who) < cfg.max_announcers and all(n != name for n, _, _ in who):
+                who.append((name, rnd, key))
 
     def _graft_timer(self, mid: bytes) -> None:
         """Timer 1 or 2 for ``mid``: graft the next announcer, or let the id go."""
@@ -656,25 +699,24 @@ class Plumtree:
             del self._missing[mid]
             return
         while who:
-            name, rnd = who.pop(0)
+            name, rnd, key = who.pop(0)
             to = self._peers.get(name)
             if to is None:
                 continue
-            for tree in self._all_trees():
-                _make_eager(tree, name)
+            _make_eager(self._tree(key), name)
             self._changed = True
             self.stats.grafts_sent += 1
-            self._out.stream(to, Graft(mid, rnd))
+            self._out.stream(to, Graft(mid, rnd, key))
             # Timer 2: the next announcer (one that comes meanwhile joins the
             # list) is asked if this one does not answer in time.
             self._out.set_timer(("graft", mid), self._now + self.config.graft_retry_s)
             return
         del self._missing[mid]  # everyone was asked; a later IHave starts over
 
-    def _on_graft(self, name: str | None, sender: Address, mid: bytes | None, rnd: int) -> None:
+    def _on_graft(self, name: str | None, sender: Address, msg: Graft) -> None:
+        mid = msg.id
         if name is not None:
-            for tree in self._all_trees():
-                _make_eager(tree, name)
+            _make_eager(self._tree(msg.tree), name)
             self._changed = True
         if mid is None:
             return
@@ -698,11 +740,11 @@ class Plumtree:
         rnd: int,
         name: str,
         sender: Address,
-        announced: list[tuple[str, int]],
+        announced: list[tuple[str, int, str]],
     ) -> None:
         """§3.8: an announcer ``threshold`` hops closer replaces the sender in the tree."""
         best = min(announced, key=lambda a: a[1])
-        other, r = best
+        other, r, _ = best
         if other == name or other not in self._peers:
             return
         if rnd - r < self.config.optimize_threshold:
@@ -712,8 +754,13 @@ class Plumtree:
         _make_lazy(tree, name)
         self.stats.grafts_sent += 1
         self.stats.prunes_sent += 1
-        self._out.stream(self._peers[other], Graft(None, r))
-        self._out.stream(sender, Prune())
+        key = self._key(self._cache_origin(mid))
+        self._out.stream(self._peers[other], Graft(None, r, key))
+        self._out.stream(sender, Prune(key))
+
+    def _cache_origin(self, mid: bytes) -> str:
+        cached = self._cache.get(mid)
+        return cached[0] if cached is not None else ""
 
     def _forget_missing(self, mid: bytes) -> None:
         if self._missing.pop(mid, None) is not None:

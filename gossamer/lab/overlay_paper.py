@@ -1,0 +1,622 @@
+"""The overlay experiments of the HyParView and Plumtree reports, at their scale.
+
+Behind ``gossamer sim overlay`` and ``benchmarks/overlay_paper.py``.  Both
+reports ran PeerSim's cycle-driven engine over 10,000 nodes; this is a
+cycle-driven harness over gossamer's own cores: every node is a
+:class:`~gossamer.core.PartsCore` of the ``overlay`` (HyParView) and
+``broadcast`` (Plumtree) parts, driven through the one core API.
+
+The model, the reports':
+
+* **Messages** travel at once and in order: one FIFO queue for the whole
+  network, so a broadcast spreads breadth first and the first copy a node
+  gets came by the fewest hops.  Timers (Plumtree's batching window and
+  grafts, HyParView's request timeouts) fire in time order between
+  messages.
+* **Streams are TCP.**  Sending to a crashed node fails, and the sender
+  hears ``on_stream_down``: a crash is noticed when a link is used, not
+  when it happens.  Closing a stream tells the other end.
+* **Cycles.**  Each cycle is a failure step (nodes crash at once), a
+  broadcast step (broadcasts run until nothing is in flight and no timer is
+  due within a second), and a membership step: every live node's shuffle
+  tick, in random order.  The harness holds the shuffle ticks, so between
+  membership steps the overlay is repaired only reactively.
+* **Joins**: node after node through one contact (``n0``), each join run
+  to quiescence before the next, then ``stabilize`` membership cycles.
+
+What it measures (:class:`OverlayReport`):
+
+* Graph properties of the active views after stabilizing: the clustering
+  coefficient (all nodes), the average shortest path and the last
+  delivery hop of a flood (``max_hops``) from ``path_sources`` random
+  sources, and the in-degree histogram.
+* Reliability (delivering live nodes over live nodes) of ``broadcasts``
+  broadcasts sent after ``f`` % of the nodes crash at once, before any
+  membership step (HyParView's Fig. 2); and, in a second run per level, the
+  healing time: membership periods until a cycle's 10 broadcasts all reach
+  every live node (its Fig. 4).
+* Plumtree in a stable overlay: payload messages per broadcast as RMR
+  (``m / (n - 1) - 1``) from the second broadcast on, flooding over the same
+  views in the same run, control messages (IHave, Graft, Prune) per
+  broadcast per node, and the last delivery hop of per-sender trees, of the
+  shared tree, and of the shared tree with the optimization.
+* Churn: 50 nodes crash in each of 100 cycles, one broadcast per cycle
+  (Plumtree's §4.3): mean reliability.
+
+One run is determined by its arguments; the seed names every ``Random``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FAILURE_LEVELS", "OverlayHarness", "OverlayReport", "run_overlay_experiment"]
+
+import heapq
+import pickle
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from gossamer.core import PartsCore
+from gossamer.effects import CancelTimer, CloseStream, Emit, OpenStream, SendStream, SetTimer
+from gossamer.errors import LocalError
+from gossamer.ids import Address, NodeId
+from gossamer.membership.hyparview import HyParView, HyParViewConfig
+from gossamer.membership.plumtree import (
+    Delivered,
+    Gossip,
+    Plumtree,
+    PlumtreeConfig,
+)
+from gossamer.parts import overlay_parts
+
+FAILURE_LEVELS: Final = (10, 30, 50, 70, 80, 90, 95)
+"""The failure percentages of the reports' massive-failure experiments."""
+
+_SHUFFLE: Final = ("overlay", "shuffle")
+_QUIET_S: Final = 1.0  # a broadcast step ends when no timer is due this soon
+_MSG, _DOWN = 0, 1
+
+
+@dataclass(slots=True)
+class _Broadcast:
+    origin: str
+    live: int
+    delivered: int = 1  # the origin has it
+    last_hop: int = 0
+    payloads: int = 0
+
+
+class OverlayHarness:
+    """A cycle-driven network of overlay nodes (see the module docstring)."""
+
+    def __init__(
+        self,
+        seed: int,
+        overlay: HyParViewConfig | None = None,
+        broadcast: PlumtreeConfig | None = None,
+    ) -> None:
+        self.seed = seed
+        self.overlay = overlay if overlay is not None else HyParViewConfig()
+        self.broadcast_config = broadcast if broadcast is not None else PlumtreeConfig()
+        self.rng = random.Random(f"gossamer-overlay/{seed}")
+        self.now = 0.0
+        self.cores: dict[Address, PartsCore] = {}
+        self.names: dict[Address, str] = {}
+        self.up: set[Address] = set()
+        self._order: list[Address] = []  # boot order, for deterministic iteration
+        self._queue: deque[tuple[Address, int, Address, Any]] = deque()
+        self._timers: list[tuple[float, int, Address, Any]] = []
+        self._tokens: dict[tuple[Address, Any], int] = {}
+        self._seq = 0
+        self._held: set[Address] = set()  # nodes whose shuffle timer is set
+        self._streams: dict[Address, set[Address]] = {}  # who holds a stream to whom
+        self._ids: dict[bytes, _Broadcast] = {}
+        self.counts: Counter[str] = Counter()
+        """Messages sent, by class name."""
+
+    # ---------------------------------------------------------------- nodes
+
+    def add(self, name: str, seeds: Iterable[str] = ()) -> Address:
+        address = Address(f"{name}:7946")
+        me = NodeId(name, address, 1)
+        rng = random.Random(f"gossamer-overlay/{self.seed}/{name}")
+        core = PartsCore(
+            me,
+            rng,
+            overlay_parts(seeds=seeds, overlay=self.overlay, broadcast=self.broadcast_config),
+        )
+        self.cores[address] = core
+        self.names[address] = name
+        self.up.add(address)
+        self._order.append(address)
+        core.start(self.now)
+        self._apply(address, core)
+        return address
+
+    def use_broadcast(self, config: PlumtreeConfig) -> None:
+        """Run every node's Plumtree with ``config`` from now on (before any broadcast)."""
+        self.broadcast_config = config
+        for address in self._order:
+            self.plumtree(address).config = config
+
+    def crash(self, address: Address, *, reset: bool = True) -> None:
+        """``address`` stops.  With ``reset`` (a process crash: its kernel
+        resets its connections) every peer holding a stream to it hears
+        ``on_stream_down`` at once; without (a machine that vanished, the
+        reports' model) a peer finds out when it next sends."""
+        self.up.discard(address)
+        self._held.discard(address)
+        peers = self._streams.pop(address, set())
+        if reset:
+            for peer in sorted(peers):
+                if peer in self.up:
+                    self._queue.append((peer, _DOWN, address, None))
+                    self._streams.get(peer, set()).discard(address)
+
+    def live(self) -> list[Address]:
+        return [a for a in self._order if a in self.up]
+
+    def hyparview(self, address: Address) -> HyParView:
+        part = self.cores[address].part("overlay")
+        assert isinstance(part, HyParView)
+        return part
+
+    def plumtree(self, address: Address) -> Plumtree:
+        part = self.cores[address].part("broadcast")
+        assert isinstance(part, Plumtree)
+        return part
+
+    # ---------------------------------------------------------------- steps
+
+    def settle(self) -> None:
+        """Run until nothing is in flight and no timer is due within a second."""
+        timers, tokens, up = self._timers, self._tokens, self.up
+        while True:
+            self._drain_queue()
+            while timers:
+                at, seq, address, key = timers[0]
+                if tokens.get((address, key)) == seq and address in up:
+                    break
+                heapq.heappop(timers)
+                if tokens.get((address, key)) == seq:
+                    del tokens[(address, key)]
+            if not timers or timers[0][0] > self.now + _QUIET_S:
+                return
+            at, seq, address, key = heapq.heappop(timers)
+            del tokens[(address, key)]
+            self.now = max(self.now, at)
+            core = self.cores[address]
+            core.on_timer(key, self.now)
+            self._apply(address, core)
+
+    def advance(self, duration_s: float) -> None:
+        """Let ``duration_s`` of time pass, firing the timers due (not the shuffles)."""
+        end = self.now + duration_s
+        timers = self._timers
+        while True:
+            self._drain_queue()
+            if not timers or timers[0][0] > end:
+                break
+            at, seq, address, key = heapq.heappop(timers)
+            if self._tokens.get((address, key)) != seq:
+                continue
+            del self._tokens[(address, key)]
+            if address not in self.up:
+                continue
+            self.now = max(self.now, at)
+            core = self.cores[address]
+            core.on_timer(key, self.now)
+            self._apply(address, core)
+        self.now = end
+
+    def membership_step(self) -> None:
+        """Every live node's shuffle tick, in random order, then quiescence."""
+        order = self.live()
+        self.rng.shuffle(order)
+        for address in order:
+            if address in self.up:
+                core = self.cores[address]
+                core.on_timer(_SHUFFLE, self.now)
+                self._apply(address, core)
+                self._drain_queue()
+        self.settle()
+
+    def send(self, origin: Address, payload: bytes = b"x") -> bytes:
+        """A broadcast from ``origin``, run to quiescence; returns its id."""
+        core = self.cores[origin]
+        live = len(self.up)
+        mid: bytes = core.act("broadcast", lambda p: p.broadcast(payload, self.now), self.now)
+        self._ids[mid] = _Broadcast(self.names[origin], live)
+        self._apply(origin, core)
+        self.settle()
+        return mid
+
+    def result(self, mid: bytes) -> _Broadcast:
+        return self._ids.pop(mid)
+
+    # ---------------------------------------------------------------- the network
+
+    def _drain_queue(self) -> None:
+        queue, cores, up = self._queue, self.cores, self.up
+        now = self.now
+        while queue:
+            target, kind, sender, message = queue.popleft()
+            if target not in up:
+                continue
+            core = cores[target]
+            if kind == _MSG:
+                core.handle(sender, message, now)
+            else:
+                core.on_stream_down(sender, now)
+            self._apply(target, core)
+
+    def _apply(self, source: Address, core: PartsCore) -> None:
+        effects = core.drain()
+        if not effects:
+            return
+        queue, up, counts = self._queue, self.up, self.counts
+        for effect in effects:
+            kind = type(effect)
+            if kind is SendStream:
+                to = effect.to  # type: ignore[union-attr]
+                message = effect.message  # type: ignore[union-attr]
+                counts[type(message).__name__] += 1
+                if type(message) is Gossip:
+                    record = self._ids.get(message.id)
+                    if record is not None:
+                        record.payloads += 1
+                if to in up:
+                    queue.append((to, _MSG, source, message))
+                    streams = self._streams
+                    mine = streams.get(source)
+                    if mine is None:
+                        mine = streams[source] = set()
+                    if to not in mine:
+                        mine.add(to)
+                        theirs = streams.get(to)
+                        if theirs is None:
+                            theirs = streams[to] = set()
+                        theirs.add(source)
+                else:
+                    queue.append((source, _DOWN, to, None))  # the connection fails
+            elif kind is SetTimer:
+                key = effect.key  # type: ignore[union-attr]
+                if key == _SHUFFLE:
+                    self._held.add(source)  # the membership step fires it
+                    continue
+                self._seq += 1
+                self._tokens[(source, key)] = self._seq
+                heapq.heappush(self._timers, (effect.at, self._seq, source, key))  # type: ignore[union-attr]
+            elif kind is CancelTimer:
+                self._tokens.pop((source, effect.key), None)  # type: ignore[union-attr]
+            elif kind is Emit:
+                event = effect.event  # type: ignore[union-attr]
+                if type(event) is Delivered:
+                    record = self._ids.get(event.id)
+                    if record is not None:
+                        record.delivered += 1
+                        record.last_hop = max(record.last_hop, event.round)
+            elif kind is CloseStream:
+                to = effect.to  # type: ignore[union-attr]
+                self._streams.get(source, set()).discard(to)
+                self._streams.get(to, set()).discard(source)
+                if to in up:
+                    queue.append((to, _DOWN, source, None))
+            elif kind is OpenStream:
+                to = effect.to  # type: ignore[union-attr]
+                if to not in up:
+                    queue.append((source, _DOWN, to, None))
+
+    # ---------------------------------------------------------------- the graph
+
+    def graph(self) -> dict[str, list[str]]:
+        """The active views of the live nodes, by name."""
+        return {
+            self.names[a]: [n for n in self.hyparview(a).active]
+            for a in self._order
+            if a in self.up
+        }
+
+
+# --------------------------------------------------------------------------
+# Graph measures
+
+
+def clustering(graph: dict[str, list[str]]) -> float:
+    """The mean local clustering coefficient (nodes of degree < 2 count 0)."""
+    total = 0.0
+    sets = {n: set(ns) for n, ns in graph.items()}
+    for neighbours in graph.values():
+        k = len(neighbours)
+        if k < 2:
+            continue
+        links = sum(
+            1 for i, a in enumerate(neighbours) for b in neighbours[i + 1 :] if b in sets.get(a, ())
+        )
+        total += 2 * links / (k * (k - 1))
+    return total / len(graph) if graph else 0.0
+
+
+def bfs(graph: dict[str, list[str]], source: str) -> dict[str, int]:
+    hops = {source: 0}
+    frontier = [source]
+    depth = 0
+    while frontier:
+        depth += 1
+        nxt = []
+        for node in frontier:
+            for peer in graph.get(node, ()):
+                if peer not in hops:
+                    hops[peer] = depth
+                    nxt.append(peer)
+        frontier = nxt
+    return hops
+
+
+def flood_messages(graph: dict[str, list[str]], source: str) -> tuple[int, int]:
+    """Payload messages of a flood from ``source`` (each node sends to all its
+    peers but the one it heard from) and the nodes it reaches."""
+    reached = bfs(graph, source)
+    sent = len(graph[source]) + sum(max(len(graph[n]) - 1, 0) for n in reached if n != source)
+    return sent, len(reached)
+
+
+def components(graph: dict[str, list[str]]) -> list[int]:
+    """Sizes of the connected components, largest first."""
+    seen: set[str] = set()
+    sizes = []
+    for node in graph:
+        if node not in seen:
+            part = bfs(graph, node)
+            seen.update(part)
+            sizes.append(len(part))
+    return sorted(sizes, reverse=True)
+
+
+# --------------------------------------------------------------------------
+# The experiments
+
+
+@dataclass(slots=True)
+class OverlayReport:
+    """The figures of one run; :meth:`as_json` has the documented keys."""
+
+    nodes: int
+    clustering: float = 0.0
+    avg_shortest_path: float = 0.0
+    max_hops: float = 0.0
+    indegree: dict[int, int] = field(default_factory=dict)
+    indegree_at_active_fraction: float = 0.0
+    reliability_by_failed: dict[str, float] = field(default_factory=dict)
+    healing_periods_by_failed: dict[str, float] = field(default_factory=dict)
+    rmr_stable: float = 0.0
+    rmr_flood: float = 0.0
+    control_per_broadcast_per_node: float = 0.0
+    ihave_per_broadcast_per_node: float = 0.0
+    ldh_per_sender: float = 0.0
+    ldh_shared: float = 0.0
+    ldh_shared_opt: float = 0.0
+    rmr_per_sender_first: float = 0.0
+    rmr_by_variant: dict[str, float] = field(default_factory=dict)
+    reliability_churn: float = 0.0
+    broadcasts_per_level: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_json(self, wall_s: float) -> dict[str, object]:
+        return {
+            "nodes": self.nodes,
+            "clustering": round(self.clustering, 6),
+            "avg_shortest_path": round(self.avg_shortest_path, 3),
+            "max_hops": round(self.max_hops, 2),
+            "indegree_at_active_fraction": round(self.indegree_at_active_fraction, 4),
+            "reliability_by_failed": {
+                k: round(v, 5) for k, v in self.reliability_by_failed.items()
+            },
+            "healing_periods_by_failed": dict(self.healing_periods_by_failed),
+            "rmr_stable": round(self.rmr_stable, 5),
+            "rmr_flood": round(self.rmr_flood, 4),
+            "control_per_broadcast_per_node": round(self.control_per_broadcast_per_node, 3),
+            "ldh_per_sender": round(self.ldh_per_sender, 2),
+            "ldh_shared": round(self.ldh_shared, 2),
+            "ldh_shared_opt": round(self.ldh_shared_opt, 2),
+            "reliability_churn": round(self.reliability_churn, 5),
+            "broadcasts_per_level": self.broadcasts_per_level,
+            "wall_s": round(wall_s, 1),
+        }
+
+
+def build_overlay(
+    nodes: int,
+    seed: int,
+    stabilize: int = 50,
+    broadcast: PlumtreeConfig | None = None,
+    overlay: HyParViewConfig | None = None,
+) -> OverlayHarness:
+    """``nodes`` nodes joined one by one through ``n0``, then ``stabilize`` cycles."""
+    if nodes < 2:
+        raise LocalError(f"an overlay needs at least 2 nodes, got {nodes}")
+    harness = OverlayHarness(seed, overlay, broadcast)
+    harness.add("n0")
+    for i in range(1, nodes):
+        harness.add(f"n{i}", seeds=["n0:7946"])
+        harness.settle()
+    for _ in range(stabilize):
+        harness.advance(harness.overlay.shuffle_interval_s)
+        harness.membership_step()
+    return harness
+
+
+def run_overlay_experiment(
+    nodes: int = 10_000,
+    seed: int = 1,
+    *,
+    broadcasts: int = 1_000,
+    stable_broadcasts: int = 100,
+    levels: Iterable[int] = FAILURE_LEVELS,
+    path_sources: int = 200,
+    churn_cycles: int = 100,
+    churn_per_cycle: int | None = None,
+    reset: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> OverlayReport:
+    """Every experiment of the module docstring; ``progress`` hears each phase's end.
+
+    The overlay is built once; each experiment starts from a copy of it
+    (every core's state, ``Random`` included), with the Plumtree variant it
+    measures."""
+    say = progress or (lambda text: None)
+    per_cycle = churn_per_cycle if churn_per_cycle is not None else max(1, nodes // 200)
+    rng = random.Random(f"gossamer-overlay/{seed}/experiment")
+    report = OverlayReport(nodes, broadcasts_per_level=broadcasts)
+    chosen = PlumtreeConfig()
+    started = time.perf_counter()
+    mark = [started]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        report.timings[name] = round(now - mark[0], 1)
+        mark[0] = now
+        say(f"{name}: {report.timings[name]} s")
+
+    base = build_overlay(nodes, seed, broadcast=chosen)
+    snapshot = pickle.dumps(base, protocol=pickle.HIGHEST_PROTOCOL)
+    lap("build")
+
+    def fresh(config: PlumtreeConfig = chosen) -> OverlayHarness:
+        harness: OverlayHarness = pickle.loads(snapshot)
+        harness.use_broadcast(config)
+        return harness
+
+    _graph_properties(report, base, rng, path_sources)
+    lap("graph")
+    del base
+
+    variants = (
+        ("shared", PlumtreeConfig(optimize=False), 0),
+        ("shared+opt", chosen, 0),
+        ("per-sender", PlumtreeConfig(per_sender_trees=True, optimize=False), 10),
+    )
+    for label, config, senders in variants:
+        stable = _stable(fresh(config), rng, stable_broadcasts, senders)
+        ldh, rmr, control, first = stable
+        report.rmr_stable = max(report.rmr_stable, rmr)
+        report.rmr_by_variant[label] = rmr
+        if label == "shared":
+            report.ldh_shared = ldh
+        elif label == "shared+opt":
+            report.ldh_shared_opt = ldh
+            report.control_per_broadcast_per_node = control
+        else:
+            report.ldh_per_sender = ldh
+            report.rmr_per_sender_first = first
+        lap(f"plumtree {label}")
+
+    for level in levels:
+        harness = fresh()
+        _fail(harness, rng, level, reset=reset)
+        total = 0.0
+        for _ in range(broadcasts):
+            record = harness.result(harness.send(rng.choice(harness.live())))
+            total += record.delivered / record.live
+        report.reliability_by_failed[str(level)] = total / max(broadcasts, 1)
+        harness = fresh()
+        _fail(harness, rng, level, reset=reset)
+        report.healing_periods_by_failed[str(level)] = _healing(harness, rng)
+        lap(f"failures {level}%")
+
+    harness = fresh()
+    total = 0.0
+    for _ in range(churn_cycles):
+        _fail(harness, rng, count=min(per_cycle, len(harness.up) - 2), reset=reset)
+        record = harness.result(harness.send(rng.choice(harness.live())))
+        total += record.delivered / record.live
+        harness.advance(harness.overlay.shuffle_interval_s)
+        harness.membership_step()
+    report.reliability_churn = total / max(churn_cycles, 1)
+    lap("churn")
+    return report
+
+
+def _graph_properties(
+    report: OverlayReport, harness: OverlayHarness, rng: random.Random, path_sources: int
+) -> None:
+    graph = harness.graph()
+    report.clustering = clustering(graph)
+    sources = rng.sample(sorted(graph), min(path_sources, len(graph)))
+    paths = ecc = 0.0
+    for source in sources:
+        hops = bfs(graph, source)
+        paths += sum(hops.values()) / max(len(hops) - 1, 1)
+        ecc += max(hops.values())
+    report.avg_shortest_path = paths / len(sources)
+    report.max_hops = ecc / len(sources)
+    heard: Counter[str] = Counter(peer for peers in graph.values() for peer in peers)
+    indegree: Counter[int] = Counter(heard[name] for name in graph)
+    report.indegree = dict(sorted(indegree.items()))
+    report.indegree_at_active_fraction = indegree[harness.overlay.active_size] / len(graph)
+    flood = [flood_messages(graph, s) for s in sources]
+    report.rmr_flood = sum(m / (n - 1) - 1 for m, n in flood) / len(flood)
+
+
+def _stable(
+    harness: OverlayHarness, rng: random.Random, count: int, senders: int = 0
+) -> tuple[float, float, float, float]:
+    """Broadcasts in a stable overlay: mean LDH and RMR from the second
+    broadcast (of each sender) on, control messages per broadcast per node,
+    and the RMR of the first broadcasts."""
+    live = harness.live()
+    origins = rng.sample(live, senders) if senders else []
+    first_rmr: list[float] = []
+    ldh = rmr = 0.0
+    measured = 0
+    control = 0
+    warm: set[Address] = set()
+    for i in range(count + (len(origins) or 1)):
+        origin = origins[i % len(origins)] if origins else rng.choice(live)
+        before = _control(harness.counts)
+        record = harness.result(harness.send(origin))
+        value = record.payloads / (record.delivered - 1) - 1
+        first = (origin not in warm) if origins else i == 0
+        warm.add(origin)
+        if first:
+            first_rmr.append(value)
+        else:
+            measured += 1
+            ldh += record.last_hop
+            rmr += value
+            control += _control(harness.counts) - before
+    per_node = control / max(measured, 1) / len(live)
+    return ldh / measured, rmr / measured, per_node, sum(first_rmr) / len(first_rmr)
+
+
+def _control(counts: Counter[str]) -> int:
+    return counts["IHave"] + counts["Graft"] + counts["Prune"]
+
+
+def _fail(
+    harness: OverlayHarness, rng: random.Random, level: int = 0, count: int = 0, reset: bool = True
+) -> None:
+    live = harness.live()
+    victims = rng.sample(live, count or round(len(live) * level / 100))
+    for address in victims:
+        harness.crash(address, reset=reset)
+    harness.settle()
+
+
+def _healing(
+    harness: OverlayHarness, rng: random.Random, per_cycle: int = 10, limit: int = 20
+) -> int:
+    """Membership periods until a cycle's broadcasts all reach every live node."""
+    for period in range(limit + 1):
+        whole = True
+        for _ in range(per_cycle):
+            record = harness.result(harness.send(rng.choice(harness.live())))
+            whole &= record.delivered == record.live
+        if whole:
+            return period
+        harness.advance(harness.overlay.shuffle_interval_s)
+        harness.membership_step()
+    return limit + 1
