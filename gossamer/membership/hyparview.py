@@ -62,7 +62,10 @@ What the report leaves open, decided here:
   period, for partitions shorter than ``lost_ttl_s``.
 * **Isolation.**  A node with no active peer, no request in flight and no
   passive peer sends :class:`Join` to its seeds again, every
-  ``join_retry_interval_s`` until one answers.
+  ``join_retry_interval_s`` until one answers.  A seed that could not be
+  reached is also asked again, on the lost peers' backoff, once the node
+  has peers: two sides that formed apart (booted during a partition) and
+  so never lost a link to each other still merge.
 
 Invariants: the active and passive views are disjoint, never hold this node,
 hold at most one life of a name, and stay within their sizes; every
@@ -396,7 +399,9 @@ class _Pending:
 
 @dataclass(slots=True)
 class _Lost:
-    peer: Peer
+    """A peer (None: a seed, known by address) to retry at ``next_try``, until ``until``."""
+
+    peer: Peer | None
     next_try: float
     wait: float
     until: float
@@ -451,6 +456,7 @@ class HyParView:
         self._by_address: dict[Address, str] = {}  # active peers' addresses
         self._pending: dict[Address, _Pending] = {}
         self._lost: dict[str, _Lost] = {}
+        self._lost_seeds: dict[Address, _Lost] = {}
         self._round = _Round()
         self._sent: tuple[str, ...] = ()  # names in our last Shuffle, in order
         self._now = 0.0
@@ -530,7 +536,7 @@ class HyParView:
                 tuple(self.active.values()),
                 tuple(self.passive.values()),
                 tuple(self._pending),
-                tuple(lost.peer for lost in self._lost.values()),
+                tuple(lost.peer for lost in self._lost.values() if lost.peer is not None),
             )
         return view
 
@@ -615,6 +621,7 @@ class HyParView:
         if pending is not None:
             self._out.cancel_timer(("pending", sender))
             self._changed = True
+        self._lost_seeds.pop(sender, None)
         if node.name == self.me.name or not self._fresh(node):
             return
         if accepted:
@@ -721,7 +728,8 @@ class HyParView:
         self._out.close_stream(address)
         self._changed = True
         if pending.join:
-            return  # the join timer asks again
+            self._remember_seed(address)
+            return  # the join timer asks again, if this node stays isolated
         self.stats.neighbor_failed += 1
         peer = pending.peer
         if peer is not None:
@@ -744,6 +752,18 @@ class HyParView:
             del self._lost[next(iter(self._lost))]
         wait = cfg.shuffle_interval_s
         self._lost[peer.name] = _Lost(peer, self._now + wait, wait, self._now + cfg.lost_ttl_s)
+
+    def _remember_seed(self, seed: Address) -> None:
+        """A seed that could not be reached is asked again (with backoff) even
+        once this node has peers: two sides that never linked find each other."""
+        entry = self._lost_seeds.get(seed)
+        cfg = self.config
+        if entry is not None:
+            entry.wait = min(entry.wait * 2, cfg.lost_retry_max_s)
+            entry.next_try = self._now + entry.wait
+            return
+        wait = cfg.shuffle_interval_s
+        self._lost_seeds[seed] = _Lost(None, self._now + wait, wait, self._now + cfg.lost_ttl_s)
 
     # ---------------------------------------------------------------- shuffle
 
@@ -822,15 +842,28 @@ class HyParView:
         due = [
             e
             for e in lost.values()
-            if e.next_try <= now and e.peer.name not in active and e.peer.address not in pending
+            if e.next_try <= now
+            and e.peer is not None
+            and e.peer.name not in active
+            and e.peer.address not in pending
         ]
-        if not due:
+        seeds = self._lost_seeds
+        for seed in [a for a, e in seeds.items() if e.until <= now]:
+            del seeds[seed]
+        due_seeds = [a for a, e in seeds.items() if e.next_try <= now and a not in pending]
+        if due_seeds and len(pending) < self.config.max_pending:
+            seed = self._rng.choice(due_seeds)
+            self.stats.rejoins += 1
+            self._ask(seed, None, Join(self.peer), high=True, join=True)
+        if not due or len(pending) >= self.config.max_pending:
             return
         entry = self._rng.choice(due)
         entry.wait = min(entry.wait * 2, self.config.lost_retry_max_s)
         entry.next_try = now + entry.wait
         self.stats.lost_retries += 1
-        self._ask(entry.peer.address, entry.peer, Neighbor(self.peer, True), high=True, join=False)
+        peer = entry.peer
+        assert peer is not None
+        self._ask(peer.address, peer, Neighbor(self.peer, True), high=True, join=False)
 
     # ---------------------------------------------------------------- lives
 
@@ -853,7 +886,7 @@ class HyParView:
                     del view[name]
                 self._changed = True
         lost = self._lost.get(name)
-        if lost is not None and lost.peer.epoch < node.epoch:
+        if lost is not None and lost.peer is not None and lost.peer.epoch < node.epoch:
             lost.peer = node
         return True
 
