@@ -130,7 +130,7 @@ class OverlayMachine(ClusterMachine):
 
 TestOverlayCluster = OverlayMachine.TestCase
 TestOverlayCluster.settings = settings(
-    max_examples=60,
+    max_examples=25,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
