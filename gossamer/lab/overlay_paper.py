@@ -690,9 +690,7 @@ def goals_met(result: dict[str, Any]) -> dict[str, bool]:
     reliability: dict[str, float] = result["reliability_by_failed"]
     healing: dict[str, float] = result["healing_periods_by_failed"]
     met = {
-        "reliability_by_failed": all(
-            v >= 0.999 for k, v in reliability.items() if int(k) <= 80
-        )
+        "reliability_by_failed": all(v >= 0.999 for k, v in reliability.items() if int(k) <= 80)
         and reliability.get("95", 1.0) >= 0.85
         and reliability.get("90", 1.0) >= 0.95,
         "healing_periods_by_failed": all(v <= 2 for k, v in healing.items() if int(k) <= 70)
