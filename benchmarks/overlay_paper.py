@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         broadcasts=args.broadcasts,
         reset=not args.detect_on_send,
+        clock=time.perf_counter,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     result = report.as_json(time.perf_counter() - started)

@@ -243,6 +243,7 @@ def _sim_overlay(args: argparse.Namespace) -> int:
         args.seed,
         broadcasts=args.broadcasts,
         reset=not args.detect_on_send,
+        clock=time.perf_counter,
         progress=progress,
     )
     result = report.as_json(time.perf_counter() - started)
