@@ -70,7 +70,9 @@ async def launcher(
 # -------------------------------------------------------------------- in the simulator
 
 
-def sim_cluster(n: int, seed: int, factory: CoreFactory, *, loss: float = 0.0) -> Simulator:
+def sim_cluster(
+    n: int, seed: int, factory: CoreFactory, *, loss: float = 0.0, trace: bool = False
+) -> Simulator:
     """Nodes ``n0`` to ``n{n-1}`` built by ``factory`` on a wire-checked LAN losing ``loss``."""
     sim = Simulator(
         seed,
@@ -78,6 +80,7 @@ def sim_cluster(n: int, seed: int, factory: CoreFactory, *, loss: float = 0.0) -
         codec=registry,
         wire=WireConfig.lan(),
         wire_check=True,
+        trace=trace,
     )
     for i in range(n):
         sim.add_node(f"n{i}", factory)
