@@ -157,7 +157,7 @@ class Newest:
         self.versions: dict[bytes, int] = {}
         self.replaced_ids: set[bytes] = set()
 
-    def deliver(self, id: bytes, origin: str, payload: bytes, now: float) -> bool:
+    def deliver(self, id: bytes, origin: str, payload: bytes, hops: int, now: float) -> bool:
         key, version = payload[:1], payload[1]
         if self.versions.get(key, -1) >= version:
             return False
@@ -196,7 +196,7 @@ def test_stale_news_is_not_forwarded_and_a_graft_can_be_told_it_was_replaced() -
 
 
 def test_the_optimization_swaps_a_long_path_for_an_announced_shorter_one() -> None:
-    tree = core("a", "b", config=PlumtreeConfig(optimize_threshold=3))
+    tree = core("a", "b", config=PlumtreeConfig(optimize=True, optimize_threshold=3))
     mid = gossip().id
     tree.handle(Address("b:7946"), Prune(), 0.0)
     tree.handle(Address("b:7946"), IHave((mid,), (2,)), 1.0)

@@ -113,7 +113,7 @@ class PlumtreeConfig:
     graft_retry_s: float = 0.05
     """Timer 2: how long a Graft waits before the next announcer is tried,
     in seconds; about a round trip."""
-    optimize: bool = True
+    optimize: bool = False
     """The report's §3.8: shorten the tree when an announcement beats the payload."""
     optimize_threshold: int = 7
     """Hops an announcement must beat the payload by before the tree is
@@ -268,9 +268,10 @@ class BroadcastHandler(Protocol):
     block.  The payload belongs to the handler once delivered.
     """
 
-    def deliver(self, id: bytes, origin: str, payload: bytes, now: float) -> bool:
-        """A payload arrived for the first time; True if it was news (it is
-        then forwarded), False if this node already had newer state."""
+    def deliver(self, id: bytes, origin: str, payload: bytes, hops: int, now: float) -> bool:
+        """A payload arrived for the first time, ``hops`` links from its origin;
+        True if it was news (it is then forwarded), False if this node already
+        had newer state."""
         ...
 
     def replaced(self, id: bytes) -> bool:
@@ -297,10 +298,9 @@ class EventHandler:
     def __init__(self, out: Outbox, channel: str) -> None:
         self._out = out
         self._channel = channel
-        self.round = 0
 
-    def deliver(self, id: bytes, origin: str, payload: bytes, now: float) -> bool:
-        self._out.emit(Delivered(id, origin, self._channel, payload, self.round))
+    def deliver(self, id: bytes, origin: str, payload: bytes, hops: int, now: float) -> bool:
+        self._out.emit(Delivered(id, origin, self._channel, payload, hops))
         return True
 
     def replaced(self, id: bytes) -> bool:
@@ -409,8 +409,8 @@ class Plumtree:
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         # id -> [(announcer, round)], in announcement order
         self._missing: dict[bytes, list[tuple[str, int, str]]] = {}
-        # peer -> (ids, rounds, trees) waiting for the window
-        self._queue: dict[str, tuple[list[bytes], list[int], list[str]]] = {}
+        # peer -> [(id, round, tree)] waiting for the window
+        self._queue: dict[str, list[tuple[bytes, int, str]]] = {}
         self._queued = 0
         self._flush_set = False
         self._seq = 0
@@ -591,9 +591,8 @@ class Plumtree:
             default = self._default.get(msg.channel)
             if default is None:
                 default = self._default[msg.channel] = EventHandler(self._out, msg.channel)
-            default.round = msg.round
             handler = default
-        new = handler.deliver(msg.id, msg.origin, msg.payload, self._now)
+        new = handler.deliver(msg.id, msg.origin, msg.payload, msg.round, self._now)
         if new:
             self.stats.delivered += 1
         else:
@@ -611,16 +610,34 @@ class Plumtree:
         skip: str | None,
     ) -> None:
         """Gossip to the eager peers, announce to the lazy ones (``skip`` aside)."""
-        peers = self._peers
+        peers, stream = self._peers, self._out.stream
         gossip = Gossip(mid, origin, rnd, channel, payload)
+        sent = 0
         for name in tree.eager:
             if name != skip:
-                self._out.stream(peers[name], gossip)
-                self.stats.gossip_sent += 1
-        key = self._key(origin)
+                stream(peers[name], gossip)
+                sent += 1
+        self.stats.gossip_sent += sent
+        if not tree.lazy:
+            return
+        entry = (mid, rnd, self._key(origin))
+        queue, room = self._queue, self.config.max_ihave_queue - self._queued
         for name in tree.lazy:
-            if name != skip:
-                self._announce(name, mid, rnd, key)
+            if name == skip:
+                continue
+            if room <= 0:
+                self.stats.ihave_shed += 1
+                continue
+            room -= 1
+            batch = queue.get(name)
+            if batch is None:
+                queue[name] = [entry]
+            else:
+                batch.append(entry)
+        self._queued = self.config.max_ihave_queue - room
+        if not self._flush_set and queue:
+            self._flush_set = True
+            self._out.set_timer("ihave", self._now + self.config.ihave_window_s)
 
     def _key(self, origin: str) -> str:
         """The tree a message of ``origin`` travels: its own, or the shared one ("")."""
@@ -633,11 +650,9 @@ class Plumtree:
             return
         batch = self._queue.get(name)
         if batch is None:
-            self._queue[name] = ([mid], [rnd], [key])
+            self._queue[name] = [(mid, rnd, key)]
         else:
-            batch[0].append(mid)
-            batch[1].append(rnd)
-            batch[2].append(key)
+            batch.append((mid, rnd, key))
         self._queued += 1
         if not self._flush_set:
             self._flush_set = True
@@ -659,16 +674,15 @@ class Plumtree:
         queue, self._queue, self._queued = self._queue, {}, 0
         step, peers, stream = self.config.max_ihave_batch, self._peers, self._out.stream
         per_sender = self.config.per_sender_trees
-        for name, (ids, rounds, keys) in queue.items():
+        for name, batch in queue.items():
             to = peers.get(name)
             if to is None:
                 continue
-            for i in range(0, len(ids), step):
-                j = i + step
-                origins = tuple(keys[i:j]) if per_sender else ()
-                stream(to, IHave(tuple(ids[i:j]), tuple(rounds[i:j]), origins))
+            for i in range(0, len(batch), step):
+                ids, rounds, keys = zip(*batch[i : i + step], strict=True)
+                stream(to, IHave(ids, rounds, keys if per_sender else ()))
                 self.stats.ihave_sent += 1
-            self.stats.ihave_ids_sent += len(ids)
+            self.stats.ihave_ids_sent += len(batch)
 
     # ---------------------------------------------------------------- repair
 
