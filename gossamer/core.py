@@ -195,6 +195,10 @@ class PartsCore:
         """The parts using the stream to ``peer`` (none when there is no stream)."""
         return frozenset(self._links.get(peer, ()))
 
+    def linked(self) -> frozenset[Address]:
+        """The peers whose stream some part here uses."""
+        return frozenset(self._links)
+
     def describe(self, event: object) -> EventNote | None:
         """How ``event`` reads in a log, as the part that emitted it says."""
         for part in self.parts:

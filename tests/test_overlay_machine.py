@@ -2,7 +2,9 @@
 
 Random schedules of partitions, one-way blocks, crashes, restarts, pauses,
 loss and single steps, over nodes that run only the overlay (a
-``PartsCore`` of HyParView and Plumtree).  At quiescence -- the network
+``PartsCore`` of HyParView and Plumtree).  Always: the views are disjoint,
+bounded and never hold the node itself, and a node holds streams to its
+active peers and its requests in flight and to no one else.  At quiescence -- the network
 whole for ``settle_s`` -- every active view is symmetric and holds only
 current lives of live nodes, the live nodes are one component, and a
 broadcast sent then reaches every live node exactly once.
@@ -84,6 +86,14 @@ class OverlayMachine(ClusterMachine):
             self.require(name not in active | passive, f"{name} holds itself")
             self.require(len(active) <= FAST.active_size, f"{name}: active view too large")
             self.require(len(passive) <= FAST.passive_size, f"{name}: passive view too large")
+            # A node holds streams to its active peers and its requests in flight, no others.
+            core = self.sim.core(view.me.address)
+            assert isinstance(core, PartsCore)
+            used = {peer.address for peer in view.active.values()} | set(view.view().pending)
+            self.require(
+                core.linked() == used,
+                f"{name} holds streams to {sorted(core.linked())}, uses {sorted(used)}",
+            )
 
     def at_quiescence(self) -> None:
         # Lost peers are retried on a backoff, so a request may be in flight

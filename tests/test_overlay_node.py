@@ -97,6 +97,11 @@ def test_swim_hyparview_and_plumtree_share_one_node_core() -> None:
         assert overlay is not None and sim.node_id(victim).name not in {
             p.name for p in overlay.active
         }
+        # The overlay's links are its active peers and requests; SWIM's own
+        # streams (push-pull) come and go beside them.
+        used = {p.address for p in overlay.active} | set(overlay.pending)
+        mine = {a for a in core.linked() if core.link_owners(a) & {"overlay", "broadcast"}}
+        assert mine == used
     mid = broadcast(sim, sim.addresses[0], b"two")
     sim.run_for(2.0)
     expected = {sim.node_id(a).name: 1 for a in live if a != sim.addresses[0]}

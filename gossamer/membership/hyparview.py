@@ -516,9 +516,10 @@ class HyParView:
             self._remove_active(name)
             self.stats.links_lost += 1
             self._remember_lost(lost)
+        if peer in self._pending:
+            self._failed(peer)  # repairs
+        elif name is not None:
             self._repair()
-        elif peer in self._pending:
-            self._failed(peer)
 
     def on_event(self, event: object, now: float) -> None:
         """The overlay subscribes to nothing."""
@@ -667,6 +668,9 @@ class HyParView:
         self._changed = True
         self.passive.pop(node.name, None)
         self._lost.pop(node.name, None)
+        if self._pending.pop(node.address, None) is not None:
+            # Both asked at once, and its request came first: ours is answered.
+            self._out.cancel_timer(("pending", node.address))
         if len(self.active) >= self.config.active_size:
             victim = self.active[self._rng.choice(list(self.active))]
             self._remove_active(victim.name)
@@ -675,6 +679,9 @@ class HyParView:
             self._merge_passive((victim,))
         self.active[node.name] = node
         self._by_address[node.address] = node.name
+        # Own the link even where nothing is sent on it (an accept that came
+        # after the request gave up), so its loss is heard here.
+        self._out.open_stream(node.address)
         self._out.emit(NeighborUp(node))
 
     def _remove_active(self, name: str) -> None:
@@ -725,7 +732,8 @@ class HyParView:
         """A request's peer could not be reached: it leaves the passive view."""
         pending = self._pending.pop(address)
         self._out.cancel_timer(("pending", address))
-        self._out.close_stream(address)
+        if address not in self._by_address:
+            self._out.close_stream(address)
         self._changed = True
         if pending.join:
             self._remember_seed(address)
@@ -850,6 +858,8 @@ class HyParView:
         seeds = self._lost_seeds
         for seed in [a for a, e in seeds.items() if e.until <= now]:
             del seeds[seed]
+        for seed in [a for a in seeds if a in self._by_address]:
+            del seeds[seed]  # linked to it meanwhile
         due_seeds = [a for a, e in seeds.items() if e.next_try <= now and a not in pending]
         if due_seeds and len(pending) < self.config.max_pending:
             seed = self._rng.choice(due_seeds)

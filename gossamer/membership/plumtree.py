@@ -511,6 +511,9 @@ class Plumtree:
             if self._peers.get(peer.name) == peer.address:
                 del self._peers[peer.name]
                 self._names.pop(peer.address, None)
+                # Let go of the link: HyParView's close is held while this
+                # part, having sent on it, still owns it.
+                self._out.close_stream(peer.address)
                 for tree in self._all_trees():
                     tree.eager.pop(peer.name, None)
                     tree.lazy.pop(peer.name, None)
