@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.swim_goals --seeds 20
 	$(BIN)/python -m benchmarks.real_cluster --nodes 50 --json
 	$(BIN)/python -m benchmarks.ring --json
+	$(BIN)/python -m benchmarks.overlay_paper --nodes 1000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

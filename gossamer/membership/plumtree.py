@@ -330,7 +330,6 @@ class BroadcastStats:
     replaced: int = counter("Grafts answered, or told, that newer state replaced the message.")
     optimizations: int = counter("Tree changes by the report's optimization.")
     missing_shed: int = SHED.series("broadcast_missing")
-    unknown_channel: int = counter("Payloads for a channel no handler serves.")
 
 
 @dataclass(frozen=True, slots=True)
