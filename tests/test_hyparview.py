@@ -11,6 +11,7 @@ from gossamer.core import PartsCore
 from gossamer.effects import CloseStream, Effect, Emit, SendStream
 from gossamer.errors import ConfigError
 from gossamer.ids import Address, NodeId
+from gossamer.lab.overlay_paper import bfs
 from gossamer.membership.hyparview import (
     Disconnect,
     ForwardJoin,
@@ -25,7 +26,6 @@ from gossamer.membership.hyparview import (
     Shuffle,
     ShuffleReply,
 )
-from gossamer.lab.overlay_paper import bfs
 from gossamer.parts import overlay_parts
 from gossamer.sim import Simulator
 from gossamer.wire import Message, registry
