@@ -58,6 +58,13 @@ def with_active(core: HyParView, *names: str) -> HyParView:
     return core
 
 
+def with_passive(core: HyParView, *peers: Peer) -> HyParView:
+    """Put ``peers`` in ``core``'s passive view (a shuffle that ends there brings them)."""
+    core.handle(Address("x:7946"), Shuffle(peer("x"), peers, 1), 0.0)
+    core.drain()
+    return core
+
+
 def test_config_is_checked_at_construction() -> None:
     with pytest.raises(
         ConfigError, match=r"passive_walk_length .* must be below active_walk_length"
@@ -142,7 +149,7 @@ def test_low_priority_is_refused_when_full_and_high_priority_never_is() -> None:
 
 def test_a_broken_link_is_replaced_from_the_passive_view() -> None:
     core = with_active(node("me"), "a", "b", "c")
-    core.handle(Address("p:7946"), ShuffleReply(peer("p"), (peer("p"), peer("q"))), 1.0)
+    with_passive(core, peer("p"), peer("q"))
     core.drain()
     core.on_stream_down(Address("a:7946"), 2.0)
     out = core.drain()
@@ -166,7 +173,7 @@ def test_a_broken_link_is_replaced_from_the_passive_view() -> None:
 
 def test_an_empty_active_view_asks_with_high_priority() -> None:
     core = with_active(node("me"), "a")
-    core.handle(Address("p:7946"), ShuffleReply(peer("p"), (peer("p"),)), 1.0)
+    with_passive(core, peer("p"))
     core.drain()
     core.on_stream_down(Address("a:7946"), 2.0)
     asks = [m for _, m in sent(core.drain()) if isinstance(m, Neighbor)]
@@ -175,7 +182,7 @@ def test_an_empty_active_view_asks_with_high_priority() -> None:
 
 def test_a_refused_request_keeps_the_peer_passive_and_tries_another() -> None:
     core = with_active(node("me"), "a", "b", "c")
-    core.handle(Address("p:7946"), ShuffleReply(peer("p"), (peer("p"), peer("q"))), 1.0)
+    with_passive(core, peer("p"), peer("q"))
     core.drain()
     core.on_stream_down(Address("a:7946"), 2.0)
     first = next(to for to, m in sent(core.drain()) if isinstance(m, Neighbor))
@@ -208,10 +215,7 @@ def test_disconnect_moves_the_peer_to_the_passive_view_and_a_stale_one_is_refuse
 
 def test_shuffle_walks_then_the_last_node_answers_with_as_many_passive_peers() -> None:
     core = with_active(node("me"), "a", "b")
-    core.handle(
-        Address("x:7946"), ShuffleReply(peer("x"), tuple(peer(f"p{i}") for i in range(6))), 1.0
-    )
-    core.drain()
+    with_passive(core, *(peer(f"p{i}") for i in range(6)))
     sample = (peer("o"), peer("o1"), peer("o2"))
     core.handle(Address("a:7946"), Shuffle(peer("o"), sample, 3), 2.0)
     onward = sent(core.drain())
@@ -228,10 +232,7 @@ def test_shuffle_walks_then_the_last_node_answers_with_as_many_passive_peers() -
 def test_a_full_passive_view_evicts_first_what_it_just_sent() -> None:
     cfg = HyParViewConfig(passive_size=8, shuffle_passive=4, shuffle_active=3)
     core = with_active(node("me", cfg), "a")
-    core.handle(
-        Address("x:7946"), ShuffleReply(peer("x"), tuple(peer(f"p{i}") for i in range(8))), 1.0
-    )
-    core.drain()
+    with_passive(core, *(peer(f"p{i}") for i in range(8)))
     assert len(core.passive) == 8
     core.on_timer("shuffle", 10.0)
     shuffle = next(m for _, m in sent(core.drain()) if isinstance(m, Shuffle))
@@ -322,3 +323,47 @@ def test_a_healed_partition_merges_within_the_stated_bound() -> None:
 
     assert not merged()
     assert sim.run_until_true(merged, timeout_s=bound, poll_s=0.01) is not None
+
+
+def test_a_peers_garbage_is_counted_and_dropped() -> None:
+    core = with_active(node(), "a", "b", "c")
+    a = Address("a:7946")
+    core.handle(a, ForwardJoin(peer("x"), 2**62), 1.0)  # would walk for ever
+    core.handle(a, Shuffle(peer("x"), (), -1), 1.0)
+    core.handle(a, Shuffle(peer("x"), tuple(peer(f"p{i}") for i in range(300)), 3), 1.0)
+    assert core.stats.malformed == 3 and not core.drain()
+    # A ShuffleReply nobody asked for adds no one: it is merged up to the
+    # size of the Shuffle it answers.
+    core.handle(a, ShuffleReply(peer("a"), (peer("y"), peer("z"))), 1.0)
+    assert "y" not in core.passive and "z" not in core.passive
+
+
+def test_an_accept_never_asked_for_is_undone() -> None:
+    core = node()
+    core.handle(Address("a:7946"), NeighborReply(peer("a"), True), 1.0)
+    out = core.drain()
+    assert not core.active and "a" in core.passive
+    assert (Address("a:7946"), Disconnect(peer("me"))) in sent(out)
+    assert any(isinstance(e, CloseStream) for e in out)
+    assert core.stats.unasked == 1
+
+
+def test_an_accept_after_the_request_timed_out_is_kept_if_there_is_room() -> None:
+    core = node()
+    with_passive(core, peer("a"))
+    core.on_timer("shuffle", 1.0)  # the tick asks a passive peer to fill the view
+    core.drain()
+    core.on_timer(("pending", Address("a:7946")), core.config.neighbor_timeout_s + 1)
+    core.drain()
+    core.handle(Address("a:7946"), NeighborReply(peer("a"), True), 7.0)
+    assert "a" in core.active and core.stats.unasked == 0
+
+
+def test_a_newer_life_heard_second_hand_replaces_the_active_one() -> None:
+    core = with_active(node(), "a", "b")
+    newer = Peer("a", Address("a2:7946"), 2)
+    core.handle(Address("b:7946"), Disconnect(newer), 1.0)  # any message naming the new life
+    out = core.drain()
+    assert "a" not in core.active and core.active.keys() == {"b"}
+    assert NeighborDown(peer("a")) in [e.event for e in out if isinstance(e, Emit)]
+    assert any(isinstance(e, CloseStream) and e.to == Address("a:7946") for e in out)

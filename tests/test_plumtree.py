@@ -54,7 +54,9 @@ def test_config_is_checked_at_construction() -> None:
         PlumtreeConfig(seen_ttl_s=1.0, cache_ttl_s=2.0)
     with pytest.raises(ConfigError, match="graft_timeout_s"):
         PlumtreeConfig(graft_timeout_s=0.01, ihave_window_s=0.02)
-    assert PlumtreeConfig().optimize_threshold == 7
+    with pytest.raises(ConfigError, match="max_seen"):
+        PlumtreeConfig(max_seen=10, max_cache_messages=20)
+    assert PlumtreeConfig().optimize_threshold == 7 and not PlumtreeConfig().optimize
 
 
 def test_message_ids_depend_on_origin_life_and_sequence_only() -> None:
@@ -280,3 +282,35 @@ def test_broadcasts_reach_every_node_once_and_the_tree_sends_one_payload_a_node(
     assert all(got[mid] == count - 1 for mid in ids)
     assert payloads[0] > count  # the first broadcast floods and prunes
     assert payloads[1:] == [count - 1] * 3  # then the tree: one payload a node
+
+
+def test_a_peers_garbage_is_counted_and_changes_nothing() -> None:
+    tree = core("a", "b")
+    a = Address("a:7946")
+    mid = gossip().id
+    tree.handle(a, Gossip(mid, "o", 2**40, "", b"x"), 1.0)  # a hop count no overlay has
+    tree.handle(a, Gossip(b"short", "o", 1, "", b"x"), 1.0)
+    tree.handle(a, IHave((mid,), ()), 1.0)  # ids and rounds of different lengths
+    tree.handle(a, IHave((b"short",), (1,)), 1.0)
+    assert tree.stats.malformed == 4 and not tree.drain() and not tree.has_seen(mid)
+    # A Replaced nobody asked for, or from a stranger, cannot mark an id seen.
+    tree.handle(a, Replaced(mid), 1.0)
+    tree.handle(Address("x:7946"), Replaced(mid), 1.0)
+    # A Graft from a node that is not a neighbour (any more) is not answered.
+    tree.handle(Address("x:7946"), Graft(mid, 1), 1.0)
+    assert tree.stats.stray == 3 and not sent(tree.drain())
+    tree.handle(a, gossip(), 2.0)
+    assert any(isinstance(e, Emit) for e in tree.drain())  # still delivered once
+    # Channels no handler serves leave no state behind.
+    for i in range(50):
+        tree.handle(a, Gossip(message_id("o", 1, 100 + i), "o", 1, f"ch{i}", b"x"), 3.0)
+    assert len(tree.drain()) > 0 and tree.stats.delivered == 51
+
+
+def test_a_link_let_go_when_its_neighbour_goes() -> None:
+    tree = core("a")
+    tree.handle(Address("a:7946"), gossip(), 1.0)
+    tree.drain()
+    tree.on_event(NeighborDown(peer("a")), 2.0)
+    closes = [e for e in tree.drain() if type(e).__name__ == "CloseStream"]
+    assert [e.to for e in closes] == [Address("a:7946")]  # type: ignore[attr-defined]

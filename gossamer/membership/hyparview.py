@@ -45,7 +45,13 @@ What the report leaves open, decided here:
   stream (a :class:`NeighborReply` or a high-priority Neighbor), so both
   ends own the link and both hear it break.  An accept that arrives after
   the asker gave up is kept if there is room and answered with a Disconnect
-  otherwise, so active views stay symmetric.
+  otherwise, and so is an accept of a request this node never made (it
+  dropped the peer meanwhile), so active views stay symmetric.  A node that
+  refuses a low-priority request keeps the asker passive: it is alive and
+  short of peers.
+* **A peer's garbage.**  A walk whose ttl exceeds any config's
+  (``MAX_WALK``) or a sample over ``MAX_SAMPLE`` peers is dropped and
+  counted; a ShuffleReply is merged up to the size of the Shuffle it answers.
 * **Below the minimum.**  The shuffle tick also repairs: a node whose active
   view (with its requests in flight) is below ``active_size`` asks one more
   passive peer, with high priority while it holds fewer than
@@ -228,6 +234,11 @@ class HyParViewConfig:
         )
 
 
+MAX_WALK: Final = 64
+"""The longest walk any config allows; a ttl above it is a peer's garbage."""
+MAX_SAMPLE: Final = 256
+"""The most peers a Shuffle or ShuffleReply may carry."""
+
 # --------------------------------------------------------------------------
 # Messages (the overlay's block of type ids is 32..63, wire.TYPE_ID_RANGES; append only).
 
@@ -344,6 +355,9 @@ class HyParViewStats:
     lost_retries: int = counter("Retries of peers lost to a failure.")
     stale: int = DROPPED.series("overlay_stale")
     """Messages from an older life of a peer than the one the views hold."""
+    malformed: int = DROPPED.series("overlay_malformed")
+    """Walks with a ttl out of range and samples too large (a peer's bug)."""
+    unasked: int = counter("Accepts of requests this node never made, undone with a Disconnect.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,6 +471,7 @@ class HyParView:
         self._pending: dict[Address, _Pending] = {}
         self._lost: dict[str, _Lost] = {}
         self._lost_seeds: dict[Address, _Lost] = {}
+        self._gave_up: dict[Address, None] = {}  # requests that timed out, newest last
         self._round = _Round()
         self._sent: tuple[str, ...] = ()  # names in our last Shuffle, in order
         self._now = 0.0
@@ -477,11 +492,19 @@ class HyParView:
         kind = type(message)  # exact types: shuffles are most of the overlay's traffic
         if kind is Shuffle:
             m = message
+            if not 0 <= m.ttl <= MAX_WALK or len(m.nodes) > MAX_SAMPLE:  # type: ignore[attr-defined]
+                self.stats.malformed += 1
+                return
             self._on_shuffle(sender, m.origin, m.nodes, m.ttl)  # type: ignore[attr-defined]
         elif kind is ShuffleReply:
             if self._fresh(message.node):  # type: ignore[attr-defined]
-                self._merge_passive(message.nodes, self._sent)  # type: ignore[attr-defined]
+                # At most as many as this node sent: a reply answers one shuffle.
+                nodes = message.nodes[: len(self._sent)]  # type: ignore[attr-defined]
+                self._merge_passive(nodes, self._sent)
         elif kind is ForwardJoin:
+            if not 0 <= message.ttl <= MAX_WALK:  # type: ignore[attr-defined]
+                self.stats.malformed += 1
+                return
             self._on_forward_join(sender, message.node, message.ttl)  # type: ignore[attr-defined]
         elif kind is Neighbor:
             self._on_neighbor(sender, message.node, message.high)  # type: ignore[attr-defined]
@@ -627,10 +650,14 @@ class HyParView:
             return
         if accepted:
             if node.name in self.active:
-                self.active[node.name] = node  # a join's contact, or both asked at once
-                return
-            if pending is None and len(self.active) >= self.config.active_size:
-                # Accepted after we gave up, and the slot is taken: undo it there.
+                return  # a join's contact, a walk's end, or both asked at once
+            gave_up = pending is None and sender in self._gave_up
+            self._gave_up.pop(sender, None)
+            if pending is None and (not gave_up or len(self.active) >= self.config.active_size):
+                # Accepted after we gave up and the slot is taken, or never
+                # asked here (this node dropped it meanwhile): undo it there.
+                if not gave_up:
+                    self.stats.unasked += 1
                 self._out.stream(sender, Disconnect(self.peer))
                 self._out.close_stream(sender)
                 self._merge_passive((node,))
@@ -647,10 +674,10 @@ class HyParView:
 
     def _on_disconnect(self, node: Peer, alive: bool) -> None:
         self.stats.disconnects += 1
+        if not self._fresh(node):  # older: refused; newer: the old life's link is gone
+            return
         known = self.active.get(node.name)
         if known is None or known.epoch != node.epoch:
-            if known is not None and known.epoch > node.epoch:
-                self.stats.stale += 1
             return
         self._remove_active(node.name)
         self._out.close_stream(node.address)
@@ -662,9 +689,10 @@ class HyParView:
         """Put ``node`` in the active view, dropping a random peer if it is full."""
         known = self.active.get(node.name)
         if known is not None:
-            if known.epoch < node.epoch:
-                self.active[node.name] = node
-            return
+            if known.epoch >= node.epoch:
+                return
+            self._remove_active(node.name)  # a newer life: the old one's link is gone
+            self._out.close_stream(known.address)
         self._changed = True
         self.passive.pop(node.name, None)
         self._lost.pop(node.name, None)
@@ -735,6 +763,10 @@ class HyParView:
         if address not in self._by_address:
             self._out.close_stream(address)
         self._changed = True
+        gave_up = self._gave_up
+        gave_up[address] = None  # its accept may still come: taken if there is room
+        if len(gave_up) > 2 * self.config.max_pending:
+            del gave_up[next(iter(gave_up))]
         if pending.join:
             self._remember_seed(address)
             return  # the join timer asks again, if this node stays isolated
@@ -826,9 +858,11 @@ class HyParView:
                 continue
             active = self.active.get(name)
             if active is not None:
-                if active.epoch < node.epoch:
-                    self.active[name] = node
-                continue
+                if active.epoch >= node.epoch:
+                    continue
+                # A newer life, heard of second hand: the old one's link is gone.
+                self._remove_active(name)
+                self._out.close_stream(active.address)
             known = passive.get(name)
             if known is not None:
                 if known.epoch < node.epoch:

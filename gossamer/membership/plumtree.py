@@ -40,7 +40,9 @@ latency.  ``per_sender_trees`` turns per-sender trees on (bounded by
 channel.  ``deliver`` says whether a payload was news: stale news is
 neither forwarded nor announced (a delta already merged).  ``replaced`` is
 asked for a grafted message no longer cached; True (newer state superseded
-it) sends :class:`Replaced`, and the grafter stops waiting for it.
+it) sends :class:`Replaced`, and the grafter stops waiting for it.  A
+channel no handler serves delivers every payload as a :class:`Delivered`
+event for the application.
 
 **Ids.**  A message's id is 16 bytes of BLAKE2b over its origin's name and
 boot epoch and the origin's sequence number: the same on every node and in
@@ -64,7 +66,6 @@ __all__ = [
     "BroadcastStats",
     "BroadcastView",
     "Delivered",
-    "EventHandler",
     "Gossip",
     "Graft",
     "IHave",
@@ -87,7 +88,7 @@ from gossamer.effects import Effect, EventNote, Outbox, PartContext, PartFactory
 from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import Address, NodeId
 from gossamer.membership.hyparview import NeighborDown, NeighborUp
-from gossamer.observe import SHED, ApiRequest, Family, Route, Sample, counter
+from gossamer.observe import DROPPED, SHED, ApiRequest, Family, Route, Sample, counter
 from gossamer.wire import Message, registry
 
 # --------------------------------------------------------------------------
@@ -166,6 +167,11 @@ class PlumtreeConfig:
         check_int(owner, "max_recent", self.max_recent, 0, 65_536)
         check_int(owner, "max_announcers", self.max_announcers, 1, 1_024)
         check_int(owner, "max_payload_bytes", self.max_payload_bytes, 1, 64 * 1024 * 1024)
+        if self.max_seen < self.max_cache_messages:
+            raise ConfigError(
+                f"{owner}.max_seen ({self.max_seen}) must be at least max_cache_messages "
+                f"({self.max_cache_messages}): a cached payload's id must still be known"
+            )
         if self.seen_ttl_s < self.cache_ttl_s:
             raise ConfigError(
                 f"{owner}.seen_ttl_s ({self.seen_ttl_s}) must be at least cache_ttl_s "
@@ -198,6 +204,8 @@ class PlumtreeConfig:
 # Messages (broadcast's block of type ids is 64..95, wire.TYPE_ID_RANGES; append only).
 
 ID_BYTES: Final = 16
+MAX_ROUND: Final = 65_535
+"""A hop count above this is a peer's garbage: no path through an overlay is that long."""
 
 
 def message_id(origin: str, epoch: int, seq: int) -> bytes:
@@ -291,22 +299,6 @@ class Delivered:
     round: int
 
 
-class EventHandler:
-    """The default handler: every payload is news, delivered as a :class:`Delivered`
-    event; a payload no longer cached cannot be told."""
-
-    def __init__(self, out: Outbox, channel: str) -> None:
-        self._out = out
-        self._channel = channel
-
-    def deliver(self, id: bytes, origin: str, payload: bytes, hops: int, now: float) -> bool:
-        self._out.emit(Delivered(id, origin, self._channel, payload, hops))
-        return True
-
-    def replaced(self, id: bytes) -> bool:
-        return False
-
-
 # --------------------------------------------------------------------------
 # Stats and the view
 
@@ -327,9 +319,16 @@ class BroadcastStats:
     grafts_answered: int = counter("Grafts answered with the payload.")
     grafts_unanswered: int = counter("Grafts for a message neither cached nor known.")
     prunes_sent: int = counter("Prunes sent.")
-    replaced: int = counter("Grafts answered, or told, that newer state replaced the message.")
+    replaced: int = counter("Grafts answered that newer state replaced the message.")
+    replaced_heard: int = counter("Grafts of this node answered that way.")
     optimizations: int = counter("Tree changes by the report's optimization.")
     missing_shed: int = SHED.series("broadcast_missing")
+    malformed: int = DROPPED.series("broadcast_malformed")
+    """Messages with an id of the wrong size, a hop count out of range, or
+    IHave lists of different lengths (a peer's bug)."""
+    stray: int = DROPPED.series("broadcast_stray")
+    """Grafts and Replaced from a peer that is not a neighbour, or Replaced
+    for an id this node did not graft."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +401,6 @@ class Plumtree:
         self._shared = _Tree({})
         self._trees: OrderedDict[str, _Tree] = OrderedDict()  # per sender, by origin
         self._handlers: dict[str, BroadcastHandler] = {}
-        self._default: dict[str, EventHandler] = {}
         # id -> (origin, round, channel, payload, cached at)
         self._cache: OrderedDict[bytes, tuple[str, int, str, bytes, float]] = OrderedDict()
         self._seen: OrderedDict[bytes, float] = OrderedDict()
@@ -464,14 +462,20 @@ class Plumtree:
             if name is not None:
                 self._on_ihave(name, message)  # type: ignore[arg-type]
         elif kind is Graft:
-            self._on_graft(name, sender, message)  # type: ignore[arg-type]
+            if name is None:
+                self.stats.stray += 1  # the link went meanwhile: nothing to repair
+            else:
+                self._on_graft(name, sender, message)  # type: ignore[arg-type]
         elif kind is Prune:
             if name is not None:
                 _make_lazy(self._tree(message.tree), name)  # type: ignore[attr-defined]
                 self._changed = True
         elif kind is Replaced:
             mid = message.id  # type: ignore[attr-defined]
-            self.stats.replaced += 1
+            if name is None or mid not in self._missing:
+                self.stats.stray += 1  # only an answer to our own Graft may mark an id seen
+                return
+            self.stats.replaced_heard += 1
             self._seen_id(mid)
             self._forget_missing(mid)
 
@@ -563,7 +567,8 @@ class Plumtree:
 
     def _on_gossip(self, name: str | None, sender: Address, msg: Gossip) -> None:
         mid, rnd = msg.id, msg.round
-        if not isinstance(mid, bytes) or len(mid) != ID_BYTES:
+        if len(mid) != ID_BYTES or not 0 <= rnd <= MAX_ROUND:
+            self.stats.malformed += 1
             return
         tree = self._tree(msg.origin)
         if mid in self._seen:
@@ -589,12 +594,11 @@ class Plumtree:
 
     def _deliver(self, msg: Gossip) -> bool:
         handler = self._handlers.get(msg.channel)
-        if handler is None:
-            default = self._default.get(msg.channel)
-            if default is None:
-                default = self._default[msg.channel] = EventHandler(self._out, msg.channel)
-            handler = default
-        new = handler.deliver(msg.id, msg.origin, msg.payload, msg.round, self._now)
+        if handler is None:  # no layer serves it: the application hears it
+            self._out.emit(Delivered(msg.id, msg.origin, msg.channel, msg.payload, msg.round))
+            new = True
+        else:
+            new = handler.deliver(msg.id, msg.origin, msg.payload, msg.round, self._now)
         if new:
             self.stats.delivered += 1
         else:
@@ -690,6 +694,14 @@ class Plumtree:
 
     def _on_ihave(self, name: str, msg: IHave) -> None:
         seen, missing, cfg = self._seen, self._missing, self.config
+        if (
+            len(msg.ids) != len(msg.rounds)
+            or (msg.origins and len(msg.origins) != len(msg.ids))
+            or any(len(mid) != ID_BYTES for mid in msg.ids)
+            or any(not 0 <= rnd <= MAX_ROUND for rnd in msg.rounds)
+        ):
+            self.stats.malformed += 1
+            return
         origins = msg.origins if cfg.per_sender_trees else ()
         for i, (mid, rnd) in enumerate(zip(msg.ids, msg.rounds, strict=False)):
             if mid in seen:
@@ -812,6 +824,7 @@ class Plumtree:
     def _seen_id(self, mid: bytes) -> None:
         seen = self._seen
         seen[mid] = self._now
+        seen.move_to_end(mid)  # the sweep reads them oldest first
         if len(seen) > self.config.max_seen:
             seen.popitem(last=False)
 
