@@ -37,9 +37,10 @@ What it measures (:class:`OverlayReport`):
 * Reliability (delivering live nodes over live nodes) of ``broadcasts``
   broadcasts sent after ``f`` % of the nodes crash at once, before any
   membership step (HyParView's Fig. 2); and, in a second run per level, the
-  healing time (its Fig. 4): membership periods until a cycle's 10
-  broadcasts all reach every live node, or until their reliability stops
-  changing (survivors whose every peer died are lost to the overlay alone).
+  healing time (its Fig. 4): membership periods until the broadcasts of
+  the same 50 survivors, sent every period, all reach every live node, or
+  until their reliability stops changing (survivors whose every peer died
+  are lost to the overlay alone).
 * Plumtree in a stable overlay: payload messages per broadcast as RMR
   (``m / (n - 1) - 1``) from the second broadcast on, flooding over the same
   views in the same run, control messages (IHave, Graft, Prune) per
@@ -714,23 +715,28 @@ def _fail(
 def _healing(
     harness: OverlayHarness,
     rng: random.Random,
-    per_cycle: int = 10,
+    origins: int = 50,
+    burst: int = 10,
     limit: int = 20,
     steady: int = 3,
 ) -> tuple[int, list[float]]:
     """Membership periods until the overlay has healed, and the reliability of
     each period's broadcasts (period 0: before any membership step).
 
-    Healed: a period's ``per_cycle`` broadcasts all reach every live node, or
-    their reliability holds within 0.001 for ``steady`` more periods (a
-    survivor whose every peer died and that no live node knows is lost to
-    the overlay for good: only its seeds, or SWIM's member table, can bring
-    it back).  ``limit + 1`` when neither happens within ``limit`` periods."""
+    Every period broadcasts from the same ``origins`` survivors, so the
+    reliability changes only when the overlay does.  Healed: every broadcast
+    reaches every live node, or the reliability holds within 0.001 for
+    ``steady`` more periods (a survivor whose every peer died and that no live
+    node knows is lost to the overlay for good: only its seeds, or SWIM's
+    member table, can bring it back).  ``limit + 1`` when neither happens
+    within ``limit`` periods."""
+    chosen = rng.sample(harness.live(), min(origins, len(harness.live())))
     levels: list[float] = []
     for period in range(limit + 1):
-        live = harness.live()
-        ids = harness.send_all([rng.choice(live) for _ in range(per_cycle)])
-        records = [harness.result(mid) for mid in ids]
+        records = []
+        for start in range(0, len(chosen), burst):
+            ids = harness.send_all(chosen[start : start + burst])
+            records += [harness.result(mid) for mid in ids]
         level = sum(r.delivered / r.live for r in records) / len(records)
         levels.append(level)
         if all(r.delivered == r.live for r in records):
