@@ -555,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     overlay.add_argument(
         "--detect-on-send",
         action="store_true",
-        help="a crash is noticed only when a link is next used (the reports' model); "
+        help="a crash is noticed only when a link is next used (a machine that vanished); "
         "by default a crashed process's connections reset at once",
     )
     overlay.add_argument("--json", action="store_true", help="print one JSON object")

