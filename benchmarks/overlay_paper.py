@@ -23,7 +23,7 @@ import json
 import sys
 import time
 
-from gossamer.lab.overlay_paper import format_report, run_overlay_experiment
+from gossamer.lab.overlay_paper import format_report, timed_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broadcasts", type=int, default=1_000)
     parser.add_argument("--detect-on-send", action="store_true")
     args = parser.parse_args(argv)
-    started = time.perf_counter()
-    report = run_overlay_experiment(
+    result, report = timed_experiment(
         args.nodes,
         args.seed,
         broadcasts=args.broadcasts,
@@ -42,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         clock=time.perf_counter,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    result = report.as_json(time.perf_counter() - started)
     print(json.dumps(result))
     print(format_report(result, report), file=sys.stderr)
     return 0

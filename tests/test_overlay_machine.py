@@ -29,7 +29,7 @@ from gossamer.core import PartsCore
 from gossamer.effects import Core
 from gossamer.ids import Address, NodeId
 from gossamer.lab.overlay_paper import bfs
-from gossamer.membership.hyparview import HyParView, HyParViewConfig
+from gossamer.membership.hyparview import HyParView, HyParViewConfig, NeighborDown, NeighborUp
 from gossamer.membership.plumtree import Delivered, Plumtree, PlumtreeConfig
 from gossamer.parts import overlay_parts
 from gossamer.sim import NetworkConfig
@@ -50,6 +50,12 @@ FAST = HyParViewConfig(
     join_retry_interval_s=1.0,
 )
 TREE = PlumtreeConfig(graft_timeout_s=0.2, graft_retry_s=0.1)
+
+
+STILL_S = 2 * FAST.neighbor_timeout_s
+"""How long no view may change before the overlay counts as quiet."""
+QUIET_WITHIN_S = 30.0
+"""How long after a settle the overlay must have become quiet."""
 
 
 def merge_bound_s(config: HyParViewConfig) -> float:
@@ -96,12 +102,26 @@ class OverlayMachine(ClusterMachine):
             )
 
     def at_quiescence(self) -> None:
-        # Lost peers are retried on a backoff, so a request may be in flight
-        # at any instant: quiescence is a moment with none.
-        def quiet() -> bool:
-            return not any(v.view().pending for v in self.views().values())
+        # Peers lost for good (crashed) are retried for lost_ttl_s, so requests
+        # to the dead are in flight at any instant and change nothing.
+        # Quiescence: no request to a live node, and no view changed for
+        # STILL_S (a Disconnect or an accept in flight changes one soon).
+        up = set(self.up_nodes())
 
-        self.sim.run_until_true(quiet, timeout_s=10.0, poll_s=0.01)
+        def quiet() -> bool:
+            views = self.views().values()
+            if any(a in up for v in views for a in v.view().pending):
+                return False
+            changes = [
+                t
+                for a in up
+                for t, e in self.sim.events(a)
+                if isinstance(e, NeighborUp | NeighborDown)
+            ]
+            return self.sim.now - max(changes, default=0.0) >= STILL_S
+
+        settled = self.sim.run_until_true(quiet, timeout_s=QUIET_WITHIN_S, poll_s=0.05)
+        self.require(settled is not None, f"the views kept changing for {QUIET_WITHIN_S} s")
         views = self.views()
         lives = {v.me.name: v.me.epoch for v in views.values()}
         for view in views.values():

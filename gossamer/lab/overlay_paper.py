@@ -65,6 +65,7 @@ __all__ = [
     "format_report",
     "goals_met",
     "run_overlay_experiment",
+    "timed_experiment",
 ]
 
 import contextlib
@@ -471,7 +472,7 @@ class OverlayReport:
     broadcasts_per_level: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
-    def as_json(self, wall_s: float) -> dict[str, object]:
+    def as_json(self, wall_s: float) -> dict[str, Any]:
         return {
             "nodes": self.nodes,
             "clustering": round(self.clustering, 6),
@@ -644,6 +645,25 @@ def run_overlay_experiment(
     report.reliability_churn = total / max(churn_cycles, 1)
     lap("churn")
     return report
+
+
+def timed_experiment(
+    nodes: int,
+    seed: int,
+    *,
+    broadcasts: int,
+    reset: bool,
+    clock: Callable[[], float],
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], OverlayReport]:
+    """:func:`run_overlay_experiment` timed by ``clock``: the JSON object (with
+    ``wall_s``) and the report; what ``gossamer sim overlay`` and
+    ``benchmarks.overlay_paper`` print."""
+    started = clock()
+    report = run_overlay_experiment(
+        nodes, seed, broadcasts=broadcasts, reset=reset, clock=clock, progress=progress
+    )
+    return report.as_json(clock() - started), report
 
 
 def _graph_properties(
