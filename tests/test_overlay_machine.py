@@ -4,10 +4,11 @@ Random schedules of partitions, one-way blocks, crashes, restarts, pauses,
 loss and single steps, over nodes that run only the overlay (a
 ``PartsCore`` of HyParView and Plumtree).  Always: the views are disjoint,
 bounded and never hold the node itself, and a node holds streams to its
-active peers and its requests in flight and to no one else.  At quiescence -- the network
-whole for ``settle_s`` -- every active view is symmetric and holds only
-current lives of live nodes, the live nodes are one component, and a
-broadcast sent then reaches every live node exactly once.
+active peers and its requests in flight and to no one else.  At quiescence
+(the network whole for ``settle_s``, then no view change for ``STILL_S``):
+every active view is symmetric and holds only current lives of live nodes;
+while a seed is up, the live nodes are one component and a broadcast sent
+then reaches every live node exactly once.
 
 The bound a healed partition merges in: a peer lost to the partition is
 retried every ``lost_retry_max_s`` at most, so once the network is whole
@@ -52,6 +53,8 @@ FAST = HyParViewConfig(
 TREE = PlumtreeConfig(graft_timeout_s=0.2, graft_retry_s=0.1)
 
 
+SEEDS = 2
+"""Every node's seeds are the first two nodes."""
 STILL_S = 2 * FAST.neighbor_timeout_s
 """How long no view may change before the overlay counts as quiet."""
 QUIET_WITHIN_S = 30.0
@@ -71,7 +74,7 @@ class OverlayMachine(ClusterMachine):
     settle_s = merge_bound_s(FAST) + 14.0
 
     def make_core(self, me: NodeId, rng: random.Random, peers: list[Address]) -> Core:
-        seeds = [p for p in peers[:2] if p != me.address]
+        seeds = [p for p in peers[:SEEDS] if p != me.address]
         return PartsCore(me, rng, overlay_parts(seeds=seeds, overlay=FAST, broadcast=TREE))
 
     def views(self) -> dict[Address, HyParView]:
@@ -133,6 +136,11 @@ class OverlayMachine(ClusterMachine):
                 )
                 other = next(v for v in views.values() if v.me.name == peer.name)
                 self.require(name in other.active, f"{name} -> {peer.name} is one-sided")
+        # With both seeds down, a node restarted since knows no one, and
+        # nothing can introduce it: one component is owed only while a
+        # seed lives.
+        if not any(self.sim.is_up(seed) for seed in self.nodes[:SEEDS]):
+            return
         graph = {v.me.name: list(v.active) for v in views.values()}
         reached = bfs(graph, next(iter(graph)))
         self.require(
