@@ -367,3 +367,20 @@ def test_a_newer_life_heard_second_hand_replaces_the_active_one() -> None:
     assert "a" not in core.active and core.active.keys() == {"b"}
     assert NeighborDown(peer("a")) in [e.event for e in out if isinstance(e, Emit)]
     assert any(isinstance(e, CloseStream) and e.to == Address("a:7946") for e in out)
+
+
+def test_a_node_refused_for_starved_rounds_takes_a_slot_with_high_priority() -> None:
+    cfg = HyParViewConfig(starved_rounds=2, repair_attempts=1)
+    core = with_active(node("me", cfg), "a", "b", "c", "d")  # one slot short
+    with_passive(core, peer("p"))
+    priorities = []
+    for period in range(1, 4):
+        core.on_timer("shuffle", period * 10.0)
+        asks = [m for _, m in sent(core.drain()) if isinstance(m, Neighbor)]
+        priorities += [m.high for m in asks]
+        core.handle(Address("p:7946"), NeighborReply(peer("p"), asks[0].high), period * 10 + 0.1)
+        core.drain()
+    # Refused in periods 1 and 2 (a full peer refuses low priority); period 3
+    # asks with high priority, which the peer cannot refuse.
+    assert priorities == [False, False, True]
+    assert core.stats.escalations == 1 and "p" in core.active

@@ -11,7 +11,7 @@ from gossamer.core import PartsCore
 from gossamer.effects import Effect, Emit, SendStream, SetTimer
 from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import Address, NodeId
-from gossamer.membership.hyparview import NeighborDown, NeighborUp, Peer
+from gossamer.membership.hyparview import HyParViewConfig, NeighborDown, NeighborUp, Peer
 from gossamer.membership.plumtree import (
     Delivered,
     Gossip,
@@ -255,9 +255,15 @@ def test_a_broadcast_is_checked_and_its_payload_bounded() -> None:
 def test_broadcasts_reach_every_node_once_and_the_tree_sends_one_payload_a_node() -> None:
     sim = Simulator(5, codec=registry, wire_check=True)
     count = 30
+    # Held still: a node a slot short would move a link every starved_rounds
+    # periods, and the next broadcast would send one payload more across it.
+    still = HyParViewConfig(starved_rounds=1_000)
     for i in range(count):
         seeds = [] if i == 0 else ["n0:7946"]
-        sim.add_node(f"n{i}", lambda me, rng, s=seeds: PartsCore(me, rng, overlay_parts(seeds=s)))
+        sim.add_node(
+            f"n{i}",
+            lambda me, rng, s=seeds: PartsCore(me, rng, overlay_parts(seeds=s, overlay=still)),
+        )
         sim.run_for(0.05)
     sim.run_for(60.0)
     origin = Address("n7:7946")

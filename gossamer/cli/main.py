@@ -535,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Build an overlay of N nodes (HyParView, joined one by one, 50 shuffle "
             "periods) and run the reports' experiments on it: graph properties, "
-            "broadcasts after 10-95 %% of the nodes fail at once, Plumtree's redundancy "
+            "broadcasts after 10-95 % of the nodes fail at once, Plumtree's redundancy "
             "and hops in a stable overlay, and churn.  Deterministic: the same "
             "arguments give the same figures (but wall_s).  10,000 nodes take about "
             "22 minutes on one core; 1,000 about a minute and a half."

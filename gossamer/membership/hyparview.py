@@ -160,6 +160,13 @@ class HyParViewConfig:
     """Low-priority requests a repair round (one shuffle period) may have
     refused before it waits for the next: a node one slot short in a full
     overlay would otherwise ask its whole passive view every period."""
+    starved_rounds: int = 3
+    """Shuffle periods a node may stay short of ``active_size`` with its
+    requests refused before it asks with high priority (the asked peer then
+    drops one of its own).  Without it a split overlay whose nodes are full
+    but one never joins again: every low-priority request across is refused.
+    Where ``n * active_size`` is odd one node is always a slot short, so one
+    link moves every this many periods, which also keeps mixing the graph."""
     neighbor_timeout_s: float = 5.0
     """How long a Neighbor or Join waits for its answer before the peer
     counts as unreachable, in seconds."""
@@ -189,6 +196,7 @@ class HyParViewConfig:
         check_int(owner, "shuffle_passive", self.shuffle_passive, 0, self.passive_size)
         check_int(owner, "min_active", self.min_active, 1, self.active_size)
         check_int(owner, "repair_attempts", self.repair_attempts, 1, 4_096)
+        check_int(owner, "starved_rounds", self.starved_rounds, 1, 4_096)
         check_int(owner, "max_pending", self.max_pending, 1, 1_024)
         check_int(owner, "max_lost", self.max_lost, 0, 4_096)
         for name in (
@@ -353,6 +361,7 @@ class HyParViewStats:
     shuffle_replies: int = counter("Shuffle replies this node sent.")
     rejoins: int = counter("Joins sent to seeds (at boot and when isolated).")
     lost_retries: int = counter("Retries of peers lost to a failure.")
+    escalations: int = counter("Repairs asked with high priority after starved_rounds refused.")
     stale: int = DROPPED.series("overlay_stale")
     """Messages from an older life of a peer than the one the views hold."""
     malformed: int = DROPPED.series("overlay_malformed")
@@ -473,6 +482,7 @@ class HyParView:
         self._lost_seeds: dict[Address, _Lost] = {}
         self._gave_up: dict[Address, None] = {}  # requests that timed out, newest last
         self._round = _Round()
+        self._starved = 0  # shuffle periods short of active_size with requests refused
         self._sent: tuple[str, ...] = ()  # names in our last Shuffle, in order
         self._now = 0.0
         self._view: OverlayView | None = None
@@ -740,6 +750,10 @@ class HyParView:
         self._round.asked.add(name)
         peer = self.passive[name]
         high = len(self.active) < cfg.min_active
+        if not high and self._starved >= cfg.starved_rounds:
+            high = True  # refused for starved_rounds periods: take a slot
+            self._starved = 0
+            self.stats.escalations += 1
         self._ask(peer.address, peer, Neighbor(self.peer, high), high=high, join=False)
 
     def _asking(self) -> int:
@@ -808,6 +822,8 @@ class HyParView:
     # ---------------------------------------------------------------- shuffle
 
     def _tick(self, now: float) -> None:
+        short = len(self.active) < self.config.active_size
+        self._starved = self._starved + 1 if short and self._round.refused else 0
         self._round = _Round()
         self._shuffle()
         self._repair()
