@@ -384,3 +384,20 @@ def test_a_node_refused_for_starved_rounds_takes_a_slot_with_high_priority() -> 
     # asks with high priority, which the peer cannot refuse.
     assert priorities == [False, False, True]
     assert core.stats.escalations == 1 and "p" in core.active
+
+
+def test_a_dropped_peer_asks_the_one_taken_in_its_place() -> None:
+    core = with_active(node("me"), "a", "b", "c")
+    with_passive(core, *(peer(f"p{i}") for i in range(6)))
+    core.handle(Address("a:7946"), Disconnect(peer("a"), True, peer("x")), 1.0)
+    asks = [(to, m) for to, m in sent(core.drain()) if isinstance(m, Neighbor)]
+    # x links it back to a's side, so the drop cannot cut it off.
+    assert asks == [(Address("x:7946"), Neighbor(core.peer, False))]
+    assert "a" in core.passive and "x" in core.passive
+
+
+def test_a_full_node_that_takes_a_peer_names_it_to_the_one_it_drops() -> None:
+    core = with_active(node("me"), "a", "b", "c", "d", "e")
+    core.handle(Address("x:7946"), Neighbor(peer("x"), True), 1.0)
+    drops = [(to, m) for to, m in sent(core.drain()) if isinstance(m, Disconnect)]
+    assert len(drops) == 1 and drops[0][1].instead == peer("x")

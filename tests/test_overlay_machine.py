@@ -7,8 +7,9 @@ bounded and never hold the node itself, and a node holds streams to its
 active peers and its requests in flight and to no one else.  At quiescence
 (the network whole for ``settle_s``, then no view change for ``STILL_S``):
 every active view is symmetric and holds only current lives of live nodes;
-while a seed is up, the live nodes are one component and a broadcast sent
-then reaches every live node exactly once.
+while a seed is up, such a moment comes within ``QUIET_WITHIN_S`` with the
+live nodes one component, and a broadcast sent then reaches every live
+node exactly once.
 
 The bound a healed partition merges in: a peer lost to the partition is
 retried every ``lost_retry_max_s`` at most, so once the network is whole
@@ -109,9 +110,16 @@ class OverlayMachine(ClusterMachine):
         # to the dead are in flight at any instant and change nothing.
         # Quiescence: no request to a live node, and no view changed for
         # STILL_S (a Disconnect or an accept in flight changes one soon).
+        # Where n * active_size is odd a node is always a slot short and moves
+        # a link every starved_rounds periods, which may split a small overlay
+        # for a while: one component is owed within QUIET_WITHIN_S, at a quiet
+        # moment.  With both seeds down, a node restarted since knows no one
+        # and nothing can introduce it: one component is owed only while a
+        # seed lives.
         up = set(self.up_nodes())
+        whole = any(self.sim.is_up(seed) for seed in self.nodes[:SEEDS])
 
-        def quiet() -> bool:
+        def settled() -> bool:
             views = self.views().values()
             if any(a in up for v in views for a in v.view().pending):
                 return False
@@ -121,11 +129,20 @@ class OverlayMachine(ClusterMachine):
                 for t, e in self.sim.events(a)
                 if isinstance(e, NeighborUp | NeighborDown)
             ]
-            return self.sim.now - max(changes, default=0.0) >= STILL_S
+            if self.sim.now - max(changes, default=0.0) < STILL_S:
+                return False
+            graph = {v.me.name: list(v.active) for v in views}
+            return not whole or len(bfs(graph, next(iter(graph)))) == len(graph)
 
-        settled = self.sim.run_until_true(quiet, timeout_s=QUIET_WITHIN_S, poll_s=0.05)
-        self.require(settled is not None, f"the views kept changing for {QUIET_WITHIN_S} s")
+        at = self.sim.run_until_true(settled, timeout_s=QUIET_WITHIN_S, poll_s=0.05)
         views = self.views()
+        graph = {v.me.name: list(v.active) for v in views.values()}
+        reached = sorted(bfs(graph, next(iter(graph))))
+        self.require(
+            at is not None,
+            f"no quiet moment with one component in {QUIET_WITHIN_S} s: "
+            f"{reached} of {sorted(graph)}",
+        )
         lives = {v.me.name: v.me.epoch for v in views.values()}
         for view in views.values():
             name = view.me.name
@@ -136,18 +153,8 @@ class OverlayMachine(ClusterMachine):
                 )
                 other = next(v for v in views.values() if v.me.name == peer.name)
                 self.require(name in other.active, f"{name} -> {peer.name} is one-sided")
-        # With both seeds down, a node restarted since knows no one, and
-        # nothing can introduce it: one component is owed only while a
-        # seed lives.
-        if not any(self.sim.is_up(seed) for seed in self.nodes[:SEEDS]):
-            return
-        graph = {v.me.name: list(v.active) for v in views.values()}
-        reached = bfs(graph, next(iter(graph)))
-        self.require(
-            len(reached) == len(graph),
-            f"the overlay is split: {sorted(reached)} of {sorted(graph)}",
-        )
-        self._broadcast_reaches_everyone()
+        if whole:
+            self._broadcast_reaches_everyone()
 
     def _broadcast_reaches_everyone(self) -> None:
         sim = self.sim

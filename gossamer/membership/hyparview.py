@@ -306,6 +306,8 @@ class Disconnect(Message):
 
     node: Peer
     alive: bool = True
+    instead: Peer | None = None
+    """The peer taken in your place: ask it, and the drop cannot cut you off."""
 
 
 @registry.message(37)
@@ -522,7 +524,8 @@ class HyParView:
             m = message
             self._on_reply(sender, m.node, m.accepted)  # type: ignore[attr-defined]
         elif kind is Disconnect:
-            self._on_disconnect(message.node, message.alive)  # type: ignore[attr-defined]
+            m = message
+            self._on_disconnect(m.node, m.alive, m.instead)  # type: ignore[attr-defined]
         elif kind is Join:
             self._on_join(message.node)  # type: ignore[attr-defined]
 
@@ -682,7 +685,7 @@ class HyParView:
             if self._round.refused < self.config.repair_attempts:
                 self._repair()
 
-    def _on_disconnect(self, node: Peer, alive: bool) -> None:
+    def _on_disconnect(self, node: Peer, alive: bool, instead: Peer | None = None) -> None:
         self.stats.disconnects += 1
         if not self._fresh(node):  # older: refused; newer: the old life's link is gone
             return
@@ -693,7 +696,18 @@ class HyParView:
         self._out.close_stream(node.address)
         if alive:
             self._merge_passive((node,))
-        self._repair()
+        prefer = None
+        if (
+            instead is not None
+            and instead.name not in (self.me.name, node.name)
+            and self._fresh(instead)
+            and instead.name not in self.active
+        ):
+            # Ask the one taken in our place first: it links us back to the
+            # dropper's side, so a drop cannot split the overlay.
+            self._merge_passive((instead,))
+            prefer = instead.name
+        self._repair(prefer)
 
     def _add_active(self, node: Peer) -> None:
         """Put ``node`` in the active view, dropping a random peer if it is full."""
@@ -712,7 +726,7 @@ class HyParView:
         if len(self.active) >= self.config.active_size:
             victim = self.active[self._rng.choice(list(self.active))]
             self._remove_active(victim.name)
-            self._out.stream(victim.address, Disconnect(self.peer))
+            self._out.stream(victim.address, Disconnect(self.peer, True, node))
             self._out.close_stream(victim.address)
             self._merge_passive((victim,))
         self.active[node.name] = node
@@ -730,8 +744,9 @@ class HyParView:
 
     # ---------------------------------------------------------------- repair
 
-    def _repair(self) -> None:
-        """Ask a passive peer to fill a free slot of the active view, if there is one."""
+    def _repair(self, prefer: str | None = None) -> None:
+        """Ask a passive peer to fill a free slot of the active view, if there
+        is one: ``prefer`` if it can be asked, else one at random."""
         cfg = self.config
         if len(self.active) + self._asking() >= cfg.active_size:
             return
@@ -746,7 +761,7 @@ class HyParView:
             if not self.active and not self._pending and not self.passive:
                 self._rejoin(self._now)
             return
-        name = self._rng.choice(candidates)
+        name = prefer if prefer in candidates else self._rng.choice(candidates)
         self._round.asked.add(name)
         peer = self.passive[name]
         high = len(self.active) < cfg.min_active
