@@ -401,3 +401,42 @@ def test_a_full_node_that_takes_a_peer_names_it_to_the_one_it_drops() -> None:
     core.handle(Address("x:7946"), Neighbor(peer("x"), True), 1.0)
     drops = [(to, m) for to, m in sent(core.drain()) if isinstance(m, Disconnect)]
     assert len(drops) == 1 and drops[0][1].instead == peer("x")
+
+
+def test_a_full_node_in_a_small_overlay_swaps_a_link_and_keeps_its_degree() -> None:
+    cfg = HyParViewConfig(rewire_periods=1)  # every period, for the test
+    core = with_active(node("me", cfg), "a", "b", "c", "d", "e")
+    with_passive(core, peer("p"))
+    core.on_timer("shuffle", 10.0)
+    swaps = [(to, m) for to, m in sent(core.drain()) if isinstance(m, Neighbor)]
+    assert len(swaps) == 1 and swaps[0][0] == Address("p:7946")
+    ask = swaps[0][1]
+    assert ask.high and ask.offer is not None and ask.offer.name in core.active
+    # p took it, dropping q: the offered peer is dropped and told to ask q.
+    core.handle(Address("p:7946"), NeighborReply(peer("p"), True, peer("q")), 10.1)
+    out = core.drain()
+    assert "p" in core.active and ask.offer.name not in core.active and len(core.active) == 5
+    assert (ask.offer.address, Disconnect(core.peer, True, peer("q"))) in sent(out)
+    assert core.stats.rewires == 1
+
+
+def test_the_asked_side_of_a_swap_hands_its_dropped_peer_the_offered_one() -> None:
+    core = with_active(node("p"), "a", "b", "c", "d", "e")
+    core.handle(Address("x:7946"), Neighbor(peer("x"), True, peer("y")), 1.0)
+    out = sent(core.drain())
+    drops = [(to, m) for to, m in out if isinstance(m, Disconnect)]
+    assert len(drops) == 1 and drops[0][1].instead == peer("y")
+    dropped = drops[0][1 - 1]
+    assert (Address("x:7946"), NeighborReply(core.peer, True, peer(dropped.split(":")[0]))) in out
+
+
+def test_a_node_that_hears_many_shuffles_never_swaps() -> None:
+    cfg = HyParViewConfig(rewire_periods=1)
+    core = with_active(node("me", cfg), "a", "b", "c", "d", "e")
+    with_passive(core, peer("p"))
+    for i in range(4 * cfg.active_size):  # walks of 20 origins passed through
+        core.handle(Address("a:7946"), Shuffle(peer(f"o{i}"), (), 3), 9.0)
+    core.drain()
+    core.on_timer("shuffle", 10.0)
+    assert not any(isinstance(m, Neighbor) for _, m in sent(core.drain()))
+    assert core.stats.rewires == 0

@@ -50,6 +50,7 @@ FAST = HyParViewConfig(
     neighbor_timeout_s=1.0,
     lost_retry_max_s=4.0,
     join_retry_interval_s=1.0,
+    rewire_periods=10,
 )
 TREE = PlumtreeConfig(graft_timeout_s=0.2, graft_retry_s=0.1)
 
@@ -58,8 +59,9 @@ SEEDS = 2
 """Every node's seeds are the first two nodes."""
 STILL_S = 2 * FAST.neighbor_timeout_s
 """How long no view may change before the overlay counts as quiet."""
-QUIET_WITHIN_S = 30.0
-"""How long after a settle the overlay must have become quiet."""
+QUIET_WITHIN_S = 60.0
+"""How long after a settle the overlay must have become quiet and whole: a
+split into full pieces waits for a swap (one in rewire_periods per node)."""
 
 
 def merge_bound_s(config: HyParViewConfig) -> float:

@@ -57,7 +57,19 @@ What the report leaves open, decided here:
   passive peer, with high priority while it holds fewer than
   ``min_active``.  A refusal moves on to the next passive peer not yet asked
   in this round, at most ``repair_attempts`` times; then the next tick
-  starts a new round.
+  starts a new round.  A node short for ``starved_rounds`` periods with its
+  requests refused asks with high priority once.
+* **Drops that do not split.**  The report's random drop (a full node
+  taking a high-priority peer drops one at random) can cut the overlay in
+  two.  Here the :class:`Disconnect` names the peer taken instead, and the
+  dropped peer asks it first: it links back to the dropper's side.  Full
+  pieces that no request can join still happen in small overlays (a clique
+  of ``active_size + 1`` nodes is the smallest), so a full node that hears
+  few nodes' shuffles (a small overlay) swaps a link now and then
+  (``rewire_periods``): it asks a passive peer with high priority offering
+  one of its active peers, the asked peer drops one of its own, and the two
+  dropped peers are told to link up, so every degree is kept and a split
+  into full pieces joins again.  A large overlay never swaps.
 * **Lost peers and healed partitions.**  A peer whose link broke or that
   could not be reached goes to a bounded list of lost peers
   (``max_lost``), retried with a high-priority Neighbor on the shuffle tick
@@ -170,6 +182,13 @@ class HyParViewConfig:
     neighbor_timeout_s: float = 5.0
     """How long a Neighbor or Join waits for its answer before the peer
     counts as unreachable, in seconds."""
+    rewire_periods: int = 30
+    """A full node in a small overlay (fewer than ``4 * active_size`` nodes'
+    shuffles seen in 10 periods) swaps one active peer for a passive one (see
+    ``_rewire``) once in this many shuffle periods on average; 0 never.
+    Nothing else joins an overlay split into small pieces whose nodes are all
+    full.  Each swap moves two links, which Plumtree repairs on the next
+    broadcast across them; a large overlay never swaps."""
     max_pending: int = 8
     """Bound on Neighbor and Join requests in flight at once."""
     max_lost: int = 32
@@ -197,6 +216,7 @@ class HyParViewConfig:
         check_int(owner, "min_active", self.min_active, 1, self.active_size)
         check_int(owner, "repair_attempts", self.repair_attempts, 1, 4_096)
         check_int(owner, "starved_rounds", self.starved_rounds, 1, 4_096)
+        check_int(owner, "rewire_periods", self.rewire_periods, 0, 1_000_000)
         check_int(owner, "max_pending", self.max_pending, 1, 1_024)
         check_int(owner, "max_lost", self.max_lost, 0, 4_096)
         for name in (
@@ -246,6 +266,10 @@ MAX_WALK: Final = 64
 """The longest walk any config allows; a ttl above it is a peer's garbage."""
 MAX_SAMPLE: Final = 256
 """The most peers a Shuffle or ShuffleReply may carry."""
+SMALL_WORLD_FACTOR: Final = 4
+SMALL_WORLD_PERIODS: Final = 10
+"""A node rewires only while fewer than ``SMALL_WORLD_FACTOR * active_size``
+nodes' shuffles passed it in ``SMALL_WORLD_PERIODS`` shuffle periods."""
 
 # --------------------------------------------------------------------------
 # Messages (the overlay's block of type ids is 32..63, wire.TYPE_ID_RANGES; append only).
@@ -288,6 +312,8 @@ class Neighbor(Message):
 
     node: Peer
     high: bool
+    offer: Peer | None = None
+    """A swap: I drop ``offer`` for you; drop one of yours, and the two link up."""
 
 
 @registry.message(35)
@@ -297,6 +323,8 @@ class NeighborReply(Message):
 
     node: Peer
     accepted: bool
+    dropped: Peer | None = None
+    """The peer ``node`` dropped to take the asker (a swap's other half)."""
 
 
 @registry.message(36)
@@ -364,6 +392,7 @@ class HyParViewStats:
     rejoins: int = counter("Joins sent to seeds (at boot and when isolated).")
     lost_retries: int = counter("Retries of peers lost to a failure.")
     escalations: int = counter("Repairs asked with high priority after starved_rounds refused.")
+    rewires: int = counter("Swaps of an active peer for a passive one this node started.")
     stale: int = DROPPED.series("overlay_stale")
     """Messages from an older life of a peer than the one the views hold."""
     malformed: int = DROPPED.series("overlay_malformed")
@@ -420,6 +449,7 @@ class _Pending:
     high: bool
     join: bool
     until: float
+    offer: Peer | None = None  # a swap's: the peer this node drops when accepted
 
 
 @dataclass(slots=True)
@@ -485,6 +515,7 @@ class HyParView:
         self._gave_up: dict[Address, None] = {}  # requests that timed out, newest last
         self._round = _Round()
         self._starved = 0  # shuffle periods short of active_size with requests refused
+        self._heard: dict[str, float] = {}  # origins of shuffles seen, oldest first
         self._sent: tuple[str, ...] = ()  # names in our last Shuffle, in order
         self._now = 0.0
         self._view: OverlayView | None = None
@@ -519,10 +550,11 @@ class HyParView:
                 return
             self._on_forward_join(sender, message.node, message.ttl)  # type: ignore[attr-defined]
         elif kind is Neighbor:
-            self._on_neighbor(sender, message.node, message.high)  # type: ignore[attr-defined]
+            m = message
+            self._on_neighbor(sender, m.node, m.high, m.offer)  # type: ignore[attr-defined]
         elif kind is NeighborReply:
             m = message
-            self._on_reply(sender, m.node, m.accepted)  # type: ignore[attr-defined]
+            self._on_reply(sender, m.node, m.accepted, m.dropped)  # type: ignore[attr-defined]
         elif kind is Disconnect:
             m = message
             self._on_disconnect(m.node, m.alive, m.instead)  # type: ignore[attr-defined]
@@ -639,13 +671,21 @@ class HyParView:
 
     # ---------------------------------------------------------------- neighbours
 
-    def _on_neighbor(self, sender: Address, node: Peer, high: bool) -> None:
+    def _on_neighbor(
+        self, sender: Address, node: Peer, high: bool, offer: Peer | None = None
+    ) -> None:
         if node.name == self.me.name or not self._fresh(node):
             return
         if node.name in self.active or high or len(self.active) < self.config.active_size:
             self.stats.neighbor_accepted += 1
-            self._add_active(node)
-            self._out.stream(node.address, NeighborReply(self.peer, True))
+            # In a swap the peer dropped here is told to link up with the one
+            # the asker drops, and the asker is told whom this node dropped.
+            hand = None
+            if offer is not None and offer.name not in (self.me.name, node.name, *self.active):
+                hand = offer
+            dropped = self._add_active(node, hand=hand)
+            told = dropped if offer is not None else None
+            self._out.stream(node.address, NeighborReply(self.peer, True, told))
             return
         self.stats.neighbor_refused += 1
         self._merge_passive((node,))
@@ -653,7 +693,9 @@ class HyParView:
         if sender not in self._pending:
             self._out.close_stream(sender)
 
-    def _on_reply(self, sender: Address, node: Peer, accepted: bool) -> None:
+    def _on_reply(
+        self, sender: Address, node: Peer, accepted: bool, dropped: Peer | None = None
+    ) -> None:
         pending = self._pending.pop(sender, None)
         if pending is not None:
             self._out.cancel_timer(("pending", sender))
@@ -675,7 +717,14 @@ class HyParView:
                 self._out.close_stream(sender)
                 self._merge_passive((node,))
                 return
-            self._add_active(node)
+            offer = pending.offer if pending is not None else None
+            if offer is not None and offer.name in self.active and offer.name != node.name:
+                # The swap's other half: drop the offered peer, and hand it the
+                # one the answerer dropped (or the answerer, if it dropped none).
+                hand = dropped if dropped is not None and dropped.name != self.me.name else node
+                self._add_active(node, victim=offer.name, hand=hand)
+            else:
+                self._add_active(node)
             return
         self._merge_passive((node,))  # refused: keep it passive
         if sender not in self._by_address:
@@ -709,12 +758,16 @@ class HyParView:
             prefer = instead.name
         self._repair(prefer)
 
-    def _add_active(self, node: Peer) -> None:
-        """Put ``node`` in the active view, dropping a random peer if it is full."""
+    def _add_active(
+        self, node: Peer, *, victim: str | None = None, hand: Peer | None = None
+    ) -> Peer | None:
+        """Put ``node`` in the active view, dropping ``victim`` (or a random
+        peer) if it is full; the dropped peer is told to ask ``hand`` (by
+        default ``node``).  Returns the peer dropped, if any."""
         known = self.active.get(node.name)
         if known is not None:
             if known.epoch >= node.epoch:
-                return
+                return None
             self._remove_active(node.name)  # a newer life: the old one's link is gone
             self._out.close_stream(known.address)
         self._changed = True
@@ -723,18 +776,22 @@ class HyParView:
         if self._pending.pop(node.address, None) is not None:
             # Both asked at once, and its request came first: ours is answered.
             self._out.cancel_timer(("pending", node.address))
+        dropped = None
         if len(self.active) >= self.config.active_size:
-            victim = self.active[self._rng.choice(list(self.active))]
-            self._remove_active(victim.name)
-            self._out.stream(victim.address, Disconnect(self.peer, True, node))
-            self._out.close_stream(victim.address)
-            self._merge_passive((victim,))
+            if victim is None or victim not in self.active:
+                victim = self._rng.choice(list(self.active))
+            dropped = self.active[victim]
+            self._remove_active(victim)
+            self._out.stream(dropped.address, Disconnect(self.peer, True, hand or node))
+            self._out.close_stream(dropped.address)
+            self._merge_passive((dropped,))
         self.active[node.name] = node
         self._by_address[node.address] = node.name
         # Own the link even where nothing is sent on it (an accept that came
         # after the request gave up), so its loss is heard here.
         self._out.open_stream(node.address)
         self._out.emit(NeighborUp(node))
+        return dropped
 
     def _remove_active(self, name: str) -> None:
         peer = self.active.pop(name)
@@ -775,10 +832,17 @@ class HyParView:
         return sum(1 for p in self._pending.values() if not p.join)
 
     def _ask(
-        self, to: Address, peer: Peer | None, message: Message, *, high: bool, join: bool
+        self,
+        to: Address,
+        peer: Peer | None,
+        message: Message,
+        *,
+        high: bool,
+        join: bool,
+        offer: Peer | None = None,
     ) -> None:
         until = self._now + self.config.neighbor_timeout_s
-        self._pending[to] = _Pending(peer, high, join, until)
+        self._pending[to] = _Pending(peer, high, join, until, offer)
         self._changed = True
         if not join:
             self.stats.neighbor_requests += 1
@@ -842,9 +906,60 @@ class HyParView:
         self._round = _Round()
         self._shuffle()
         self._repair()
+        self._rewire()
         self._retry_lost(now)
         if not self.active and not self._pending and not self.passive:
             self._rejoin(now)
+
+    def _heard_from(self, origin: str) -> None:
+        """Note a shuffle walk of ``origin``'s passing through (bounded: past
+        the small-world bound the oldest goes)."""
+        heard = self._heard
+        heard.pop(origin, None)
+        heard[origin] = self._now
+        if len(heard) > SMALL_WORLD_FACTOR * self.config.active_size:
+            del heard[next(iter(heard))]
+
+    def _small_world(self) -> bool:
+        """True when fewer than ``SMALL_WORLD_FACTOR * active_size`` nodes'
+        shuffles passed here in the last ``SMALL_WORLD_PERIODS`` periods: the
+        overlay this node can see is small, so it may be a closed piece.  In a
+        large overlay a node hears dozens, and never rewires."""
+        heard, horizon = (
+            self._heard,
+            self._now - SMALL_WORLD_PERIODS * self.config.shuffle_interval_s,
+        )
+        while heard and next(iter(heard.values())) < horizon:
+            del heard[next(iter(heard))]
+        return len(heard) < SMALL_WORLD_FACTOR * self.config.active_size
+
+    def _rewire(self) -> None:
+        """Now and then a full node swaps an active peer for a passive one: it
+        asks the passive peer P with high priority and offers its peer Y; P
+        drops one of its own, Q, tells Q to ask Y, and this node drops Y and
+        tells it to ask Q.  Degrees are kept, and an overlay split into full
+        pieces (which no request would join) joins again."""
+        cfg = self.config
+        if not cfg.rewire_periods or len(self.active) < cfg.active_size or self._pending:
+            return
+        if not self._small_world():
+            return
+        if self._rng.random() >= 1.0 / cfg.rewire_periods:
+            return
+        candidates = [p for name, p in self.passive.items() if name not in self.active]
+        if not candidates:
+            return
+        target = self._rng.choice(candidates)
+        offer = self.active[self._rng.choice(list(self.active))]
+        self.stats.rewires += 1
+        self._ask(
+            target.address,
+            target,
+            Neighbor(self.peer, True, offer),
+            high=True,
+            join=False,
+            offer=offer,
+        )
 
     def _shuffle(self) -> None:
         if not self.active:
@@ -863,6 +978,7 @@ class HyParView:
     def _on_shuffle(self, sender: Address, origin: Peer, nodes: tuple[Peer, ...], ttl: int) -> None:
         if origin.name == self.me.name or not self._fresh(origin):
             return
+        self._heard_from(origin.name)
         ttl -= 1
         if ttl > 0 and len(self.active) > 1:
             came_from = self._by_address.get(sender)
