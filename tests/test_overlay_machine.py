@@ -50,7 +50,7 @@ FAST = HyParViewConfig(
     neighbor_timeout_s=1.0,
     lost_retry_max_s=4.0,
     join_retry_interval_s=1.0,
-    rewire_periods=10,
+    rewire_periods=30,
 )
 TREE = PlumtreeConfig(graft_timeout_s=0.2, graft_retry_s=0.1)
 
@@ -59,7 +59,7 @@ SEEDS = 2
 """Every node's seeds are the first two nodes."""
 STILL_S = 2 * FAST.neighbor_timeout_s
 """How long no view may change before the overlay counts as quiet."""
-QUIET_WITHIN_S = 60.0
+QUIET_WITHIN_S = 90.0
 """How long after a settle the overlay must have become quiet and whole: a
 split into full pieces waits for a swap (one in rewire_periods per node)."""
 
