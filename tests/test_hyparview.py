@@ -24,6 +24,7 @@ from gossamer.membership.hyparview import (
     NeighborUp,
     Peer,
     Shuffle,
+    SMALL_WORLD_PERIODS,
     ShuffleReply,
 )
 from gossamer.parts import overlay_parts
@@ -56,6 +57,14 @@ def with_active(core: HyParView, *names: str) -> HyParView:
         core.handle(Address(f"{name}:7946"), Neighbor(peer(name), True), 0.0)
     core.drain()
     return core
+
+
+def listened(core: HyParView) -> float:
+    """Start ``core``'s shuffle ticks at 0 and return when it has listened long
+    enough to judge its overlay small (no shuffle has passed it but its own)."""
+    core.on_timer("shuffle", 0.0)
+    core.drain()
+    return SMALL_WORLD_PERIODS * core.config.shuffle_interval_s
 
 
 def with_passive(core: HyParView, *peers: Peer) -> HyParView:
@@ -396,24 +405,40 @@ def test_a_dropped_peer_asks_the_one_taken_in_its_place() -> None:
     assert "a" in core.passive and "x" in core.passive
 
 
-def test_a_full_node_that_takes_a_peer_names_it_to_the_one_it_drops() -> None:
+def test_a_full_node_in_a_small_overlay_names_the_peer_it_takes_to_the_one_it_drops() -> None:
     core = with_active(node("me"), "a", "b", "c", "d", "e")
-    core.handle(Address("x:7946"), Neighbor(peer("x"), True), 1.0)
+    now = listened(core)
+    core.handle(Address("x:7946"), Neighbor(peer("x"), True), now)
     drops = [(to, m) for to, m in sent(core.drain()) if isinstance(m, Disconnect)]
     assert len(drops) == 1 and drops[0][1].instead == peer("x")
+
+
+def test_a_node_names_no_one_before_it_has_listened_or_in_a_large_overlay() -> None:
+    core = with_active(node("me"), "a", "b", "c", "d", "e")
+    now = listened(core)
+    core.handle(Address("x:7946"), Neighbor(peer("x"), True), now / 2)
+    drops = [m for _, m in sent(core.drain()) if isinstance(m, Disconnect)]
+    assert len(drops) == 1 and drops[0].instead is None
+    for i in range(4 * core.config.active_size):  # walks of 20 origins passed through
+        core.handle(Address("a:7946"), Shuffle(peer(f"o{i}"), (), 3), now - 1)
+    core.drain()
+    core.handle(Address("y:7946"), Neighbor(peer("y"), True), now)
+    drops = [m for _, m in sent(core.drain()) if isinstance(m, Disconnect)]
+    assert len(drops) == 1 and drops[0].instead is None
 
 
 def test_a_full_node_in_a_small_overlay_swaps_a_link_and_keeps_its_degree() -> None:
     cfg = HyParViewConfig(rewire_periods=1)  # every period, for the test
     core = with_active(node("me", cfg), "a", "b", "c", "d", "e")
     with_passive(core, peer("p"))
-    core.on_timer("shuffle", 10.0)
+    now = listened(core)
+    core.on_timer("shuffle", now)
     swaps = [(to, m) for to, m in sent(core.drain()) if isinstance(m, Neighbor)]
     assert len(swaps) == 1 and swaps[0][0] == Address("p:7946")
     ask = swaps[0][1]
     assert ask.high and ask.offer is not None and ask.offer.name in core.active
     # p took it, dropping q: the offered peer is dropped and told to ask q.
-    core.handle(Address("p:7946"), NeighborReply(peer("p"), True, peer("q")), 10.1)
+    core.handle(Address("p:7946"), NeighborReply(peer("p"), True, peer("q")), now + 0.1)
     out = core.drain()
     assert "p" in core.active and ask.offer.name not in core.active and len(core.active) == 5
     assert (ask.offer.address, Disconnect(core.peer, True, peer("q"))) in sent(out)
@@ -434,9 +459,10 @@ def test_a_node_that_hears_many_shuffles_never_swaps() -> None:
     cfg = HyParViewConfig(rewire_periods=1)
     core = with_active(node("me", cfg), "a", "b", "c", "d", "e")
     with_passive(core, peer("p"))
+    now = listened(core)
     for i in range(4 * cfg.active_size):  # walks of 20 origins passed through
-        core.handle(Address("a:7946"), Shuffle(peer(f"o{i}"), (), 3), 9.0)
+        core.handle(Address("a:7946"), Shuffle(peer(f"o{i}"), (), 3), now - 1)
     core.drain()
-    core.on_timer("shuffle", 10.0)
+    core.on_timer("shuffle", now)
     assert not any(isinstance(m, Neighbor) for _, m in sent(core.drain()))
     assert core.stats.rewires == 0

@@ -61,11 +61,16 @@ What the report leaves open, decided here:
   requests refused asks with high priority once.
 * **Drops that do not split.**  The report's random drop (a full node
   taking a high-priority peer drops one at random) can cut the overlay in
-  two.  Here the :class:`Disconnect` names the peer taken instead, and the
-  dropped peer asks it first: it links back to the dropper's side.  Full
+  two.  In a small overlay (see below) the :class:`Disconnect` names the
+  peer taken instead, and the dropped peer asks it first: it links back to
+  the dropper's side.  A large overlay does not: there a drop cannot split
+  it, and the hand-off closes triangles (the dropper and the dropped peer
+  often link again later), which doubled the clustering at 10,000 nodes.  Full
   pieces that no request can join still happen in small overlays (a clique
   of ``active_size + 1`` nodes is the smallest), so a full node that hears
-  few nodes' shuffles (a small overlay) swaps a link now and then
+  few nodes' shuffles (a small overlay: fewer than
+  ``SMALL_WORLD_FACTOR * active_size`` origins in ``SMALL_WORLD_PERIODS``
+  periods, after listening that long) swaps a link now and then
   (``rewire_periods``): it asks a passive peer with high priority offering
   one of its active peers, the asked peer drops one of its own, and the two
   dropped peers are told to link up, so every degree is kept and a split
@@ -516,6 +521,7 @@ class HyParView:
         self._round = _Round()
         self._starved = 0  # shuffle periods short of active_size with requests refused
         self._heard: dict[str, float] = {}  # origins of shuffles seen, oldest first
+        self._watching: float | None = None  # when the first shuffle tick came
         self._sent: tuple[str, ...] = ()  # names in our last Shuffle, in order
         self._now = 0.0
         self._view: OverlayView | None = None
@@ -745,6 +751,9 @@ class HyParView:
         self._out.close_stream(node.address)
         if alive:
             self._merge_passive((node,))
+        # Not back to the dropper in this round: it is full, and the close of
+        # the link it dropped would fail the request.
+        self._round.asked.add(node.name)
         prefer = None
         if (
             instead is not None
@@ -762,8 +771,8 @@ class HyParView:
         self, node: Peer, *, victim: str | None = None, hand: Peer | None = None
     ) -> Peer | None:
         """Put ``node`` in the active view, dropping ``victim`` (or a random
-        peer) if it is full; the dropped peer is told to ask ``hand`` (by
-        default ``node``).  Returns the peer dropped, if any."""
+        peer) if it is full; the dropped peer is told to ask ``hand`` (in a
+        small overlay by default ``node``).  Returns the peer dropped, if any."""
         known = self.active.get(node.name)
         if known is not None:
             if known.epoch >= node.epoch:
@@ -782,7 +791,9 @@ class HyParView:
                 victim = self._rng.choice(list(self.active))
             dropped = self.active[victim]
             self._remove_active(victim)
-            self._out.stream(dropped.address, Disconnect(self.peer, True, hand or node))
+            if hand is None and self._small_world():
+                hand = node
+            self._out.stream(dropped.address, Disconnect(self.peer, True, hand))
             self._out.close_stream(dropped.address)
             self._merge_passive((dropped,))
         self.active[node.name] = node
@@ -901,6 +912,8 @@ class HyParView:
     # ---------------------------------------------------------------- shuffle
 
     def _tick(self, now: float) -> None:
+        if self._watching is None:
+            self._watching = now
         short = len(self.active) < self.config.active_size
         self._starved = self._starved + 1 if short and self._round.refused else 0
         self._round = _Round()
@@ -924,11 +937,14 @@ class HyParView:
         """True when fewer than ``SMALL_WORLD_FACTOR * active_size`` nodes'
         shuffles passed here in the last ``SMALL_WORLD_PERIODS`` periods: the
         overlay this node can see is small, so it may be a closed piece.  In a
-        large overlay a node hears dozens, and never rewires."""
+        large overlay a node hears dozens.  False until the node has listened
+        for that long."""
         heard, horizon = (
             self._heard,
             self._now - SMALL_WORLD_PERIODS * self.config.shuffle_interval_s,
         )
+        if self._watching is None or self._watching > horizon:
+            return False
         while heard and next(iter(heard.values())) < horizon:
             del heard[next(iter(heard))]
         return len(heard) < SMALL_WORLD_FACTOR * self.config.active_size
