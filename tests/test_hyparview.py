@@ -13,6 +13,7 @@ from gossamer.errors import ConfigError
 from gossamer.ids import Address, NodeId
 from gossamer.lab.overlay_paper import bfs
 from gossamer.membership.hyparview import (
+    SMALL_WORLD_PERIODS,
     Disconnect,
     ForwardJoin,
     HyParView,
@@ -24,7 +25,6 @@ from gossamer.membership.hyparview import (
     NeighborUp,
     Peer,
     Shuffle,
-    SMALL_WORLD_PERIODS,
     ShuffleReply,
 )
 from gossamer.parts import overlay_parts
