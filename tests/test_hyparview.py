@@ -466,3 +466,15 @@ def test_a_node_that_hears_many_shuffles_never_swaps() -> None:
     core.on_timer("shuffle", now)
     assert not any(isinstance(m, Neighbor) for _, m in sent(core.drain()))
     assert core.stats.rewires == 0
+
+
+def test_a_dropped_node_does_not_ask_the_dropper_back_in_the_same_round() -> None:
+    # The dropper is full, and the close of the dropped link would fail the
+    # request: it waits for the next round.
+    core = with_active(node("me"), "a", "b", "c")
+    core.handle(Address("a:7946"), Disconnect(peer("a"), True), 1.0)
+    assert "a" in core.passive
+    assert not any(isinstance(m, Neighbor) for _, m in sent(core.drain()))
+    core.on_timer("shuffle", 10.0)
+    asks = [to for to, m in sent(core.drain()) if isinstance(m, Neighbor)]
+    assert asks == [Address("a:7946")]
