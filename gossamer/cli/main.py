@@ -538,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
             "broadcasts after 10-95 % of the nodes fail at once, Plumtree's redundancy "
             "and hops in a stable overlay, and churn.  Deterministic: the same "
             "arguments give the same figures (but wall_s).  10,000 nodes take about "
-            "22 minutes on one core; 1,000 about a minute and a half."
+            "25 minutes on one core; 1,000 about two minutes."
         ),
     )
     overlay.add_argument("--nodes", type=_at_least(50), default=10_000, help="nodes (10000)")

@@ -25,7 +25,7 @@ first broadcast floods; every duplicate it causes prunes a link:
   earlier, the node grafts that peer (without asking for the payload) and
   prunes the sender.  Off by default (``optimize``): measured at 10,000
   nodes with broadcasts from random nodes, it made the shared tree's last
-  delivery hop longer, not shorter (15.1 without, 19.5 with): each swap fits
+  delivery hop longer, not shorter (14.4 without, 19.2 with): each swap fits
   the tree to one origin and unfits it for the others.  It needs an
   announcement to beat the payload, so it seldom fires where the IHave
   window is longer than the hops it would save (a LAN).
@@ -33,7 +33,7 @@ first broadcast floods; every duplicate it causes prunes a link:
 **One shared tree.**  The report compares a tree per sender with one tree
 for all senders; ``benchmarks.overlay_paper`` measured both at 10,000
 nodes (docs/benchmarks.md).  Per-sender trees deliver in fewer hops (last
-delivery hop 8.3 against 15.1, both RMR 0) but every new sender floods once
+delivery hop 8.0 against 14.4, both RMR 0) but every new sender floods once
 (RMR 3 on its first broadcast), and a node keeps eager and lazy sets per
 sender.  In gossamer every node broadcasts (SWIM's news and the
 replicator's deltas are to travel this tree), so per-sender trees would
