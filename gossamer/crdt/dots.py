@@ -1,0 +1,310 @@
+"""Causal contexts and dot stores, mutable and joined in place.
+
+Almeida, Shoker and Baquero, *Delta State Replicated Data Types* (JPDC 111,
+2018, §5-6): a causal CRDT's state is a *dot store* paired with a *causal
+context*, the set of dots (events) the state has seen.  Three stores nest:
+
+* :class:`DotSet`, a set of dots;
+* :class:`DotFun`, a map from dots to values (a dot is written once, so two
+  replicas never hold different values under one dot);
+* :class:`DotMap`, a map from keys to dot stores, a key present exactly
+  while its store is not empty.
+
+The join of ``(s, c)`` and ``(s', c')`` keeps a dot both sides hold, and a
+dot one side holds that the other side has not seen; a dot one side holds
+and the other has seen but no longer holds was removed there, and goes.
+The contexts are unioned.  A :class:`DotMap` joins each key's stores with
+the two *outer* contexts.
+
+These are the kernels' working form, mutable for speed: ``join`` changes
+the store it is called on (it must be called before the contexts are
+unioned, since it reads the receiver's context as it was).  The immutable
+:class:`gossamer.clocks.CausalContext` is the same set of dots as a value;
+:meth:`Context.to_causal_context` and :meth:`Context.from_causal_context`
+convert.
+
+Invariants: a :class:`Context`'s cloud holds no dot its vector covers and no
+dot that extends the vector by one (it is kept compact); every dot a store
+holds is in the context it is paired with; a :class:`DotMap` holds no empty
+store and indexes every dot below it to its key.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Context", "Dot", "DotFun", "DotMap", "DotSet", "DotStore"]
+
+from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
+
+from gossamer.clocks import CausalContext, VersionVector
+from gossamer.clocks import Dot as ClockDot
+
+Dot: TypeAlias = tuple[str, int]
+"""``(replica, counter)``: the ``counter``-th event of ``replica``."""
+
+
+class Context:
+    """A set of dots: a version vector (every replica's prefix ``1..n``)
+    plus a cloud of the dots beyond a gap.  Mutable; kept compact."""
+
+    __slots__ = ("cloud", "vv")
+
+    def __init__(self, vv: dict[str, int] | None = None, cloud: Iterable[Dot] = ()) -> None:
+        self.vv: dict[str, int] = {r: n for r, n in (vv or {}).items() if n > 0}
+        self.cloud: set[Dot] = set()
+        for dot in cloud:
+            self.add(dot)
+
+    @classmethod
+    def of(cls, dots: Iterable[Dot]) -> Context:
+        """The context of exactly ``dots``."""
+        return cls(None, dots)
+
+    def __contains__(self, dot: Dot) -> bool:
+        return dot[1] <= self.vv.get(dot[0], 0) or dot in self.cloud
+
+    def __len__(self) -> int:
+        """How many dots (not entries)."""
+        return sum(self.vv.values()) + len(self.cloud)
+
+    def __iter__(self) -> Iterator[Dot]:
+        for replica, top in self.vv.items():
+            for n in range(1, top + 1):
+                yield (replica, n)
+        yield from self.cloud
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Context):
+            return NotImplemented
+        return self.vv == other.vv and self.cloud == other.cloud
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Context({self.vv!r}, {sorted(self.cloud)!r})"
+
+    def copy(self) -> Context:
+        new = Context.__new__(Context)
+        new.vv = dict(self.vv)
+        new.cloud = set(self.cloud)
+        return new
+
+    def next_dot(self, replica: str) -> Dot:
+        """A dot of ``replica`` this context has not seen (not added)."""
+        n = self.vv.get(replica, 0) + 1
+        cloud = self.cloud
+        while (replica, n) in cloud:
+            n += 1
+        return (replica, n)
+
+    def add(self, dot: Dot) -> None:
+        replica, n = dot
+        vv = self.vv
+        top = vv.get(replica, 0)
+        if n <= top:
+            return
+        if n != top + 1:
+            self.cloud.add(dot)
+            return
+        cloud = self.cloud
+        while (replica, n + 1) in cloud:
+            n += 1
+            cloud.discard((replica, n))
+        vv[replica] = n
+
+    def join(self, other: Context) -> None:
+        """Union ``other`` into this context."""
+        vv = self.vv
+        grown = False
+        for replica, n in other.vv.items():
+            if n > vv.get(replica, 0):
+                vv[replica] = n
+                grown = True
+        if other.cloud:
+            self.cloud |= other.cloud
+            grown = True
+        if grown and self.cloud:
+            self._compact()
+
+    def _compact(self) -> None:
+        vv, cloud = self.vv, self.cloud
+        for dot in sorted(cloud):
+            replica, n = dot
+            top = vv.get(replica, 0)
+            if n <= top:
+                cloud.discard(dot)
+            elif n == top + 1:
+                vv[replica] = n
+                cloud.discard(dot)
+
+    def to_causal_context(self) -> CausalContext:
+        return CausalContext(VersionVector(self.vv), (ClockDot(r, n) for r, n in self.cloud))
+
+    @classmethod
+    def from_causal_context(cls, context: CausalContext) -> Context:
+        compact = context.compact()
+        return cls(dict(compact.vector.items()), ((d.node, d.counter) for d in compact.cloud))
+
+
+class DotStore(Protocol):
+    """What a causal CRDT's state is made of."""
+
+    def dots(self) -> Iterator[Dot]: ...
+
+    def __bool__(self) -> bool: ...
+
+    def join(self, context: Context, other: Any, other_context: Context) -> None:
+        """Join ``(other, other_context)`` into ``(self, context)``; the
+        caller unions the contexts afterwards."""
+
+    def copy(self) -> Any: ...
+
+
+def _covered(held: Collection[Dot], context: Context) -> list[Dot]:
+    """The dots of ``held`` that ``context`` has seen, walking whichever of
+    the two is smaller."""
+    if len(context) < len(held):
+        return [d for d in context if d in held]
+    return [d for d in held if d in context]
+
+
+class DotSet:
+    """A set of dots."""
+
+    __slots__ = ("s",)
+
+    def __init__(self, dots: Iterable[Dot] = ()) -> None:
+        self.s: set[Dot] = set(dots)
+
+    def dots(self) -> Iterator[Dot]:
+        return iter(self.s)
+
+    def __bool__(self) -> bool:
+        return bool(self.s)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DotSet) and self.s == other.s
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DotSet({sorted(self.s)!r})"
+
+    def copy(self) -> DotSet:
+        return DotSet(self.s)
+
+    def join(self, context: Context, other: DotSet, other_context: Context) -> None:
+        mine, theirs = self.s, other.s
+        for dot in _covered(mine, other_context):
+            if dot not in theirs:
+                mine.discard(dot)
+        for dot in theirs:
+            if dot not in mine and dot not in context:
+                mine.add(dot)
+
+
+V = TypeVar("V")
+
+
+class DotFun(Generic[V]):
+    """A map from dots to values; a dot names one write, so one value."""
+
+    __slots__ = ("f",)
+
+    def __init__(self, entries: dict[Dot, V] | None = None) -> None:
+        self.f: dict[Dot, V] = dict(entries or {})
+
+    def dots(self) -> Iterator[Dot]:
+        return iter(self.f)
+
+    def __bool__(self) -> bool:
+        return bool(self.f)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DotFun) and self.f == other.f
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DotFun({dict(sorted(self.f.items()))!r})"
+
+    def copy(self) -> DotFun[V]:
+        return DotFun(self.f)
+
+    def join(self, context: Context, other: DotFun[V], other_context: Context) -> None:
+        mine, theirs = self.f, other.f
+        for dot in _covered(mine, other_context):
+            if dot not in theirs:
+                del mine[dot]
+        for dot, value in theirs.items():
+            if dot not in mine and dot not in context:
+                mine[dot] = value
+
+
+K = TypeVar("K", bound=Hashable)
+S = TypeVar("S", bound=DotStore)
+
+
+class DotMap(Generic[K, S]):
+    """A map from keys to dot stores made by ``empty``; a key whose store
+    empties goes.  Every dot below is indexed to its key, so joining a small
+    delta into a large map touches only the keys the delta names or saw."""
+
+    __slots__ = ("empty", "index", "m")
+
+    def __init__(self, empty: Callable[[], S], entries: dict[K, S] | None = None) -> None:
+        self.empty = empty
+        self.m: dict[K, S] = {}
+        self.index: dict[Dot, K] = {}
+        for key, store in (entries or {}).items():
+            if store:
+                self.m[key] = store
+                for dot in store.dots():
+                    self.index[dot] = key
+
+    def dots(self) -> Iterator[Dot]:
+        return iter(self.index)
+
+    def __bool__(self) -> bool:
+        return bool(self.m)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DotMap) and self.m == other.m
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DotMap({self.m!r})"
+
+    def get(self, key: K) -> S | None:
+        return self.m.get(key)
+
+    def copy(self) -> DotMap[K, S]:
+        new: DotMap[K, S] = DotMap.__new__(DotMap)
+        new.empty = self.empty
+        new.m = {k: v.copy() for k, v in self.m.items()}
+        new.index = dict(self.index)
+        return new
+
+    def join(self, context: Context, other: DotMap[K, S], other_context: Context) -> None:
+        theirs = other.m
+        touched: set[K] = set(theirs)
+        index = self.index
+        for dot in _covered(index.keys(), other_context):
+            touched.add(index[dot])
+        mine = self.m
+        for key in touched:
+            store = mine.get(key)
+            before = () if store is None else list(store.dots())
+            if store is None:
+                store = self.empty()
+            incoming = theirs.get(key)
+            store.join(context, incoming if incoming is not None else self.empty(), other_context)
+            for dot in before:
+                del index[dot]
+            if store:
+                mine[key] = store
+                for dot in store.dots():
+                    index[dot] = key
+            else:
+                mine.pop(key, None)
