@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -21,8 +22,9 @@ from gossamer.crdt.types import (
     RWSet,
     replica_id,
 )
-from gossamer.errors import LocalError
+from gossamer.errors import LocalError, WireError
 from gossamer.testing.crdt import check_crdt, check_join_laws
+from gossamer.wire import Message, Registry
 
 ELEMENTS = st.sampled_from(["x", "y", "z"])
 A, B = "a@1", "b@1"
@@ -311,3 +313,62 @@ def test_the_dot_map_join_is_the_reports(
     store.join(Context.of(c1), other, Context.of(c2))
     assert {k: v.s for k, v in store.m.items()} == _reference(m1, c1, m2, c2)
     assert set(store.index) == {d for v in store.m.values() for d in v.s}
+
+
+# ------------------------------------------------------------------ wire
+
+WIRE = Registry("crdt-tests")
+
+
+@WIRE.message(1)
+@dataclass(frozen=True, slots=True)
+class Carry(Message):
+    members: AWSet  # type: ignore[type-arg]
+    scores: CounterMap  # type: ignore[valid-type]
+
+
+def test_states_travel_in_messages_compactly() -> None:
+    members = AWSet[str]()
+    for i in range(1000):
+        members.add(A, f"m{i}")
+    scores = CounterMap()
+    scores.update("k", lambda c: c.increment(B, 3))
+    data = WIRE.encode(Carry(members, scores))
+    back = WIRE.decode(data, max_bytes=1 << 20)
+    assert isinstance(back, Carry) and back.members == members and back.scores == scores
+    # One writer id for a thousand dots: the name (3-5 bytes) and its dot
+    # (index and counter) make about 10 bytes an element.
+    assert len(data) < 11_000
+    assert members.to_wire()[:3] == [[A], [0, 1000], []]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        [[A], [], [], [["x", [1, 1]]]],  # writer index 1 of a table of one
+        [[A], [0, 1], [], [["x", [0, 2]]]],  # holds a dot its context has not seen
+        [[A], [0, 2], [], [["x", [0, 1]], ["y", [0, 1]]]],  # one dot under two keys
+        [[A], [0, 1], [], [["x", []]]],  # an empty set under a key
+        [[A, A], [], [], []],  # a writer listed twice
+        [[A], [0, 1], [], [[["list"], [0, 1]]]],  # a key that is not str, bytes or int
+        [[A], [0, 1, 0, 2], [], []],  # a repeated vector entry
+        [[A], [0, 0.5], [], []],
+    ],
+)
+def test_a_peers_garbage_is_a_wire_error(raw: object) -> None:
+    with pytest.raises(WireError):
+        AWSet.from_wire(raw)
+
+
+def test_a_callers_bad_value_is_a_local_error_at_once() -> None:
+    with pytest.raises(LocalError, match="str, bytes or 64-bit int"):
+        AWSet[Any]().add(A, ("a", "tuple"))
+    with pytest.raises(LocalError, match="plain data"):
+        MVRegister().write(A, object())
+    with pytest.raises(LocalError, match="dict keys must be str"):
+        LWWRegister().write(A, {1: "x"})
+    with pytest.raises(LocalError, match="map's key"):
+        SetMap().update(1.5, lambda s: s.add(A, "x"))
+    with pytest.raises(LocalError, match="cannot join"):
+        AWSet[str]().join(RWSet[str]())  # type: ignore[arg-type]

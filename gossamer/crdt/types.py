@@ -35,10 +35,11 @@ __all__ = [
 ]
 
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from gossamer.crdt.codec import Reader, Writer, check_key, check_plain, key_order
 from gossamer.crdt.dots import Context, Dot, DotFun, DotMap, DotSet, DotStore
-from gossamer.errors import LocalError
+from gossamer.errors import LocalError, WireError, WireReason
 
 T = TypeVar("T", bound="Causal[Any]")
 S = TypeVar("S", bound=DotStore)
@@ -53,6 +54,70 @@ def replica_id(name: str, epoch: int) -> str:
     if epoch < 0:
         raise LocalError(f"a boot epoch is never negative, got {epoch}")
     return f"{name}@{epoch}"
+
+
+def _fun_out(store: DotFun[Any], writer: Writer, value: Callable[[Dot, Any], list[Any]]) -> object:
+    index = writer.index
+    return [[index[d[0]], d[1], *value(d, v)] for d, v in sorted(store.f.items())]
+
+
+def _fun_in(
+    raw: object, reader: Reader, width: int, value: Callable[[Dot, list[Any]], Any]
+) -> DotFun[Any]:
+    if not isinstance(raw, list | tuple):
+        raise WireError(WireReason.SCHEMA, "a DotFun must be an array")
+    out: DotFun[Any] = DotFun()
+    for item in raw:
+        if not isinstance(item, list | tuple) or len(item) != 2 + width:
+            raise WireError(WireReason.SCHEMA, f"a DotFun entry must have {2 + width} elements")
+        (dot,) = reader.hold(reader.dots(item[:2], "DotFun"), "DotFun")
+        out.f[dot] = value(dot, list(item[2:]))
+    return out
+
+
+def _plain_in(value: object) -> object:
+    try:
+        check_plain(value, "a register's value")
+    except LocalError as e:
+        raise WireError(WireReason.SCHEMA, str(e)) from None
+    return value
+
+
+def _int_in(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise WireError(WireReason.SCHEMA, f"a count must be a non-negative int, got {value!r}")
+    return value
+
+
+def _set_out(store: DotSet, writer: Writer) -> object:
+    return writer.dots(store.s)
+
+
+def _set_in(raw: object, reader: Reader) -> DotSet:
+    dots = reader.hold(reader.dots(raw, "DotSet"), "DotSet")
+    if not dots:
+        raise WireError(WireReason.SCHEMA, "an empty DotSet under a key")
+    return DotSet(dots)
+
+
+def _map_out(
+    store: DotMap[Any, Any], writer: Writer, child: Callable[[Any, Writer], object]
+) -> object:
+    return [[k, child(store.m[k], writer)] for k in sorted(store.m, key=key_order)]
+
+
+def _map_in(
+    raw: object, reader: Reader, empty: Callable[[], Any], child: Callable[[object, Reader], Any]
+) -> DotMap[Any, Any]:
+    out: DotMap[Any, Any] = DotMap(empty)
+    for key, value in reader.pairs(raw, "DotMap"):
+        store = child(value, reader)
+        if not store:
+            raise WireError(WireReason.SCHEMA, "an empty store under a key")
+        out.m[key] = store
+        for dot in store.dots():
+            out.index[dot] = key
+    return out
 
 
 class Causal(Generic[S]):
@@ -106,6 +171,31 @@ class Causal(Generic[S]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.store!r}, {self.context!r})"
 
+    # -- wire (see gossamer.crdt.codec)
+
+    def to_wire(self) -> list[object]:
+        """``[writers, vector, cloud, store]``, deterministic."""
+        writer = Writer(self.context, [])
+        return [writer.names(), *writer.context(self.context), self._store_out(self.store, writer)]
+
+    @classmethod
+    def from_wire(cls, raw: object) -> Self:
+        """Decode a peer's state or delta; raises only ``WireError``."""
+        what = cls.__name__
+        reader = Reader(raw, what)
+        context = reader.context(raw)
+        store = cls._store_in(raw[3], reader)  # type: ignore[index]
+        reader.check_context(context, what)
+        return cls(store, context)
+
+    @classmethod
+    def _store_out(cls, store: Any, writer: Writer) -> object:
+        raise NotImplementedError
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> Any:
+        raise NotImplementedError
+
     def _own(self, key: Any) -> list[Dot]:
         """The dots held under ``key`` of this type's top DotMap."""
         store = self.store.get(key)  # type: ignore[attr-defined]
@@ -125,7 +215,16 @@ class AWSet(Causal[DotMap[Any, DotSet]], Generic[E]):
     def empty_store(cls) -> DotMap[Any, DotSet]:
         return DotMap(DotSet)
 
+    @classmethod
+    def _store_out(cls, store: DotMap[Any, DotSet], writer: Writer) -> object:
+        return _map_out(store, writer, _set_out)
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotMap[Any, DotSet]:
+        return _map_in(raw, reader, DotSet, _set_in)
+
     def add(self, replica: str, element: E) -> AWSet[E]:
+        check_key(element, "a set's element")
         dot = self.context.next_dot(replica)
         store: DotMap[Any, DotSet] = DotMap(DotSet, {element: DotSet((dot,))})
         return self._delta(store, [dot, *self._own(element)])
@@ -162,7 +261,31 @@ class RWSet(Causal[DotMap[Any, DotMap[bool, DotSet]]], Generic[E]):
     def empty_store(cls) -> DotMap[Any, DotMap[bool, DotSet]]:
         return DotMap(_flags)
 
+    @classmethod
+    def _store_out(cls, store: DotMap[Any, DotMap[bool, DotSet]], writer: Writer) -> object:
+        def flags(inner: DotMap[bool, DotSet], w: Writer) -> object:
+            return [w.dots(inner.m[f].s) if f in inner.m else [] for f in (True, False)]
+
+        return _map_out(store, writer, flags)
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotMap[Any, DotMap[bool, DotSet]]:
+        def flags(value: object, r: Reader) -> DotMap[bool, DotSet]:
+            if not isinstance(value, list | tuple) or len(value) != 2:
+                raise WireError(WireReason.SCHEMA, "an RWSet entry must be [adds, removes]")
+            inner: DotMap[bool, DotSet] = DotMap(DotSet)
+            for flag, dots in zip((True, False), value, strict=True):
+                held = r.hold(r.dots(dots, "RWSet"), "RWSet")
+                if held:
+                    inner.m[flag] = DotSet(held)
+                    for dot in held:
+                        inner.index[dot] = flag
+            return inner
+
+        return _map_in(raw, reader, _flags, flags)
+
     def _mark(self, replica: str, element: E, flag: bool) -> RWSet[E]:
+        check_key(element, "a set's element")
         dot = self.context.next_dot(replica)
         inner: DotMap[bool, DotSet] = DotMap(DotSet, {flag: DotSet((dot,))})
         store: DotMap[Any, DotMap[bool, DotSet]] = DotMap(_flags, {element: inner})
@@ -195,7 +318,16 @@ class MVRegister(Causal[DotFun[Any]]):
     def empty_store(cls) -> DotFun[Any]:
         return DotFun()
 
+    @classmethod
+    def _store_out(cls, store: DotFun[Any], writer: Writer) -> object:
+        return _fun_out(store, writer, lambda d, v: [v])
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotFun[Any]:
+        return _fun_in(raw, reader, 1, lambda d, v: _plain_in(v[0]))
+
     def write(self, replica: str, value: Any) -> MVRegister:
+        check_plain(value, "a register's value")
         dot = self.context.next_dot(replica)
         return self._delta(DotFun({dot: value}), [dot, *self.store.f])
 
@@ -210,7 +342,7 @@ class MVRegister(Causal[DotFun[Any]]):
 class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
     """Last-writer-wins register, ordered by a Lamport timestamp and then the
     writer's id, never a wall clock.  A ``DotFun`` of ``(time, writer,
-    value)``: a write is one past the largest time it has seen and
+    value)``, the writer being the dot's: a write is one past the largest time it has seen and
     replaces what it has seen; concurrent writes are kept until one is
     overwritten, and the value is the greatest."""
 
@@ -220,7 +352,16 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
     def empty_store(cls) -> DotFun[tuple[int, str, Any]]:
         return DotFun()
 
+    @classmethod
+    def _store_out(cls, store: DotFun[tuple[int, str, Any]], writer: Writer) -> object:
+        return _fun_out(store, writer, lambda d, v: [v[0], v[2]])
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotFun[tuple[int, str, Any]]:
+        return _fun_in(raw, reader, 2, lambda d, v: (_int_in(v[0]), d[0], _plain_in(v[1])))
+
     def write(self, replica: str, value: Any) -> LWWRegister:
+        check_plain(value, "a register's value")
         entries = self.store.f
         time = max((t for t, _, _ in entries.values()), default=0) + 1
         dot = self.context.next_dot(replica)
@@ -256,6 +397,14 @@ class GCounter(Causal[DotFun[int]]):
     def empty_store(cls) -> DotFun[int]:
         return DotFun()
 
+    @classmethod
+    def _store_out(cls, store: DotFun[int], writer: Writer) -> object:
+        return _fun_out(store, writer, lambda d, v: [v])
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotFun[int]:
+        return _fun_in(raw, reader, 1, lambda d, v: _int_in(v[0]))
+
     def _total(self, replica: str) -> tuple[list[Dot], int]:
         mine = [d for d in self.store.f if d[0] == replica]
         return mine, sum(self.store.f[d] for d in mine)
@@ -283,6 +432,14 @@ class PNCounter(Causal[DotFun[tuple[int, int]]]):
     @classmethod
     def empty_store(cls) -> DotFun[tuple[int, int]]:
         return DotFun()
+
+    @classmethod
+    def _store_out(cls, store: DotFun[tuple[int, int]], writer: Writer) -> object:
+        return _fun_out(store, writer, lambda d, v: [v[0], v[1]])
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotFun[tuple[int, int]]:
+        return _fun_in(raw, reader, 2, lambda d, v: (_int_in(v[0]), _int_in(v[1])))
 
     def increment(self, replica: str, by: int = 1) -> PNCounter:
         f = self.store.f
@@ -332,9 +489,18 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
     def empty_store(cls) -> DotMap[Any, Any]:
         return DotMap(cls.value_type.empty_store)
 
+    @classmethod
+    def _store_out(cls, store: DotMap[Any, Any], writer: Writer) -> object:
+        return _map_out(store, writer, cls.value_type._store_out)
+
+    @classmethod
+    def _store_in(cls, raw: object, reader: Reader) -> DotMap[Any, Any]:
+        return _map_in(raw, reader, cls.value_type.empty_store, cls.value_type._store_in)
+
     def update(self, key: E, mutate: Callable[[Any], Causal[Any]]) -> ORMap[E, V]:
         """Apply ``mutate`` (say ``lambda v: v.add(replica, x)``) to the
         value under ``key``, seen as its type; returns the map's delta."""
+        check_key(key, "a map's key")
         inner = self.store.get(key)
         view = self.value_type._view(
             inner if inner is not None else self.value_type.empty_store(), self.context

@@ -21,7 +21,9 @@ the type breaks it:
   first and then the delta;
 * replicas that receive every delta at least once, in any order, some twice
   (and some first lost, then sent again), reach the state that joining all
-  replicas' states gives.
+  replicas' states gives;
+* for a type with ``to_wire`` and ``from_wire``: every state and delta comes
+  back equal through msgpack, and equal states encode to equal bytes.
 
 The type needs ``join`` (in place), ``copy`` and ``==`` on states.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "check_deltas",
     "check_join_laws",
     "check_mutate_join",
+    "check_wire",
     "histories",
 ]
 
@@ -42,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+import msgpack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -179,6 +183,28 @@ def check_convergence(
     _run(test, max_examples)
 
 
+def _bytes(value: Any) -> bytes:
+    return msgpack.packb(value.to_wire(), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def check_wire(
+    new: Callable[[], Any], operations: st.SearchStrategy[Operation], max_examples: int = 100
+) -> None:
+    """States and deltas survive msgpack, and equal states encode alike."""
+    kind = type(new())
+
+    @given(histories(new, operations))
+    def test(history: History) -> None:
+        for value in [*history.states, *(d for _, d in history.deltas)]:
+            back = kind.from_wire(msgpack.unpackb(_bytes(value), raw=False, strict_map_key=True))
+            assert back == value, "a value does not come back equal from the wire"
+            assert _bytes(back) == _bytes(value), "a value does not encode deterministically"
+        a, b = history.states[:2]
+        assert _bytes(_joined(a, b)) == _bytes(_joined(b, a)), "equal states encode differently"
+
+    _run(test, max_examples)
+
+
 def check_crdt(
     new: Callable[[], Any], operations: st.SearchStrategy[Operation], max_examples: int = 100
 ) -> None:
@@ -187,3 +213,5 @@ def check_crdt(
     check_deltas(new, operations, max_examples)
     check_mutate_join(new, operations, max_examples)
     check_convergence(new, operations, max_examples)
+    if hasattr(new(), "to_wire") and hasattr(type(new()), "from_wire"):
+        check_wire(new, operations, max_examples)
