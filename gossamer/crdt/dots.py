@@ -58,7 +58,14 @@ class Context:
     @classmethod
     def of(cls, dots: Iterable[Dot]) -> Context:
         """The context of exactly ``dots``."""
-        return cls(None, dots)
+        new = cls.__new__(cls)
+        new.vv = {}
+        cloud = new.cloud = set(dots)
+        for _, n in cloud:
+            if n == 1:
+                new._compact()
+                break
+        return new
 
     def __contains__(self, dot: Dot) -> bool:
         return dot[1] <= self.vv.get(dot[0], 0) or dot in self.cloud
@@ -278,6 +285,33 @@ class DotMap(Generic[K, S]):
 
     def get(self, key: K) -> S | None:
         return self.m.get(key)
+
+    @classmethod
+    def one(cls, empty: Callable[[], S], key: K, store: S) -> DotMap[K, S]:
+        """The map of ``key`` to a non-empty ``store``."""
+        new: DotMap[K, S] = cls.__new__(cls)
+        new.empty = empty
+        new.m = {key: store}
+        new.index = dict.fromkeys(store.dots(), key)
+        return new
+
+    def join_key(self, context: Context, key: K, other: S | None, other_context: Context) -> None:
+        """Join a delta that holds at most ``key`` and whose context holds no
+        dot this map holds under another key (what a mutator returns)."""
+        mine, index = self.m, self.index
+        store = mine.get(key)
+        if store is None:
+            store = self.empty()
+        else:
+            for dot in store.dots():
+                del index[dot]
+        store.join(context, other if other is not None else self.empty(), other_context)
+        if store:
+            mine[key] = store
+            for dot in store.dots():
+                index[dot] = key
+        else:
+            mine.pop(key, None)
 
     def copy(self) -> DotMap[K, S]:
         new: DotMap[K, S] = DotMap.__new__(DotMap)

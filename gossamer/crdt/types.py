@@ -149,6 +149,21 @@ class Causal(Generic[S]):
             self.join(delta)
         return delta
 
+    def _delta_at(self: T, key: Any, store: Any, dots: Iterable[Dot] | Context) -> T:
+        """Wrap a delta that holds at most ``key`` of this type's top
+        DotMap and saw only dots under it (and new ones), and join it in
+        touching that key alone."""
+        context = dots if isinstance(dots, Context) else Context.of(dots)
+        top = self.store
+        delta = type(self)(
+            DotMap.one(top.empty, key, store) if store else DotMap(top.empty),
+            context,
+        )
+        if self._apply:
+            top.join_key(self.context, key, store or None, context)
+            self.context.join(context)
+        return delta
+
     def join(self: T, other: T) -> None:
         """``self ⊔ other``, in place."""
         if type(other) is not type(self):
@@ -224,13 +239,28 @@ class AWSet(Causal[DotMap[Any, DotSet]], Generic[E]):
         return _map_in(raw, reader, DotSet, _set_in)
 
     def add(self, replica: str, element: E) -> AWSet[E]:
-        check_key(element, "a set's element")
-        dot = self.context.next_dot(replica)
-        store: DotMap[Any, DotSet] = DotMap(DotSet, {element: DotSet((dot,))})
-        return self._delta(store, [dot, *self._own(element)])
+        if type(element) is not str:
+            check_key(element, "a set's element")
+        context, top = self.context, self.store
+        dot = context.next_dot(replica)
+        old = top.m.get(element)
+        delta: AWSet[E] = AWSet(
+            DotMap.one(DotSet, element, DotSet((dot,))),
+            Context.of((dot,) if old is None else (dot, *old.s)),
+        )
+        if self._apply:
+            # The join of this delta, written out: the element's dots become {dot}.
+            index = top.index
+            if old is not None:
+                for seen in old.s:
+                    del index[seen]
+            top.m[element] = DotSet((dot,))
+            index[dot] = element
+            context.add(dot)
+        return delta
 
     def remove(self, element: E) -> AWSet[E]:
-        return self._delta(DotMap(DotSet), self._own(element))
+        return self._delta_at(element, None, self._own(element))
 
     def clear(self) -> AWSet[E]:
         return self._delta(DotMap(DotSet), list(self.store.dots()))
@@ -288,8 +318,7 @@ class RWSet(Causal[DotMap[Any, DotMap[bool, DotSet]]], Generic[E]):
         check_key(element, "a set's element")
         dot = self.context.next_dot(replica)
         inner: DotMap[bool, DotSet] = DotMap(DotSet, {flag: DotSet((dot,))})
-        store: DotMap[Any, DotMap[bool, DotSet]] = DotMap(_flags, {element: inner})
-        return self._delta(store, [dot, *self._own(element)])
+        return self._delta_at(element, inner, [dot, *self._own(element)])
 
     def add(self, replica: str, element: E) -> RWSet[E]:
         return self._mark(replica, element, True)
@@ -511,18 +540,10 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
                 f"an update of {type(self).__name__} must return the value's delta,"
                 f" got {type(change).__name__}"
             )
-        store: DotMap[Any, Any] = DotMap(self.value_type.empty_store)
-        if change.store:
-            store.m[key] = change.store
-            for dot in change.store.dots():
-                store.index[dot] = key
-        delta = type(self)(store, change.context)
-        if self._apply:
-            self.join(delta)
-        return delta
+        return self._delta_at(key, change.store, change.context)
 
     def remove(self, key: E) -> ORMap[E, V]:
-        return self._delta(DotMap(self.value_type.empty_store), self._own(key))
+        return self._delta_at(key, None, self._own(key))
 
     def get(self, key: E) -> V | None:
         """A read-only copy of the value under ``key``."""
