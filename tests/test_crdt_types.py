@@ -342,18 +342,24 @@ def test_states_travel_in_messages_compactly() -> None:
     assert members.to_wire()[:3] == [[A], [0, 1000], []]
 
 
+NONE: list[list[object]] = [[], [], [], []]
+
+
 @pytest.mark.parametrize(
     "raw",
     [
         None,
-        [[A], [], [], [["x", [1, 1]]]],  # writer index 1 of a table of one
-        [[A], [0, 1], [], [["x", [0, 2]]]],  # holds a dot its context has not seen
-        [[A], [0, 2], [], [["x", [0, 1]], ["y", [0, 1]]]],  # one dot under two keys
-        [[A], [0, 1], [], [["x", []]]],  # an empty set under a key
-        [[A, A], [], [], []],  # a writer listed twice
-        [[A], [0, 1], [], [[["list"], [0, 1]]]],  # a key that is not str, bytes or int
-        [[A], [0, 1, 0, 2], [], []],  # a repeated vector entry
-        [[A], [0, 0.5], [], []],
+        [[A], [], [], [["x"], [], [1], [1]]],  # writer index 1 of a table of one
+        [[A], [0, 1], [], [["x"], [], [0], [2]]],  # holds a dot its context has not seen
+        [[A], [0, 2], [], [["x", "y"], [], [0, 0], [1, 0]]],  # one dot under two keys
+        [[A], [0, 1], [], [["x"], [0], [], []]],  # an empty set under a key
+        [[A, A], [], [], NONE],  # a writer listed twice
+        [[A], [0, 1], [], [[["list"]], [], [0], [1]]],  # a key not str, bytes or int
+        [[A], [0, 1, 0, 2], [], NONE],  # a repeated vector entry
+        [[A], [0, 0.5], [], NONE],
+        [[A], [], [0, 1, 2**40], NONE],  # a cloud run too long to hold
+        [[A], [0, 1], [], [["x"], [], [0], [-5]]],  # a counter below 1
+        [[A], [0, 1], [], [["x"], [], [0], []]],  # columns of different lengths
     ],
 )
 def test_a_peers_garbage_is_a_wire_error(raw: object) -> None:

@@ -26,6 +26,9 @@ from gossamer.errors import LocalError, WireError, WireReason
 
 MAX_DEPTH = 32
 """How deep a register's value may nest."""
+MAX_CLOUD = 1_000_000
+"""Most cloud dots a decoded context may hold (a run names many in a few
+bytes, so this bounds the decoder's memory)."""
 
 
 def check_key(key: object, what: str) -> None:
@@ -83,11 +86,41 @@ class Writer:
         return out
 
     def context(self, context: Context) -> list[list[int]]:
+        """``[vector, cloud]``: the cloud as runs ``[writer, first, count]``,
+        since a delta's context is mostly runs of one writer's dots."""
         index = self.index
         vector: list[int] = []
         for r, top in sorted(context.vv.items()):
             vector += (index[r], top)
-        return [vector, self.dots(context.cloud)]
+        runs: list[int] = []
+        last: Dot | None = None
+        for dot in sorted(context.cloud):
+            if last is not None and dot[0] == last[0] and dot[1] == last[1] + 1:
+                runs[-1] += 1
+            else:
+                runs += (index[dot[0]], dot[1], 1)
+            last = dot
+        return [vector, runs]
+
+    def columns(self, keyed: list[tuple[Any, list[Dot]]]) -> list[list[Any]]:
+        """Keys with their dots as columns ``[keys, counts, writers, steps]``:
+        ``counts`` empty when every key has one dot, and each counter as its
+        step from the same writer's previous one, so a set built in order
+        costs about a byte a dot beyond its key."""
+        index = self.index
+        keys, counts, writers, steps = [], [], [], []
+        last: dict[int, int] = {}
+        for key, dots in keyed:
+            keys.append(key)
+            counts.append(len(dots))
+            for r, n in dots:
+                w = index[r]
+                writers.append(w)
+                steps.append(n - last.get(w, 0))
+                last[w] = n
+        if all(c == 1 for c in counts):
+            counts = []
+        return [keys, counts, writers, steps]
 
 
 def _fail(what: str) -> WireError:
@@ -150,7 +183,61 @@ class Reader:
             if not 0 <= w < len(names) or not 0 <= top <= MAX_COUNTER or names[w] in vv:
                 raise _fail(f"vector entry [{w}, {top}] out of range or repeated")
             vv[names[w]] = top
-        return Context(vv, self.dots(raw[2], "cloud"))
+        runs = raw[2]
+        if not isinstance(runs, list | tuple) or len(runs) % 3:
+            raise _fail("cloud: expected [writer, first, count] runs")
+        cloud: list[Dot] = []
+        for i in range(0, len(runs), 3):
+            w, first, count = runs[i : i + 3]
+            if (
+                type(w) is not int
+                or type(first) is not int
+                or type(count) is not int
+                or not 0 <= w < len(names)
+                or first < 1
+                or not 1 <= count <= MAX_CLOUD - len(cloud)
+                or first + count - 1 > MAX_COUNTER
+            ):
+                raise _fail(f"cloud run [{w}, {first}, {count}] out of range or too long")
+            name = names[w]
+            cloud += ((name, n) for n in range(first, first + count))
+        return Context(vv, cloud)
+
+    def columns(self, raw: object, what: str) -> list[tuple[Any, list[Dot]]]:
+        """Undo :meth:`Writer.columns`, holding every dot."""
+        if not isinstance(raw, list | tuple) or len(raw) != 4:
+            raise _fail(f"{what}: expected [keys, counts, writers, steps]")
+        keys, counts, writers, steps = raw
+        if not all(isinstance(c, list | tuple) for c in raw):
+            raise _fail(f"{what}: every column must be an array")
+        if {*map(type, keys)} - {str, bytes, int} or len(set(keys)) != len(keys):
+            raise _fail(f"{what}: keys must be distinct str, bytes or int")
+        if not counts:
+            counts = [1] * len(keys)
+        if (
+            len(counts) != len(keys)
+            or any(type(c) is not int or c < 1 for c in counts)
+            or sum(counts) != len(writers)
+            or len(writers) != len(steps)
+        ):
+            raise _fail(f"{what}: the columns' lengths disagree")
+        names = self.names
+        last: dict[int, int] = {}
+        out: list[tuple[Any, list[Dot]]] = []
+        at = 0
+        for key, count in zip(keys, counts, strict=True):
+            dots: list[Dot] = []
+            for w, step in zip(writers[at : at + count], steps[at : at + count], strict=True):
+                if type(w) is not int or type(step) is not int or not 0 <= w < len(names):
+                    raise _fail(f"{what}: a dot's writer or step is not a valid int")
+                n = last.get(w, 0) + step
+                if not 1 <= n <= MAX_COUNTER:
+                    raise _fail(f"{what}: counter {n} out of range")
+                last[w] = n
+                dots.append((names[w], n))
+            at += count
+            out.append((key, self.hold(dots, what)))
+        return out
 
     def pairs(self, raw: object, what: str) -> list[tuple[Any, Any]]:
         if not isinstance(raw, list | tuple):

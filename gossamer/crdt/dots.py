@@ -170,9 +170,15 @@ class DotStore(Protocol):
 def _covered(held: Collection[Dot], context: Context) -> list[Dot]:
     """The dots of ``held`` that ``context`` has seen, walking whichever of
     the two is smaller."""
-    if len(context) < len(held):
+    vv, cloud = context.vv, context.cloud
+    if len(held) > SMALL and len(context) < len(held):
         return [d for d in context if d in held]
-    return [d for d in held if d in context]
+    return [d for d in held if d[1] <= vv.get(d[0], 0) or d in cloud]
+
+
+SMALL = 16
+"""A store this small is walked rather than the context, without counting
+the context's dots."""
 
 
 class DotSet:
@@ -202,12 +208,15 @@ class DotSet:
 
     def join(self, context: Context, other: DotSet, other_context: Context) -> None:
         mine, theirs = self.s, other.s
-        for dot in _covered(mine, other_context):
-            if dot not in theirs:
-                mine.discard(dot)
-        for dot in theirs:
-            if dot not in mine and dot not in context:
-                mine.add(dot)
+        if mine:
+            for dot in _covered(mine, other_context):
+                if dot not in theirs:
+                    mine.discard(dot)
+        if theirs:
+            vv, cloud = context.vv, context.cloud
+            for dot in theirs:
+                if dot not in mine and dot[1] > vv.get(dot[0], 0) and dot not in cloud:
+                    mine.add(dot)
 
 
 V = TypeVar("V")
@@ -240,12 +249,15 @@ class DotFun(Generic[V]):
 
     def join(self, context: Context, other: DotFun[V], other_context: Context) -> None:
         mine, theirs = self.f, other.f
-        for dot in _covered(mine, other_context):
-            if dot not in theirs:
-                del mine[dot]
-        for dot, value in theirs.items():
-            if dot not in mine and dot not in context:
-                mine[dot] = value
+        if mine:
+            for dot in _covered(mine, other_context):
+                if dot not in theirs:
+                    del mine[dot]
+        if theirs:
+            vv, cloud = context.vv, context.cloud
+            for dot, value in theirs.items():
+                if dot not in mine and dot[1] > vv.get(dot[0], 0) and dot not in cloud:
+                    mine[dot] = value
 
 
 K = TypeVar("K", bound=Hashable)
@@ -321,21 +333,20 @@ class DotMap(Generic[K, S]):
         return new
 
     def join(self, context: Context, other: DotMap[K, S], other_context: Context) -> None:
-        theirs = other.m
+        theirs, mine, index = other.m, self.m, self.index
         touched: set[K] = set(theirs)
-        index = self.index
         for dot in _covered(index.keys(), other_context):
             touched.add(index[dot])
-        mine = self.m
+        empty = self.empty
         for key in touched:
             store = mine.get(key)
-            before = () if store is None else list(store.dots())
             if store is None:
-                store = self.empty()
+                store = empty()
+            else:
+                for dot in store.dots():
+                    del index[dot]
             incoming = theirs.get(key)
-            store.join(context, incoming if incoming is not None else self.empty(), other_context)
-            for dot in before:
-                del index[dot]
+            store.join(context, incoming if incoming is not None else empty(), other_context)
             if store:
                 mine[key] = store
                 for dot in store.dots():

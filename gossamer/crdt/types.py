@@ -232,11 +232,18 @@ class AWSet(Causal[DotMap[Any, DotSet]], Generic[E]):
 
     @classmethod
     def _store_out(cls, store: DotMap[Any, DotSet], writer: Writer) -> object:
-        return _map_out(store, writer, _set_out)
+        m = store.m
+        return writer.columns([(k, sorted(m[k].s)) for k in sorted(m, key=key_order)])
 
     @classmethod
     def _store_in(cls, raw: object, reader: Reader) -> DotMap[Any, DotSet]:
-        return _map_in(raw, reader, DotSet, _set_in)
+        out: DotMap[Any, DotSet] = DotMap(DotSet)
+        m, index = out.m, out.index
+        for key, dots in reader.columns(raw, "AWSet"):
+            m[key] = DotSet(dots)
+            for dot in dots:
+                index[dot] = key
+        return out
 
     def add(self, replica: str, element: E) -> AWSet[E]:
         if type(element) is not str:
