@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.real_cluster --nodes 50 --json
 	$(BIN)/python -m benchmarks.ring --json
 	$(BIN)/python -m benchmarks.overlay_paper --nodes 1000
+	$(BIN)/python -m benchmarks.crdt --json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -121,6 +121,10 @@ class Context:
 
     def join(self, other: Context) -> None:
         """Union ``other`` into this context."""
+        if not other.vv and len(other.cloud) <= SMALL:  # a mutator's delta
+            for dot in other.cloud:
+                self.add(dot)
+            return
         vv = self.vv
         grown = False
         for replica, n in other.vv.items():
@@ -189,6 +193,13 @@ class DotSet:
     def __init__(self, dots: Iterable[Dot] = ()) -> None:
         self.s: set[Dot] = set(dots)
 
+    @classmethod
+    def adopt(cls, dots: set[Dot]) -> DotSet:
+        """A DotSet of ``dots`` itself, not copied."""
+        new = cls.__new__(cls)
+        new.s = dots
+        return new
+
     def dots(self) -> Iterator[Dot]:
         return iter(self.s)
 
@@ -229,6 +240,13 @@ class DotFun(Generic[V]):
 
     def __init__(self, entries: dict[Dot, V] | None = None) -> None:
         self.f: dict[Dot, V] = dict(entries or {})
+
+    @classmethod
+    def adopt(cls, entries: dict[Dot, V]) -> DotFun[V]:
+        """A DotFun of ``entries`` itself, not copied."""
+        new: DotFun[V] = cls.__new__(cls)
+        new.f = entries
+        return new
 
     def dots(self) -> Iterator[Dot]:
         return iter(self.f)
@@ -310,14 +328,14 @@ class DotMap(Generic[K, S]):
     def join_key(self, context: Context, key: K, other: S | None, other_context: Context) -> None:
         """Join a delta that holds at most ``key`` and whose context holds no
         dot this map holds under another key (what a mutator returns)."""
-        mine, index = self.m, self.index
+        mine, index, empty = self.m, self.index, self.empty
         store = mine.get(key)
         if store is None:
-            store = self.empty()
+            store = empty()
         else:
             for dot in store.dots():
                 del index[dot]
-        store.join(context, other if other is not None else self.empty(), other_context)
+        store.join(context, other if other is not None else empty(), other_context)
         if store:
             mine[key] = store
             for dot in store.dots():

@@ -135,16 +135,25 @@ class Causal(Generic[S]):
         raise NotImplementedError
 
     @classmethod
+    def _new(cls: type[T], store: Any, context: Context) -> T:
+        """Wrap ``store`` and ``context`` as they are."""
+        new = cls.__new__(cls)
+        new.store = store
+        new.context = context
+        new._apply = True
+        return new
+
+    @classmethod
     def _view(cls: type[T], store: Any, context: Context) -> T:
         """A view over a store shared with an enclosing map: its mutators
         return deltas and change nothing."""
-        view = cls(store, context)
+        view = cls._new(store, context)
         view._apply = False
         return view
 
     def _delta(self: T, store: Any, dots: Iterable[Dot]) -> T:
         """Wrap a delta and, unless this is a view, join it in."""
-        delta = type(self)(store, Context.of(dots))
+        delta = type(self)._new(store, Context.of(dots))
         if self._apply:
             self.join(delta)
         return delta
@@ -155,9 +164,8 @@ class Causal(Generic[S]):
         touching that key alone."""
         context = dots if isinstance(dots, Context) else Context.of(dots)
         top = self.store
-        delta = type(self)(
-            DotMap.one(top.empty, key, store) if store else DotMap(top.empty),
-            context,
+        delta = type(self)._new(
+            DotMap.one(top.empty, key, store) if store else DotMap(top.empty), context
         )
         if self._apply:
             top.join_key(self.context, key, store or None, context)
@@ -251,17 +259,16 @@ class AWSet(Causal[DotMap[Any, DotSet]], Generic[E]):
         context, top = self.context, self.store
         dot = context.next_dot(replica)
         old = top.m.get(element)
-        delta: AWSet[E] = AWSet(
-            DotMap.one(DotSet, element, DotSet((dot,))),
-            Context.of((dot,) if old is None else (dot, *old.s)),
-        )
+        one: DotMap[Any, DotSet] = DotMap.__new__(DotMap)
+        one.empty, one.m, one.index = DotSet, {element: DotSet.adopt({dot})}, {dot: element}
+        delta: AWSet[E] = AWSet._new(one, Context.of((dot,) if old is None else (dot, *old.s)))
         if self._apply:
             # The join of this delta, written out: the element's dots become {dot}.
             index = top.index
             if old is not None:
                 for seen in old.s:
                     del index[seen]
-            top.m[element] = DotSet((dot,))
+            top.m[element] = DotSet.adopt({dot})
             index[dot] = element
             context.add(dot)
         return delta
@@ -399,9 +406,12 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
     def write(self, replica: str, value: Any) -> LWWRegister:
         check_plain(value, "a register's value")
         entries = self.store.f
-        time = max((t for t, _, _ in entries.values()), default=0) + 1
+        time = 1
+        for seen, _, _ in entries.values():
+            if seen >= time:
+                time = seen + 1
         dot = self.context.next_dot(replica)
-        return self._delta(DotFun({dot: (time, replica, value)}), [dot, *entries])
+        return self._delta(DotFun.adopt({dot: (time, replica, value)}), [dot, *entries])
 
     def clear(self) -> LWWRegister:
         return self._delta(DotFun(), list(self.store.f))
@@ -536,10 +546,12 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
     def update(self, key: E, mutate: Callable[[Any], Causal[Any]]) -> ORMap[E, V]:
         """Apply ``mutate`` (say ``lambda v: v.add(replica, x)``) to the
         value under ``key``, seen as its type; returns the map's delta."""
-        check_key(key, "a map's key")
-        inner = self.store.get(key)
+        if type(key) is not str:
+            check_key(key, "a map's key")
+        top, context = self.store, self.context
+        inner = top.m.get(key)
         view = self.value_type._view(
-            inner if inner is not None else self.value_type.empty_store(), self.context
+            inner if inner is not None else self.value_type.empty_store(), context
         )
         change = mutate(view)
         if not isinstance(change, self.value_type):
@@ -547,7 +559,18 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
                 f"an update of {type(self).__name__} must return the value's delta,"
                 f" got {type(change).__name__}"
             )
-        return self._delta_at(key, change.store, change.context)
+        store = change.store
+        if inner is None and self._apply and store:
+            # A new key: the join keeps every dot the delta holds that this
+            # map has not seen, which for a mutator's new dots is all of them.
+            dots = list(store.dots())
+            if not any(d[1] <= context.vv.get(d[0], 0) or d in context.cloud for d in dots):
+                delta = type(self)._new(DotMap.one(top.empty, key, store), change.context)
+                top.m[key] = store.copy()
+                top.index.update(dict.fromkeys(dots, key))
+                context.join(change.context)
+                return delta
+        return self._delta_at(key, store, change.context)
 
     def remove(self, key: E) -> ORMap[E, V]:
         return self._delta_at(key, None, self._own(key))
