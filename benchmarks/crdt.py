@@ -92,27 +92,27 @@ def fastest(make: Callable[[], Any], work: Callable[[Any], Any]) -> tuple[float,
     return best, made
 
 
-def ours_orset(out: dict[str, Any]) -> None:
+def ours_orset(out: dict[str, Any], n: int) -> None:
     def adds(s: AWSet[int]) -> None:
-        for i in range(N):
+        for i in range(n):
             s.add(A, i)
 
     took, a = fastest(AWSet, adds)
-    out["orset_adds_per_s"] = round(N / took)
+    out["orset_adds_per_s"] = round(n / took)
     b = AWSet[int]()
-    for i in range(N // 2, N // 2 + N):
+    for i in range(n // 2, n // 2 + n):
         b.add(B, i)
-    for i in range(N // 2, N // 2 + N // 10):
+    for i in range(n // 2, n // 2 + n // 10):
         b.remove(i)
     merged = [a.copy(), b.copy()]  # copied first: the copies are not the merge's cost
     t1 = timed(lambda: merged[0].join(b))
     t2 = timed(lambda: merged[1].join(a))
     out["orset_merge_s"] = round((t1 + t2) / 2, 4)
-    assert merged[0] == merged[1] and len(merged[0]) == N + N // 2, "the merges disagree"
+    assert merged[0] == merged[1] and len(merged[0]) == n + n // 2, "the merges disagree"
     out["orset_state_bytes"] = len(msgpack.packb(merged[0].to_wire(), use_bin_type=True))
 
 
-def crdts_orset(out: dict[str, Any]) -> None:
+def crdts_orset(out: dict[str, Any], n: int) -> None:
     if ORSet is None:
         for key in ("crdts_orset_adds_per_s", "crdts_orset_merge_s", "crdts_orset_state_bytes"):
             out[key] = None
@@ -120,15 +120,15 @@ def crdts_orset(out: dict[str, Any]) -> None:
     uuid = b"gossamer-bench-1"
 
     def adds(s: Any) -> None:
-        for i in range(N):
+        for i in range(n):
             s.observe(i)
 
     took, a = fastest(lambda: ORSet(clock=ScalarClock(uuid=uuid)), adds)
-    out["crdts_orset_adds_per_s"] = round(N / took)
+    out["crdts_orset_adds_per_s"] = round(n / took)
     b = ORSet(clock=ScalarClock(uuid=uuid))
-    for i in range(N // 2, N // 2 + N):
+    for i in range(n // 2, n // 2 + n):
         b.observe(i)
-    for i in range(N // 2, N // 2 + N // 10):
+    for i in range(n // 2, n // 2 + n // 10):
         b.remove(i)
     ha, hb = a.history(), b.history()
 
@@ -145,15 +145,15 @@ def crdts_orset(out: dict[str, Any]) -> None:
     out["crdts_orset_state_bytes"] = len(a.pack())
 
 
-def ours_map(out: dict[str, Any]) -> None:
+def ours_map(out: dict[str, Any], n: int) -> None:
     kind = ORMap.of(LWWRegister)
 
     def sets(m: Any) -> None:
-        for i in range(N):
+        for i in range(n):
             m.update(str(i), lambda r: r.write(A, "value"))
 
     took, m = fastest(kind, sets)
-    out["map_sets_per_s"] = round(N / took)
+    out["map_sets_per_s"] = round(n / took)
     other = m.copy()
     group = None
     for j in range(OVERWRITES):
@@ -172,15 +172,15 @@ def ours_map(out: dict[str, Any]) -> None:
     out["delta_join_into_100k_ms"] = round(best * 1000, 4)
 
 
-def pycrdt_map(out: dict[str, Any]) -> None:
+def pycrdt_map(out: dict[str, Any], n: int) -> None:
     def sets(doc: Any) -> None:
         m = doc.get("m", type=pycrdt.Map)
         with doc.transaction():
-            for i in range(N):
+            for i in range(n):
                 m[str(i)] = "value"
 
     took, doc = fastest(pycrdt.Doc, sets)
-    out["pycrdt_map_sets_per_s"] = round(N / took)
+    out["pycrdt_map_sets_per_s"] = round(n / took)
     m = doc.get("m", type=pycrdt.Map)
     before = doc.get_state()
     for j in range(OVERWRITES):
@@ -188,15 +188,13 @@ def pycrdt_map(out: dict[str, Any]) -> None:
     out["pycrdt_delta_100_overwrites_bytes"] = len(doc.get_update(before))
 
 
-def run(n: int = 100_000) -> dict[str, Any]:
+def run(n: int = N) -> dict[str, Any]:
     """Every figure, with ``n`` elements and keys (the goals are for 100,000)."""
-    global N
-    N = n
     out: dict[str, Any] = {}
-    ours_orset(out)
-    crdts_orset(out)
-    ours_map(out)
-    pycrdt_map(out)
+    ours_orset(out, n)
+    crdts_orset(out, n)
+    ours_map(out, n)
+    pycrdt_map(out, n)
     return {key: out[key] for key in KEYS}
 
 
