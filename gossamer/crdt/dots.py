@@ -170,6 +170,11 @@ class DotStore(Protocol):
 
     def copy(self) -> Any: ...
 
+    def restrict(self, keep: Callable[[Dot], bool]) -> Any:
+        """The same kind of store holding only the dots ``keep`` accepts."""
+
+    def holds(self, dot: Dot) -> bool: ...
+
 
 def _covered(held: Collection[Dot], context: Context) -> list[Dot]:
     """The dots of ``held`` that ``context`` has seen, walking whichever of
@@ -216,6 +221,13 @@ class DotSet:
 
     def copy(self) -> DotSet:
         return DotSet(self.s)
+
+    def restrict(self, keep: Callable[[Dot], bool]) -> DotSet:
+        """The dots ``keep`` accepts."""
+        return DotSet.adopt({d for d in self.s if keep(d)})
+
+    def holds(self, dot: Dot) -> bool:
+        return dot in self.s
 
     def join(self, context: Context, other: DotSet, other_context: Context) -> None:
         mine, theirs = self.s, other.s
@@ -264,6 +276,13 @@ class DotFun(Generic[V]):
 
     def copy(self) -> DotFun[V]:
         return DotFun(self.f)
+
+    def restrict(self, keep: Callable[[Dot], bool]) -> DotFun[V]:
+        """The entries whose dots ``keep`` accepts."""
+        return DotFun.adopt({d: v for d, v in self.f.items() if keep(d)})
+
+    def holds(self, dot: Dot) -> bool:
+        return dot in self.f
 
     def join(self, context: Context, other: DotFun[V], other_context: Context) -> None:
         mine, theirs = self.f, other.f
@@ -342,6 +361,21 @@ class DotMap(Generic[K, S]):
                 index[dot] = key
         else:
             mine.pop(key, None)
+
+    def restrict(self, keep: Callable[[Dot], bool]) -> DotMap[K, S]:
+        """Every key's store restricted to the dots ``keep`` accepts; keys
+        left empty go."""
+        out: DotMap[K, S] = DotMap(self.empty)
+        for key, store in self.m.items():
+            kept = store.restrict(keep)
+            if kept:
+                out.m[key] = kept
+                for dot in kept.dots():
+                    out.index[dot] = key
+        return out
+
+    def holds(self, dot: Dot) -> bool:
+        return dot in self.index
 
     def copy(self) -> DotMap[K, S]:
         new: DotMap[K, S] = DotMap.__new__(DotMap)
