@@ -220,7 +220,7 @@ class DotSet:
         return f"DotSet({sorted(self.s)!r})"
 
     def copy(self) -> DotSet:
-        return DotSet(self.s)
+        return DotSet.adopt(set(self.s))
 
     def restrict(self, keep: Callable[[Dot], bool]) -> DotSet:
         """The dots ``keep`` accepts."""
@@ -275,7 +275,7 @@ class DotFun(Generic[V]):
         return f"DotFun({dict(sorted(self.f.items()))!r})"
 
     def copy(self) -> DotFun[V]:
-        return DotFun(self.f)
+        return DotFun.adopt(dict(self.f))
 
     def restrict(self, keep: Callable[[Dot], bool]) -> DotFun[V]:
         """The entries whose dots ``keep`` accepts."""

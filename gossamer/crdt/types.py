@@ -147,8 +147,8 @@ class Causal(Generic[S]):
     def _view(cls: type[T], store: Any, context: Context) -> T:
         """A view over a store shared with an enclosing map: its mutators
         return deltas and change nothing."""
-        view = cls._new(store, context)
-        view._apply = False
+        view = cls.__new__(cls)
+        view.store, view.context, view._apply = store, context, False
         return view
 
     def _delta(self: T, store: Any, dots: Iterable[Dot]) -> T:
@@ -563,11 +563,15 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
         if inner is None and self._apply and store:
             # A new key: the join keeps every dot the delta holds that this
             # map has not seen, which for a mutator's new dots is all of them.
-            dots = list(store.dots())
-            if not any(d[1] <= context.vv.get(d[0], 0) or d in context.cloud for d in dots):
+            vv, cloud = context.vv, context.cloud
+            dots = dict.fromkeys(store.dots(), key)
+            for d in dots:
+                if d[1] <= vv.get(d[0], 0) or d in cloud:
+                    break
+            else:
                 delta = type(self)._new(DotMap.one(top.empty, key, store), change.context)
                 top.m[key] = store.copy()
-                top.index.update(dict.fromkeys(dots, key))
+                top.index.update(dots)
                 context.join(change.context)
                 return delta
         return self._delta_at(key, store, change.context)
