@@ -70,9 +70,12 @@ class Context:
     def __contains__(self, dot: Dot) -> bool:
         return dot[1] <= self.vv.get(dot[0], 0) or dot in self.cloud
 
-    def __len__(self) -> int:
-        """How many dots (not entries)."""
+    def size(self) -> int:
+        """How many dots (not entries); may exceed what ``len`` can return."""
         return sum(self.vv.values()) + len(self.cloud)
+
+    def __len__(self) -> int:
+        return self.size()
 
     def __iter__(self) -> Iterator[Dot]:
         for replica, top in self.vv.items():
@@ -175,12 +178,15 @@ class DotStore(Protocol):
 
     def holds(self, dot: Dot) -> bool: ...
 
+    def size(self) -> int:
+        """How many dots it holds."""
+
 
 def _covered(held: Collection[Dot], context: Context) -> list[Dot]:
     """The dots of ``held`` that ``context`` has seen, walking whichever of
     the two is smaller."""
     vv, cloud = context.vv, context.cloud
-    if len(held) > SMALL and len(context) < len(held):
+    if len(held) > SMALL and context.size() < len(held):
         return [d for d in context if d in held]
     return [d for d in held if d[1] <= vv.get(d[0], 0) or d in cloud]
 
@@ -228,6 +234,9 @@ class DotSet:
 
     def holds(self, dot: Dot) -> bool:
         return dot in self.s
+
+    def size(self) -> int:
+        return len(self.s)
 
     def join(self, context: Context, other: DotSet, other_context: Context) -> None:
         mine, theirs = self.s, other.s
@@ -283,6 +292,9 @@ class DotFun(Generic[V]):
 
     def holds(self, dot: Dot) -> bool:
         return dot in self.f
+
+    def size(self) -> int:
+        return len(self.f)
 
     def join(self, context: Context, other: DotFun[V], other_context: Context) -> None:
         mine, theirs = self.f, other.f
@@ -376,6 +388,9 @@ class DotMap(Generic[K, S]):
 
     def holds(self, dot: Dot) -> bool:
         return dot in self.index
+
+    def size(self) -> int:
+        return len(self.index)
 
     def copy(self) -> DotMap[K, S]:
         new: DotMap[K, S] = DotMap.__new__(DotMap)

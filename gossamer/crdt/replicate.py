@@ -18,6 +18,12 @@ Algorithm 2), with the two fixes of Enes, Almeida, Baquero and Leitão,
   state instead, so what the bound sheds falls back to full-state sync and
   is never lost.
 
+Sequence numbers belong to a life of the replica (``life``, say its boot
+epoch): an acknowledgement for another life is ignored.  Neighbours are
+named by their lives too (say :func:`~gossamer.crdt.types.replica_id`), so a
+restarted neighbour is a new one and gets the full state.  A replica built
+on a state that is not empty sends it whole to every neighbour first.
+
 The buffer holds at most ``max_buffer`` entries; overflow drops the oldest
 (counted in :attr:`ReplicatorStats.shed`).  The acknowledgement table holds
 only the neighbours :meth:`gc` is told of.  The kernel sends nothing
@@ -53,18 +59,21 @@ class ReplicatorConfig:
 
 @dataclass(frozen=True, slots=True)
 class DeltaGroup(Generic[T]):
-    """A delta interval (or the full state) and the number it runs up to."""
+    """A delta interval (or the full state), the number it runs up to, and
+    the sender's life (its numbers start again when it restarts)."""
 
     delta: T
     upto: int
     full: bool = False
+    life: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """Everything up to ``upto`` (exclusive) arrived."""
+    """Everything up to ``upto`` (exclusive) of the sender's ``life`` arrived."""
 
     upto: int
+    life: int = 0
 
 
 @dataclass(slots=True)
@@ -77,40 +86,69 @@ class ReplicatorStats:
     shed: int = 0
     """Buffer entries dropped by the bound before every neighbour had them."""
     stale_acks: int = 0
-    """Acknowledgements beyond what was ever sent, ignored."""
+    """Acknowledgements for another life or beyond what was sent, ignored."""
 
 
 def novel(delta: T, state: T) -> T | None:
-    """RR: the part of ``delta`` that ``state`` does not have, or None.
+    """RR: ``delta`` without what ``state`` already has, or None when it
+    brings nothing.
 
-    A dot ``delta`` holds is news unless ``state`` has seen it; a dot its
-    context saw without holding it is news if ``state`` has not seen it or
-    still holds it (a removal)."""
+    A dot ``delta`` holds that ``state`` has seen and removed goes from its
+    store (``state``'s removal travels on its own); its context stays whole,
+    since walking it dot by dot could take for ever (a vector entry names a
+    whole prefix) and a dot ``state`` still holds must not look removed.
+    Nothing is news when every dot held is held here too, every dot of the
+    context is seen here, and no dot held here is in the context without
+    being held (a removal).  Bounded by the delta's store and cloud and the
+    smaller of its context and ``state``'s store."""
     seen, held = state.context, state.store
-    dstore = delta.store
-    keep_held = dstore.restrict(lambda d: d not in seen)
-    kept = [
-        dot
-        for dot in delta.context
-        if dot not in seen or (held.holds(dot) and not dstore.holds(dot))
-    ]
-    if not kept and not keep_held:
+    dstore, dcontext = delta.store, delta.context
+    gone = [d for d in dstore.dots() if d in seen and not held.holds(d)]
+    unseen = any(d not in seen for d in dstore.dots())
+    if not unseen and _within(dcontext, seen) and not _removes(dcontext, dstore, held):
         return None
-    return type(delta)._new(keep_held, Context.of(kept))
+    if gone:
+        drop = set(gone)
+        return type(delta)._new(dstore.restrict(lambda d: d not in drop), dcontext.copy())
+    return type(delta)._new(dstore.copy(), dcontext.copy())
+
+
+def _within(context: Context, seen: Context) -> bool:
+    """Whether ``seen`` has seen every dot of ``context``, writer by writer."""
+    cloud = seen.cloud
+    for writer, top in context.vv.items():
+        have = seen.vv.get(writer, 0)
+        if top > have and (
+            top - have > len(cloud)
+            or any((writer, n) not in cloud for n in range(have + 1, top + 1))
+        ):
+            return False
+    return all(d in seen for d in context.cloud)
+
+
+def _removes(context: Context, store: Any, held: Any) -> bool:
+    """Whether ``context`` covers a dot ``held`` holds that ``store`` does
+    not: walking the smaller of the two."""
+    if context.size() < held.size():
+        return any(held.holds(d) and not store.holds(d) for d in context)
+    return any(d in context and not store.holds(d) for d in held.dots())
 
 
 class Replicator(Generic[T]):
     """One replicated value and what each neighbour still needs of it."""
 
-    __slots__ = ("_acks", "_buffer", "_first", "_seq", "config", "state", "stats")
+    __slots__ = ("_acks", "_buffer", "_first", "_seq", "config", "life", "state", "stats")
 
-    def __init__(self, state: T, config: ReplicatorConfig | None = None) -> None:
+    def __init__(self, state: T, config: ReplicatorConfig | None = None, life: int = 0) -> None:
         self.state = state
         self.config = config or ReplicatorConfig()
+        self.life = life
         self.stats = ReplicatorStats()
         self._buffer: dict[int, tuple[T, str | None]] = {}
-        self._first = 0  # the oldest number still in the buffer
-        self._seq = 0  # the next number
+        # A state that is not empty is behind no entry: everyone gets it whole.
+        start = 1 if state.store or state.context.size() else 0
+        self._first = start  # the oldest number still in the buffer
+        self._seq = start  # the next number
         self._acks: dict[str, int] = {}
 
     def mutate(self, change: Callable[[T], T]) -> T:
@@ -141,7 +179,7 @@ class Replicator(Generic[T]):
             return None
         if acked < self._first:
             self.stats.full_sent += 1
-            return DeltaGroup(self.state.copy(), self._seq, full=True)
+            return DeltaGroup(self.state.copy(), self._seq, full=True, life=self.life)
         group: T | None = None
         for number in range(acked, self._seq):
             delta, origin = self._buffer[number]
@@ -155,7 +193,7 @@ class Replicator(Generic[T]):
             self._acks[neighbour] = self._seq  # all of it came from there
             return None
         self.stats.deltas_sent += 1
-        return DeltaGroup(group, self._seq)
+        return DeltaGroup(group, self._seq, life=self.life)
 
     def receive(self, sender: str, message: DeltaGroup[T]) -> Ack:
         """Join what ``message`` brings that is news, buffer that part for the
@@ -171,11 +209,11 @@ class Replicator(Generic[T]):
         else:
             self.state.join(news)
             self._append(news, sender)
-        return Ack(message.upto)
+        return Ack(message.upto, message.life)
 
     def acknowledged(self, sender: str, ack: Ack) -> None:
-        if ack.upto > self._seq:
-            self.stats.stale_acks += 1  # from a previous life of this replica
+        if ack.life != self.life or ack.upto > self._seq:
+            self.stats.stale_acks += 1  # for a previous life of this replica
             return
         if ack.upto > self._acks.get(sender, 0):
             self._acks[sender] = ack.upto

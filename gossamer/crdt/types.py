@@ -261,7 +261,7 @@ class AWSet(Causal[DotMap[Any, DotSet]], Generic[E]):
         old = top.m.get(element)
         one: DotMap[Any, DotSet] = DotMap.__new__(DotMap)
         one.empty, one.m, one.index = DotSet, {element: DotSet.adopt({dot})}, {dot: element}
-        delta: AWSet[E] = AWSet._new(one, Context.of((dot,) if old is None else (dot, *old.s)))
+        delta = type(self)._new(one, Context.of((dot,) if old is None else (dot, *old.s)))
         if self._apply:
             # The join of this delta, written out: the element's dots become {dot}.
             index = top.index
@@ -421,7 +421,9 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
         entries = self.store.f.values()
         if not entries:
             return None
-        return max(entries, key=lambda e: (e[0], e[1]))[2]
+        # Ties (one writer's writes around a clear) go to the later dot.
+        top = max(self.store.f.items(), key=lambda item: (item[1][0], item[1][1], item[0]))
+        return top[1][2]
 
     def time(self) -> int:
         """The Lamport time of the greatest write; 0 if none."""
@@ -509,6 +511,7 @@ class PNCounter(Causal[DotFun[tuple[int, int]]]):
 
 
 V = TypeVar("V", bound="Causal[Any]")
+_MAP_TYPES: dict[tuple[type[Any], type[Any]], type[Any]] = {}
 
 
 class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
@@ -527,9 +530,15 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
 
     @classmethod
     def of(cls, value_type: type[Causal[Any]]) -> type[ORMap[Any, Any]]:
-        """The map type whose values are ``value_type``."""
-        namespace = {"value_type": value_type, "__slots__": ()}
-        return type(f"ORMap[{value_type.__name__}]", (cls,), namespace)
+        """The map type whose values are ``value_type`` (one class per value
+        type, so two maps of the same values join)."""
+        made = _MAP_TYPES.get((cls, value_type))
+        if made is None:
+            namespace = {"value_type": value_type, "__slots__": ()}
+            made = _MAP_TYPES[(cls, value_type)] = type(
+                f"ORMap[{value_type.__name__}]", (cls,), namespace
+            )
+        return made
 
     @classmethod
     def empty_store(cls) -> DotMap[Any, Any]:
