@@ -245,6 +245,8 @@ def test_replica_ids_carry_the_boot_epoch() -> None:
         replica_id("bad@name", 1)
     with pytest.raises(LocalError):
         replica_id("n1", -1)
+    with pytest.raises(LocalError, match="at most 256"):
+        replica_id("n" * 300, 1)
     # A restarted node's writer id is new, so its first dot is not its old one's.
     s = AWSet[str]()
     s.add(replica_id("n1", 1), "x")

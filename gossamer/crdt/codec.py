@@ -26,6 +26,8 @@ from gossamer.errors import LocalError, WireError, WireReason
 
 MAX_DEPTH = 32
 """How deep a register's value may nest."""
+MAX_WRITER = 256
+"""The longest writer id accepted (``types.MAX_WRITER_CHARS``)."""
 MAX_CLOUD = 1_000_000
 """Most cloud dots a decoded context may hold (a run names many in a few
 bytes, so this bounds the decoder's memory)."""
@@ -137,7 +139,7 @@ class Reader:
             raise _fail(f"{what}: expected [writers, vector, cloud, store]")
         names = raw[0]
         if not isinstance(names, list | tuple) or not all(
-            type(n) is str and 0 < len(n) <= 256 for n in names
+            type(n) is str and 0 < len(n) <= MAX_WRITER for n in names
         ):
             raise _fail(f"{what}: writers must be non-empty strings")
         if len(set(names)) != len(names):

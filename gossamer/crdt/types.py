@@ -46,6 +46,10 @@ S = TypeVar("S", bound=DotStore)
 E = TypeVar("E", bound=Hashable)
 
 
+MAX_WRITER_CHARS = 256
+"""The longest writer id a peer's decoder accepts."""
+
+
 def replica_id(name: str, epoch: int) -> str:
     """The writer id of a node's life: ``name`` and boot ``epoch``, so a
     restart never reuses a dot."""
@@ -53,7 +57,10 @@ def replica_id(name: str, epoch: int) -> str:
         raise LocalError(f"a replica's node name must be non-empty without '@', got {name!r}")
     if epoch < 0:
         raise LocalError(f"a boot epoch is never negative, got {epoch}")
-    return f"{name}@{epoch}"
+    writer = f"{name}@{epoch}"
+    if len(writer) > MAX_WRITER_CHARS:
+        raise LocalError(f"a writer id has at most {MAX_WRITER_CHARS} characters: {writer!r}")
+    return writer
 
 
 def _fun_out(store: DotFun[Any], writer: Writer, value: Callable[[Dot, Any], list[Any]]) -> object:
