@@ -27,7 +27,7 @@ from gossamer.errors import LocalError, WireError, WireReason
 MAX_DEPTH = 32
 """How deep a register's value may nest."""
 MAX_WRITER = 256
-"""The longest writer id accepted (``types.MAX_WRITER_CHARS``)."""
+"""The longest writer id (``types.replica_id`` makes none longer)."""
 MAX_CLOUD = 1_000_000
 """Most cloud dots a decoded context may hold (a run names many in a few
 bytes, so this bounds the decoder's memory)."""

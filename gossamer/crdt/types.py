@@ -37,17 +37,13 @@ __all__ = [
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from gossamer.crdt.codec import Reader, Writer, check_key, check_plain, key_order
+from gossamer.crdt.codec import MAX_WRITER, Reader, Writer, check_key, check_plain, key_order
 from gossamer.crdt.dots import Context, Dot, DotFun, DotMap, DotSet, DotStore
 from gossamer.errors import LocalError, WireError, WireReason
 
 T = TypeVar("T", bound="Causal[Any]")
 S = TypeVar("S", bound=DotStore)
 E = TypeVar("E", bound=Hashable)
-
-
-MAX_WRITER_CHARS = 256
-"""The longest writer id a peer's decoder accepts."""
 
 
 def replica_id(name: str, epoch: int) -> str:
@@ -58,8 +54,8 @@ def replica_id(name: str, epoch: int) -> str:
     if epoch < 0:
         raise LocalError(f"a boot epoch is never negative, got {epoch}")
     writer = f"{name}@{epoch}"
-    if len(writer) > MAX_WRITER_CHARS:
-        raise LocalError(f"a writer id has at most {MAX_WRITER_CHARS} characters: {writer!r}")
+    if len(writer) > MAX_WRITER:
+        raise LocalError(f"a writer id has at most {MAX_WRITER} characters: {writer!r}")
     return writer
 
 
