@@ -23,7 +23,7 @@ from gossamer.crdt.types import (
     replica_id,
 )
 from gossamer.errors import LocalError, WireError
-from gossamer.testing.crdt import check_crdt, check_join_laws
+from gossamer.testing.crdt import check_crdt, check_join_laws, check_model
 from gossamer.wire import Message, Registry
 
 ELEMENTS = st.sampled_from(["x", "y", "z"])
@@ -380,3 +380,78 @@ def test_a_callers_bad_value_is_a_local_error_at_once() -> None:
         SetMap().update(1.5, lambda s: s.add(A, "x"))
     with pytest.raises(LocalError, match="cannot join"):
         AWSet[str]().join(RWSet[str]())  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ meaning
+
+SET_STEPS = st.tuples(st.sampled_from(["add", "remove"]), ELEMENTS)
+
+
+def set_model(value: frozenset[str], step: tuple[str, str]) -> frozenset[str]:
+    kind, e = step
+    return value | {e} if kind == "add" else value - {e}
+
+
+def read_set(state: Any) -> frozenset[str]:
+    return frozenset(state.value())
+
+
+def set_apply(state: Any, replica: str, step: tuple[str, str]) -> Any:
+    kind, e = step
+    if kind == "add":
+        return state.add(replica, e)
+    return state.remove(replica, e) if isinstance(state, RWSet) else state.remove(e)
+
+
+@pytest.mark.parametrize("kind", [AWSet, RWSet], ids=lambda k: k.__name__)
+def test_sets_mean_sets(kind: Any) -> None:
+    check_model(kind, SET_STEPS, set_apply, read_set, frozenset(), set_model)
+
+
+def test_counters_and_registers_mean_what_they_say() -> None:
+    check_model(
+        PNCounter,
+        st.integers(-5, 5),
+        lambda s, r, n: s.increment(r, n),
+        lambda s: s.value(),
+        0,
+        lambda v, n: v + n,
+    )
+    check_model(
+        LWWRegister,
+        st.integers(0, 9),
+        lambda s, r, v: s.write(r, v),
+        lambda s: s.value(),
+        None,
+        lambda _, v: v,
+    )
+    check_model(
+        CounterMap,
+        st.tuples(ELEMENTS, st.integers(-3, 3)),
+        lambda s, r, kn: s.update(kn[0], lambda c: c.increment(r, kn[1])),
+        lambda s: s.value(),
+        {},
+        lambda v, kn: {**v, kn[0]: v.get(kn[0], 0) + kn[1]},
+    )
+
+
+class _ForgetfulSet(AWSet[str]):
+    """Broken on purpose: its remove does nothing, which every lattice law allows."""
+
+    __slots__ = ()
+
+    def remove(self, element: Any) -> Any:
+        return self._delta_at(element, None, [])
+
+
+def test_the_model_catches_what_the_lattice_laws_cannot() -> None:
+    check_join_laws(_ForgetfulSet, SET_OPS, max_examples=30)  # passes: a lattice still
+    with pytest.raises(AssertionError, match="reads"):
+        check_model(
+            _ForgetfulSet,
+            SET_STEPS,
+            set_apply,
+            lambda s: frozenset(s.value()),
+            frozenset(),
+            set_model,
+        )

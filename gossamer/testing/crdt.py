@@ -25,6 +25,11 @@ the type breaks it:
 * for a type with ``to_wire`` and ``from_wire``: every state and delta comes
   back equal through msgpack, and equal states encode to equal bytes.
 
+Those are lattice laws: a type whose remove does nothing keeps them.
+:func:`check_model` adds the type's meaning: operations run one after
+another at one replica, and their deltas joined in order at another, read
+as a sequential model of the type says (a set, a counter, a dict).
+
 The type needs ``join`` (in place), ``copy`` and ``==`` on states.
 """
 
@@ -36,6 +41,7 @@ __all__ = [
     "check_crdt",
     "check_deltas",
     "check_join_laws",
+    "check_model",
     "check_mutate_join",
     "check_wire",
     "histories",
@@ -201,6 +207,33 @@ def check_wire(
             assert _bytes(back) == _bytes(value), "a value does not encode deterministically"
         a, b = history.states[:2]
         assert _bytes(_joined(a, b)) == _bytes(_joined(b, a)), "equal states encode differently"
+
+    _run(test, max_examples)
+
+
+def check_model(
+    new: Callable[[], Any],
+    steps: st.SearchStrategy[Any],
+    apply: Callable[[Any, str, Any], Any],
+    read: Callable[[Any], Any],
+    initial: Any,
+    model: Callable[[Any, Any], Any],
+    max_examples: int = 100,
+) -> None:
+    """Sequential meaning: ``apply(state, replica, step)`` for each drawn
+    ``step`` at one replica (returning the delta), ``model(value, step)``
+    on ``initial``; after each step ``read`` of the replica and of a second
+    replica that joined the deltas so far equal the model's value."""
+
+    @given(st.lists(steps, max_size=20))
+    def test(run: list[Any]) -> None:
+        here, there, value = new(), new(), initial
+        for step in run:
+            delta = apply(here, REPLICAS[0], step)
+            there.join(delta.copy())
+            value = model(value, step)
+            assert read(here) == value, f"after {step!r} the replica reads {read(here)!r}"
+            assert read(there) == value, f"after {step!r} the deltas read {read(there)!r}"
 
     _run(test, max_examples)
 
