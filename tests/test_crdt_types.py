@@ -378,6 +378,8 @@ def test_a_callers_bad_value_is_a_local_error_at_once() -> None:
         LWWRegister().write(A, {1: "x"})
     with pytest.raises(LocalError, match="map's key"):
         SetMap().update(1.5, lambda s: s.add(A, "x"))
+    with pytest.raises(LocalError, match="writer id"):
+        AWSet[str]().add("", "x")
     with pytest.raises(LocalError, match="cannot join"):
         AWSet[str]().join(RWSet[str]())  # type: ignore[arg-type]
 

@@ -21,13 +21,11 @@ __all__ = ["Reader", "Writer", "check_key", "check_plain", "key_order"]
 from typing import Any
 
 from gossamer.clocks._checks import MAX_COUNTER
-from gossamer.crdt.dots import Context, Dot
+from gossamer.crdt.dots import MAX_WRITER, Context, Dot
 from gossamer.errors import LocalError, WireError, WireReason
 
 MAX_DEPTH = 32
 """How deep a register's value may nest."""
-MAX_WRITER = 256
-"""The longest writer id (``types.replica_id`` makes none longer)."""
 MAX_CLOUD = 1_000_000
 """Most cloud dots a decoded context may hold (a run names many in a few
 bytes, so this bounds the decoder's memory)."""

@@ -38,6 +38,10 @@ from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from gossamer.clocks import CausalContext, VersionVector
 from gossamer.clocks import Dot as ClockDot
+from gossamer.errors import LocalError
+
+MAX_WRITER = 256
+"""The longest writer id."""
 
 Dot: TypeAlias = tuple[str, int]
 """``(replica, counter)``: the ``counter``-th event of ``replica``."""
@@ -101,6 +105,8 @@ class Context:
 
     def next_dot(self, replica: str) -> Dot:
         """A dot of ``replica`` this context has not seen (not added)."""
+        if type(replica) is not str or not 0 < len(replica) <= MAX_WRITER:
+            raise LocalError(f"a writer id is a str of 1-{MAX_WRITER} characters, got {replica!r}")
         n = self.vv.get(replica, 0) + 1
         cloud = self.cloud
         while (replica, n) in cloud:

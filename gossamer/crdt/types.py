@@ -37,8 +37,8 @@ __all__ = [
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from gossamer.crdt.codec import MAX_WRITER, Reader, Writer, check_key, check_plain, key_order
-from gossamer.crdt.dots import Context, Dot, DotFun, DotMap, DotSet, DotStore
+from gossamer.crdt.codec import Reader, Writer, check_key, check_plain, key_order
+from gossamer.crdt.dots import MAX_WRITER, Context, Dot, DotFun, DotMap, DotSet, DotStore
 from gossamer.errors import LocalError, WireError, WireReason
 
 T = TypeVar("T", bound="Causal[Any]")
