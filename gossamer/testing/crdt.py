@@ -15,7 +15,8 @@ the type breaks it:
 * join is commutative, associative and idempotent;
 * a delta is below the state it came from (joining it there changes
   nothing), and the state after a mutation is the state before joined with
-  the delta;
+  the delta; neither a delta nor a joined argument shares objects with the
+  state (mutating the state later changes neither);
 * mutate-then-join equals join-then-mutate: a delta computed on one replica
   and joined into another gives the same state as joining the replicas
   first and then the delta;
@@ -132,16 +133,29 @@ def check_join_laws(
 def check_deltas(
     new: Callable[[], Any], operations: st.SearchStrategy[Operation], max_examples: int = 100
 ) -> None:
-    """A delta is below the state it came from, and the state after a
-    mutation is the state before joined with the delta."""
+    """A delta is below the state it came from, the state after a mutation
+    is the state before joined with the delta, and neither a delta nor a
+    joined state shares anything with the state it came from or went into
+    (mutating that state later changes neither)."""
 
-    @given(histories(new, operations), operations, st.integers(0, len(REPLICAS) - 1))
-    def test(history: History, operation: Operation, i: int) -> None:
+    @given(
+        histories(new, operations),
+        operations,
+        operations,
+        st.integers(0, len(REPLICAS) - 1),
+    )
+    def test(history: History, operation: Operation, later: Operation, i: int) -> None:
         state = history.states[i]
         before = state.copy()
         delta = operation(state, REPLICAS[i])
         assert _joined(state, delta) == state, "a delta is not below the state it came from"
         assert _joined(before, delta) == state, "state before joined with the delta is not after"
+        kept, other = delta.copy(), history.states[(i + 1) % len(REPLICAS)]
+        other_kept = other.copy()
+        state.join(other)  # not copied
+        later(state, REPLICAS[i])
+        assert delta == kept, "a delta changed when its state was mutated: they share objects"
+        assert other == other_kept, "a joined state changed with the state it went into"
 
     _run(test, max_examples)
 
