@@ -21,14 +21,15 @@ __all__ = ["Reader", "Writer", "check_key", "check_plain", "key_order"]
 from typing import Any
 
 from gossamer.clocks._checks import MAX_COUNTER
+from gossamer.clocks.dots import MAX_WIRE_CLOUD_DOTS
 from gossamer.crdt.dots import MAX_WRITER, Context, Dot
 from gossamer.errors import LocalError, WireError, WireReason
 
 MAX_DEPTH = 32
 """How deep a register's value may nest."""
-MAX_CLOUD = 1_000_000
-"""Most cloud dots a decoded context may hold (a run names many in a few
-bytes, so this bounds the decoder's memory)."""
+MAX_CLOUD = MAX_WIRE_CLOUD_DOTS
+"""Most cloud dots a decoded context may hold, as for the clocks' contexts
+(a run names many in a few bytes, so this bounds the decoder's memory)."""
 
 
 def check_key(key: object, what: str) -> None:
@@ -71,8 +72,9 @@ class Writer:
 
     __slots__ = ("index",)
 
-    def __init__(self, context: Context, dots: list[Dot]) -> None:
-        names = set(context.vv) | {r for r, _ in context.cloud} | {r for r, _ in dots}
+    def __init__(self, context: Context) -> None:
+        # A store holds only dots its context has seen: the context names all.
+        names = set(context.vv) | {r for r, _ in context.cloud}
         self.index = {name: i for i, name in enumerate(sorted(names))}
 
     def names(self) -> list[str]:

@@ -383,14 +383,7 @@ class DotMap(Generic[K, S]):
     def restrict(self, keep: Callable[[Dot], bool]) -> DotMap[K, S]:
         """Every key's store restricted to the dots ``keep`` accepts; keys
         left empty go."""
-        out: DotMap[K, S] = DotMap(self.empty)
-        for key, store in self.m.items():
-            kept = store.restrict(keep)
-            if kept:
-                out.m[key] = kept
-                for dot in kept.dots():
-                    out.index[dot] = key
-        return out
+        return DotMap(self.empty, {key: store.restrict(keep) for key, store in self.m.items()})
 
     def holds(self, dot: Dot) -> bool:
         return dot in self.index
@@ -411,7 +404,7 @@ class DotMap(Generic[K, S]):
         for dot in _covered(index.keys(), other_context):
             touched.add(index[dot])
         empty = self.empty
-        for key in touched:
+        for key in touched:  # join_key's body, inline: a merge calls it per key
             store = mine.get(key)
             if store is None:
                 store = empty()

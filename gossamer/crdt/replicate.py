@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from gossamer.config import check_int
-from gossamer.crdt.dots import Context
+from gossamer.crdt.dots import Context, Dot
 from gossamer.crdt.types import Causal
 from gossamer.errors import LocalError
 
@@ -103,14 +103,18 @@ def novel(delta: T, state: T) -> T | None:
     smaller of its context and ``state``'s store."""
     seen, held = state.context, state.store
     dstore, dcontext = delta.store, delta.context
-    gone = [d for d in dstore.dots() if d in seen and not held.holds(d)]
-    unseen = any(d not in seen for d in dstore.dots())
+    gone: set[Dot] = set()
+    unseen = False
+    for d in dstore.dots():
+        if d not in seen:
+            unseen = True
+        elif not held.holds(d):
+            gone.add(d)
     if not unseen and _within(dcontext, seen) and not _removes(dcontext, dstore, held):
         return None
     if gone:
-        drop = set(gone)
-        return type(delta)._new(dstore.restrict(lambda d: d not in drop), dcontext.copy())
-    return type(delta)._new(dstore.copy(), dcontext.copy())
+        return type(delta)._new(dstore.restrict(lambda d: d not in gone), dcontext)
+    return delta
 
 
 def _within(context: Context, seen: Context) -> bool:

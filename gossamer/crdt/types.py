@@ -59,9 +59,9 @@ def replica_id(name: str, epoch: int) -> str:
     return writer
 
 
-def _fun_out(store: DotFun[Any], writer: Writer, value: Callable[[Dot, Any], list[Any]]) -> object:
+def _fun_out(store: DotFun[Any], writer: Writer, value: Callable[[Any], list[Any]]) -> object:
     index = writer.index
-    return [[index[d[0]], d[1], *value(d, v)] for d, v in sorted(store.f.items())]
+    return [[index[d[0]], d[1], *value(v)] for d, v in sorted(store.f.items())]
 
 
 def _fun_in(
@@ -92,17 +92,6 @@ def _int_in(value: object) -> int:
     return value
 
 
-def _set_out(store: DotSet, writer: Writer) -> object:
-    return writer.dots(store.s)
-
-
-def _set_in(raw: object, reader: Reader) -> DotSet:
-    dots = reader.hold(reader.dots(raw, "DotSet"), "DotSet")
-    if not dots:
-        raise WireError(WireReason.SCHEMA, "an empty DotSet under a key")
-    return DotSet(dots)
-
-
 def _map_out(
     store: DotMap[Any, Any], writer: Writer, child: Callable[[Any, Writer], object]
 ) -> object:
@@ -112,15 +101,10 @@ def _map_out(
 def _map_in(
     raw: object, reader: Reader, empty: Callable[[], Any], child: Callable[[object, Reader], Any]
 ) -> DotMap[Any, Any]:
-    out: DotMap[Any, Any] = DotMap(empty)
-    for key, value in reader.pairs(raw, "DotMap"):
-        store = child(value, reader)
-        if not store:
-            raise WireError(WireReason.SCHEMA, "an empty store under a key")
-        out.m[key] = store
-        for dot in store.dots():
-            out.index[dot] = key
-    return out
+    entries = {key: child(value, reader) for key, value in reader.pairs(raw, "DotMap")}
+    if not all(entries.values()):
+        raise WireError(WireReason.SCHEMA, "an empty store under a key")
+    return DotMap(empty, entries)
 
 
 class Causal(Generic[S]):
@@ -201,7 +185,7 @@ class Causal(Generic[S]):
 
     def to_wire(self) -> list[object]:
         """``[writers, vector, cloud, store]``, deterministic."""
-        writer = Writer(self.context, [])
+        writer = Writer(self.context)
         return [writer.names(), *writer.context(self.context), self._store_out(self.store, writer)]
 
     @classmethod
@@ -248,13 +232,7 @@ class AWSet(Causal[DotMap[Any, DotSet]], Generic[E]):
 
     @classmethod
     def _store_in(cls, raw: object, reader: Reader) -> DotMap[Any, DotSet]:
-        out: DotMap[Any, DotSet] = DotMap(DotSet)
-        m, index = out.m, out.index
-        for key, dots in reader.columns(raw, "AWSet"):
-            m[key] = DotSet(dots)
-            for dot in dots:
-                index[dot] = key
-        return out
+        return DotMap(DotSet, {key: DotSet(dots) for key, dots in reader.columns(raw, "AWSet")})
 
     def add(self, replica: str, element: E) -> AWSet[E]:
         if type(element) is not str:
@@ -320,14 +298,13 @@ class RWSet(Causal[DotMap[Any, DotMap[bool, DotSet]]], Generic[E]):
         def flags(value: object, r: Reader) -> DotMap[bool, DotSet]:
             if not isinstance(value, list | tuple) or len(value) != 2:
                 raise WireError(WireReason.SCHEMA, "an RWSet entry must be [adds, removes]")
-            inner: DotMap[bool, DotSet] = DotMap(DotSet)
-            for flag, dots in zip((True, False), value, strict=True):
-                held = r.hold(r.dots(dots, "RWSet"), "RWSet")
-                if held:
-                    inner.m[flag] = DotSet(held)
-                    for dot in held:
-                        inner.index[dot] = flag
-            return inner
+            return DotMap(
+                DotSet,
+                {
+                    flag: DotSet(r.hold(r.dots(dots, "RWSet"), "RWSet"))
+                    for flag, dots in zip((True, False), value, strict=True)
+                },
+            )
 
         return _map_in(raw, reader, _flags, flags)
 
@@ -366,7 +343,7 @@ class MVRegister(Causal[DotFun[Any]]):
 
     @classmethod
     def _store_out(cls, store: DotFun[Any], writer: Writer) -> object:
-        return _fun_out(store, writer, lambda d, v: [v])
+        return _fun_out(store, writer, lambda v: [v])
 
     @classmethod
     def _store_in(cls, raw: object, reader: Reader) -> DotFun[Any]:
@@ -388,8 +365,8 @@ class MVRegister(Causal[DotFun[Any]]):
 class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
     """Last-writer-wins register, ordered by a Lamport timestamp and then the
     writer's id, never a wall clock.  A ``DotFun`` of ``(time, writer,
-    value)``, the writer being the dot's: a write is one past the largest time it has seen and
-    replaces what it has seen; concurrent writes are kept until one is
+    value)``, the writer being the dot's: a write is one past the largest
+    time it has seen and replaces what it has seen; concurrent writes are kept until one is
     overwritten, and the value is the greatest."""
 
     __slots__ = ()
@@ -400,7 +377,7 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
 
     @classmethod
     def _store_out(cls, store: DotFun[tuple[int, str, Any]], writer: Writer) -> object:
-        return _fun_out(store, writer, lambda d, v: [v[0], v[2]])
+        return _fun_out(store, writer, lambda v: [v[0], v[2]])
 
     @classmethod
     def _store_in(cls, raw: object, reader: Reader) -> DotFun[tuple[int, str, Any]]:
@@ -408,21 +385,16 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
 
     def write(self, replica: str, value: Any) -> LWWRegister:
         check_plain(value, "a register's value")
-        entries = self.store.f
-        time = 1
-        for seen, _, _ in entries.values():
-            if seen >= time:
-                time = seen + 1
         dot = self.context.next_dot(replica)
-        return self._delta(DotFun.adopt({dot: (time, replica, value)}), [dot, *entries])
+        entry = (self.time() + 1, replica, value)
+        return self._delta(DotFun.adopt({dot: entry}), [dot, *self.store.f])
 
     def clear(self) -> LWWRegister:
         return self._delta(DotFun(), list(self.store.f))
 
     def value(self) -> Any:
         """The greatest write's value; None when nothing is written."""
-        entries = self.store.f.values()
-        if not entries:
+        if not self.store.f:
             return None
         # Ties (one writer's writes around a clear) go to the later dot.
         top = max(self.store.f.items(), key=lambda item: (item[1][0], item[1][1], item[0]))
@@ -430,7 +402,10 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
 
     def time(self) -> int:
         """The Lamport time of the greatest write; 0 if none."""
-        return max((t for t, _, _ in self.store.f.values()), default=0)
+        time = 0
+        for seen, _, _ in self.store.f.values():  # a loop: writes call it
+            time = max(time, seen)
+        return time
 
 
 # ------------------------------------------------------------------ counters
@@ -450,7 +425,7 @@ class GCounter(Causal[DotFun[int]]):
 
     @classmethod
     def _store_out(cls, store: DotFun[int], writer: Writer) -> object:
-        return _fun_out(store, writer, lambda d, v: [v])
+        return _fun_out(store, writer, lambda v: [v])
 
     @classmethod
     def _store_in(cls, raw: object, reader: Reader) -> DotFun[int]:
@@ -486,7 +461,7 @@ class PNCounter(Causal[DotFun[tuple[int, int]]]):
 
     @classmethod
     def _store_out(cls, store: DotFun[tuple[int, int]], writer: Writer) -> object:
-        return _fun_out(store, writer, lambda d, v: [v[0], v[1]])
+        return _fun_out(store, writer, lambda v: [v[0], v[1]])
 
     @classmethod
     def _store_in(cls, raw: object, reader: Reader) -> DotFun[tuple[int, int]]:
@@ -560,10 +535,9 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
         value under ``key``, seen as its type; returns the map's delta."""
         if type(key) is not str:
             check_key(key, "a map's key")
-        top, context = self.store, self.context
-        inner = top.m.get(key)
+        inner = self.store.m.get(key)
         view = self.value_type._view(
-            inner if inner is not None else self.value_type.empty_store(), context
+            inner if inner is not None else self.value_type.empty_store(), self.context
         )
         change = mutate(view)
         if not isinstance(change, self.value_type):
@@ -575,6 +549,7 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
         if inner is None and self._apply and store:
             # A new key: the join keeps every dot the delta holds that this
             # map has not seen, which for a mutator's new dots is all of them.
+            context, top = self.context, self.store
             vv, cloud = context.vv, context.cloud
             dots = dict.fromkeys(store.dots(), key)
             for d in dots:
