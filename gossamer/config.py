@@ -80,6 +80,9 @@ class WireRoom:
     frame_overhead: int
     max_stream_queue_bytes: int
     queue_overhead: int
+    stream_idle_s: float = float("inf")
+    """A stream silent this long is closed by the transport: a link meant to
+    stay must carry something more often."""
 
     @property
     def datagram_bytes(self) -> int:

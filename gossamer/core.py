@@ -29,6 +29,9 @@ What ``NodeCore`` does, and all it does:
   ``on_stream_down`` go to the owners only; after a down the link has none.
   So SWIM's push-pull, which closes its stream after the reply, never cuts a
   link another part holds to the same peer.
+* **Lets a part hear all traffic.**  A part with a ``heard(sender, now)``
+  method is told of every message before it is routed (the overlay counts
+  any frame on a link as a heartbeat); it queues nothing and changes no view there.
 * **Holds the application's calls** that reach a part (leave, metadata),
   and publishes the parts' views as one :class:`NodeView`.
 
@@ -180,6 +183,12 @@ class PartsCore:
         # so an input touches no other part's code (an idle wake-up is cheap).
         self._stale: set[int] = set(range(len(built)))
         self._index = {part.name: i for i, part in enumerate(built)}
+        # Parts that judge a link by any traffic on it (the overlay's φ).
+        self._hearers = tuple(
+            part.heard  # type: ignore[attr-defined]
+            for part in built
+            if callable(getattr(part, "heard", None))
+        )
 
     # ---------------------------------------------------------------- views
 
@@ -216,6 +225,8 @@ class PartsCore:
             self._drain(part, now)
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
+        for hear in self._hearers:
+            hear(sender, now)
         part = self._routes.get(type(message))
         if part is None:
             self.stats.unrouted += 1

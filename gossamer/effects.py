@@ -178,7 +178,8 @@ class EventNote:
     detail: str = ""
     """Free text for people (``"4 nodes: +n3 -n5"``)."""
     severity: str = "info"
-    """``info``, ``warning`` or ``error``: how loudly the runtime logs it."""
+    """``info``, ``warning`` or ``error``: how loudly the runtime logs it; ``debug`` for
+    traffic (a broadcast delivered), which is neither logged nor kept in the history."""
 
 
 class Part(Core, Protocol):
@@ -202,6 +203,10 @@ class Part(Core, Protocol):
       can publish only what changed.
     * ``describe(event)``: how one of its own events reads in a log, or None
       for an event that is not its own.
+
+    Optionally, ``heard(sender, now)``: told of every message the node
+    receives, before it is routed, so a part can judge a link by all its
+    traffic; it must queue nothing and change no view.
 
     Streams have owners (see ``NodeCore``): a part hears ``on_stream_up`` and
     ``on_stream_down`` only for streams it opened or sent on.

@@ -14,7 +14,15 @@ its views come in this order.
 
 from __future__ import annotations
 
-__all__ = ["CATALOGUE", "NodeEvent", "build_parts", "node_parts", "overlay_parts"]
+__all__ = [
+    "CATALOGUE",
+    "TRAFFIC",
+    "NodeEvent",
+    "PartEvent",
+    "build_parts",
+    "node_parts",
+    "overlay_parts",
+]
 
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
@@ -41,17 +49,15 @@ CATALOGUE: tuple[PartSpec[Any], ...] = (
 """Every part of a node, in part order.  SWIM comes first: it is the membership.
 Everything that lists the parts reads this name when it runs, never a copy."""
 
-NodeEvent: TypeAlias = (
-    MemberEvent
-    | RingChanged
-    | NameClash
-    | JoinRefused
-    | NameRefused
-    | NeighborUp
-    | NeighborDown
-    | Delivered
-)
-"""What the catalogue's parts emit, and ``Node.events()`` yields."""
+NodeEvent: TypeAlias = MemberEvent | RingChanged | NameClash | JoinRefused | NameRefused
+"""What ``Node.events()`` yields: the news of the cluster.  The parts also
+emit traffic (:data:`PartEvent`), which stays inside the node: links come and
+go (``NeighborUp``, ``NeighborDown``) and broadcasts reach subscriptions
+(``Delivered``, ``Node.subscribe``)."""
+
+TRAFFIC: tuple[type, ...] = (NeighborUp, NeighborDown, Delivered)
+PartEvent: TypeAlias = NodeEvent | NeighborUp | NeighborDown | Delivered
+"""Everything the catalogue's parts emit."""
 
 
 def build_parts(sections: Mapping[str, object], context: PartContext) -> list[PartFactory]:

@@ -91,8 +91,8 @@ def test_config_is_checked_at_construction() -> None:
     assert (default.active_size, default.passive_size) == (5, 30)
     assert (default.active_walk_length, default.passive_walk_length) == (6, 3)
     assert (default.shuffle_active, default.shuffle_passive) == (3, 4)
-    # On sockets the overlay waits for its links (the next issue): the presets turn it off.
-    assert not HyParViewConfig.lan().enabled and not HyParViewConfig.local().enabled
+    # On sockets the presets run it with heartbeats on every link.
+    assert HyParViewConfig.lan().enabled and HyParViewConfig.lan().heartbeat_interval_s > 0
 
 
 def test_a_contact_takes_the_joiner_and_walks_it_to_every_other_active_peer() -> None:

@@ -44,7 +44,14 @@ LAYERS: list[tuple[str, ...]] = [
         "gossamer.crdt",
     ),
     # 2 parts
-    ("gossamer.failure", "gossamer.ring.part", "gossamer.ring.view", "gossamer.admin"),
+    (
+        "gossamer.failure",
+        "gossamer.membership.hyparview",
+        "gossamer.membership.plumtree",
+        "gossamer.ring.part",
+        "gossamer.ring.view",
+        "gossamer.admin",
+    ),
     # 3 the composer and the catalogue
     ("gossamer.core", "gossamer.parts"),
     # 4 drivers, and what runs on them

@@ -27,6 +27,7 @@ import pytest_asyncio
 from gossamer.config import WireConfig
 from gossamer.failure.swim import SwimConfig
 from gossamer.ids import Address
+from gossamer.membership.hyparview import HyParViewConfig
 from gossamer.runtime.freshness import Stamper
 from gossamer.runtime.keyring import SEALED_OVERHEAD, Keyring, Sealer, generate_key
 from gossamer.runtime.node import Node
@@ -470,8 +471,9 @@ async def test_an_idle_stream_is_closed(open_transport: Open) -> None:
 @pytest.mark.asyncio
 async def test_nodes_close_idle_streams_after_a_push_pull(launch: Launch) -> None:
     quick = TransportConfig(idle_timeout_s=0.5)
-    a = await launch("a", transport=quick)
-    b = await launch("b", seeds=(a.address,), transport=quick)
+    off = {"overlay": HyParViewConfig(enabled=False)}  # its links never idle
+    a = await launch("a", transport=quick, sections=off)
+    b = await launch("b", seeds=(a.address,), transport=quick, sections=off)
     await eventually(lambda: sees_alive(a, "ab") and sees_alive(b, "ab"), "a and b converge")
     assert a._engine.counters().messages_in["PushPull"] >= 1
     transports = [node._engine.transport for node in (a, b)]

@@ -103,10 +103,12 @@ __all__ = [
     "SPEC",
     "Disconnect",
     "ForwardJoin",
+    "Heartbeat",
     "HyParView",
     "HyParViewConfig",
     "HyParViewStats",
     "Join",
+    "LinkHealth",
     "Neighbor",
     "NeighborDown",
     "NeighborReply",
@@ -122,7 +124,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from gossamer.config import check_int, check_positive
+from gossamer.config import WireRoom, check_at_least, check_int, check_positive
 from gossamer.effects import (
     Effect,
     EventNote,
@@ -133,6 +135,7 @@ from gossamer.effects import (
     TimerKey,
 )
 from gossamer.errors import ConfigError
+from gossamer.failure.phi import PhiConfig, PhiMonitor
 from gossamer.ids import Address, NodeId, parse_address
 from gossamer.observe import DROPPED, ApiRequest, Route, Sample, counter
 from gossamer.wire import Message, Record, registry
@@ -206,6 +209,18 @@ class HyParViewConfig:
     that heals without a seed."""
     join_retry_interval_s: float = 5.0
     """How often an isolated node asks its seeds again, in seconds."""
+    heartbeat_interval_s: float = 0.0
+    """How often each active link carries a :class:`Heartbeat`, in seconds;
+    0 sends none and judges no link (the report's protocol, and the
+    simulator's default).  The presets turn it on: on sockets a link whose
+    peer hangs, or whose machine vanished, stays open, and only silence
+    tells.  Each link costs one small frame each way per interval."""
+    link_phi_threshold: float = 8.0
+    """φ at which a silent link is dropped and replaced (see ``PhiConfig``)."""
+    link_pause_s: float = 3.0
+    """Silence a link may keep beyond its usual gap between frames before φ
+    climbs, in seconds (``PhiConfig.acceptable_heartbeat_pause_s``): a busy
+    peer's event loop, a garbage collection."""
 
     def __post_init__(self) -> None:
         owner = "HyParViewConfig"
@@ -224,6 +239,9 @@ class HyParViewConfig:
         check_int(owner, "rewire_periods", self.rewire_periods, 0, 1_000_000)
         check_int(owner, "max_pending", self.max_pending, 1, 1_024)
         check_int(owner, "max_lost", self.max_lost, 0, 4_096)
+        check_at_least(owner, "heartbeat_interval_s", self.heartbeat_interval_s, 0.0)
+        check_positive(owner, "link_phi_threshold", self.link_phi_threshold)
+        check_at_least(owner, "link_pause_s", self.link_pause_s, 0.0)
         for name in (
             "shuffle_interval_s",
             "neighbor_timeout_s",
@@ -245,28 +263,38 @@ class HyParViewConfig:
                 f"passive_size ({self.passive_size})"
             )
 
-    # The presets are what a node on sockets starts from; they turn the part
-    # off until its links run on the transport.  The simulator uses the
-    # defaults (on).
+    # The presets are what a node on sockets starts from: links carry
+    # heartbeats judged by φ, and shuffles are rarer than the report's
+    # cycles (each walk costs a few hundred bytes a hop; SWIM's table also
+    # feeds the passive view).  The simulator uses the defaults.
 
     @classmethod
     def lan(cls) -> HyParViewConfig:
-        return cls(enabled=False)
+        return cls(shuffle_interval_s=30.0, heartbeat_interval_s=2.0, link_pause_s=3.0)
 
     @classmethod
     def wan(cls) -> HyParViewConfig:
-        return cls(enabled=False, neighbor_timeout_s=10.0, join_retry_interval_s=10.0)
+        return cls(
+            shuffle_interval_s=30.0,
+            neighbor_timeout_s=10.0,
+            join_retry_interval_s=10.0,
+            heartbeat_interval_s=5.0,
+            link_pause_s=10.0,
+        )
 
     @classmethod
     def local(cls) -> HyParViewConfig:
         return cls(
-            enabled=False,
             shuffle_interval_s=2.0,
             neighbor_timeout_s=2.0,
             join_retry_interval_s=1.0,
+            heartbeat_interval_s=1.0,
+            link_pause_s=2.0,
         )
 
 
+LINK_SAMPLES: Final = 100
+"""Gaps between frames each link's φ remembers: minutes of an idle link."""
 MAX_WALK: Final = 64
 """The longest walk any config allows; a ttl above it is a peer's garbage."""
 MAX_SAMPLE: Final = 256
@@ -362,6 +390,16 @@ class ShuffleReply(Message):
     nodes: tuple[Peer, ...]
 
 
+@registry.message(39)
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    """Sent on every active link each ``heartbeat_interval_s``: the sender is
+    alive and its loop runs.  Any frame from the peer counts the same."""
+
+
+HEARTBEAT: Final = Heartbeat()
+
+
 # --------------------------------------------------------------------------
 # Events, stats and the view
 
@@ -403,6 +441,19 @@ class HyParViewStats:
     malformed: int = DROPPED.series("overlay_malformed")
     """Walks with a ttl out of range and samples too large (a peer's bug)."""
     unasked: int = counter("Accepts of requests this node never made, undone with a Disconnect.")
+    heartbeats_sent: int = counter("Heartbeats sent on active links.")
+    links_silent: int = counter("Active links dropped because their peer fell silent (φ).")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHealth:
+    """One active link as the last heartbeat tick judged it."""
+
+    peer: str
+    phi: float
+    """φ of the link's silence at the tick (0 with heartbeats off)."""
+    heard_s: float
+    """Seconds from the last frame heard on it to the tick."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +464,8 @@ class OverlayView:
     passive: tuple[Peer, ...]
     pending: tuple[Address, ...]
     lost: tuple[Peer, ...]
+    links: tuple[LinkHealth, ...] = ()
+    """Each active link's φ and last frame, as of the last heartbeat tick."""
 
     def routes(self) -> Mapping[str, Route]:
         return {"overlay": self._route}
@@ -426,12 +479,17 @@ class OverlayView:
             "passive": entries(self.passive),
             "pending": list(self.pending),
             "lost": entries(self.lost),
+            "links": [
+                {"peer": h.peer, "phi": round(h.phi, 3), "heard_s": round(h.heard_s, 3)}
+                for h in self.links
+            ],
         }
 
     def samples(self) -> list[Sample]:
         return [
             Sample(_VIEW_SIZE, len(self.active), "active"),
             Sample(_VIEW_SIZE, len(self.passive), "passive"),
+            *(Sample(_LINK_PHI, h.phi, h.peer) for h in self.links),
         ]
 
 
@@ -439,6 +497,9 @@ from gossamer.observe import Family  # noqa: E402  (beside its one use)
 
 _VIEW_SIZE: Final = Family(
     "gossamer_overlay_view_size", "Peers in the overlay's views.", "gauge", "view"
+)
+_LINK_PHI: Final = Family(
+    "gossamer_overlay_link_phi", "φ of each active link's silence.", "gauge", "peer"
 )
 
 
@@ -491,6 +552,7 @@ class HyParView:
         Disconnect,
         Shuffle,
         ShuffleReply,
+        Heartbeat,
     )
     subscribes: tuple[type, ...] = ()
 
@@ -526,6 +588,20 @@ class HyParView:
         self._now = 0.0
         self._view: OverlayView | None = None
         self._changed = True
+        cfg = self.config
+        self._phi: PhiMonitor[str] | None = None
+        if cfg.heartbeat_interval_s > 0:
+            self._phi = PhiMonitor(
+                PhiConfig(
+                    threshold=cfg.link_phi_threshold,
+                    max_sample_size=LINK_SAMPLES,
+                    min_std_deviation_s=cfg.heartbeat_interval_s / 10,
+                    acceptable_heartbeat_pause_s=cfg.link_pause_s,
+                    first_heartbeat_estimate_s=cfg.heartbeat_interval_s,
+                ),
+                max_peers=cfg.active_size,
+            )
+        self._links: tuple[LinkHealth, ...] = ()
 
     # ---------------------------------------------------------------- Core API
 
@@ -534,11 +610,30 @@ class HyParView:
         cfg = self.config
         # A random phase, so shuffles of nodes booted together spread out.
         self._out.set_timer("shuffle", now + self._rng.uniform(0.5, 1.0) * cfg.shuffle_interval_s)
+        if self._phi is not None:
+            phase = self._rng.uniform(0.5, 1.0) * cfg.heartbeat_interval_s
+            self._out.set_timer("beat", now + phase)
         self._rejoin(now)
+
+    def heard(self, sender: Address, now: float) -> None:
+        """Any message from ``sender`` arrived (``NodeCore`` calls this for
+        every input): on an active link it counts as a heartbeat.  At most
+        one arrival per half interval is sampled, so φ learns the gaps of an
+        idle link, not those of a burst of traffic."""
+        phi = self._phi
+        name = self._by_address.get(sender)
+        if phi is None or name is None:
+            return
+        detector = phi.detector(name)
+        last = None if detector is None else detector.last_heartbeat
+        if last is None or now - last >= 0.5 * self.config.heartbeat_interval_s:
+            phi.heartbeat(name, now)
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
         self._now = now
         kind = type(message)  # exact types: shuffles are most of the overlay's traffic
+        if kind is Heartbeat:
+            return  # heard() counted it
         if kind is Shuffle:
             m = message
             if not 0 <= m.ttl <= MAX_WALK or len(m.nodes) > MAX_SAMPLE:  # type: ignore[attr-defined]
@@ -578,6 +673,8 @@ class HyParView:
                 self._failed(key[1])
         elif key == "join":
             self._rejoin(now)
+        elif key == "beat":
+            self._beat(now)
 
     def on_stream_up(self, peer: Address, now: float) -> None:
         """A link or a request's stream connected; the answer tells the rest."""
@@ -612,15 +709,18 @@ class HyParView:
                 tuple(self.passive.values()),
                 tuple(self._pending),
                 tuple(lost.peer for lost in self._lost.values() if lost.peer is not None),
+                self._links,
             )
         return view
 
     def describe(self, event: object) -> EventNote | None:
         match event:
             case NeighborUp(peer=peer):
-                return EventNote("neighbor-up", detail=f"{peer.name} at {peer.address}")
+                detail = f"{peer.name} at {peer.address}"
+                return EventNote("neighbor-up", detail=detail, severity="debug")
             case NeighborDown(peer=peer):
-                return EventNote("neighbor-down", detail=f"{peer.name} at {peer.address}")
+                detail = f"{peer.name} at {peer.address}"
+                return EventNote("neighbor-down", detail=detail, severity="debug")
         return None
 
     @property
@@ -798,6 +898,8 @@ class HyParView:
             self._merge_passive((dropped,))
         self.active[node.name] = node
         self._by_address[node.address] = node.name
+        if self._phi is not None:
+            self._phi.heartbeat(node.name, self._now)  # judged from the moment it is linked
         # Own the link even where nothing is sent on it (an accept that came
         # after the request gave up), so its loss is heard here.
         self._out.open_stream(node.address)
@@ -807,6 +909,8 @@ class HyParView:
     def _remove_active(self, name: str) -> None:
         peer = self.active.pop(name)
         self._by_address.pop(peer.address, None)
+        if self._phi is not None:
+            self._phi.remove(name)
         self._changed = True
         self._out.emit(NeighborDown(peer))
 
@@ -908,6 +1012,33 @@ class HyParView:
             return
         wait = cfg.shuffle_interval_s
         self._lost_seeds[seed] = _Lost(None, self._now + wait, wait, self._now + cfg.lost_ttl_s)
+
+    # ---------------------------------------------------------------- link heartbeats
+
+    def _beat(self, now: float) -> None:
+        """Drop the links whose peer fell silent (φ at its threshold), and send
+        a heartbeat on each of the others."""
+        phi = self._phi
+        assert phi is not None
+        self._out.set_timer("beat", now + self.config.heartbeat_interval_s)
+        silent = [name for name in self.active if not phi.is_available(name, now)]
+        for name in silent:
+            peer = self.active[name]
+            self._remove_active(name)
+            self._out.close_stream(peer.address)
+            self.stats.links_silent += 1
+            self._remember_lost(peer)
+        links = []
+        for name, peer in self.active.items():
+            self._out.stream(peer.address, HEARTBEAT)
+            detector = phi.detector(name)
+            last = None if detector is None else detector.last_heartbeat
+            links.append(LinkHealth(name, phi.phi(name, now), 0.0 if last is None else now - last))
+        self.stats.heartbeats_sent += len(links)
+        self._links = tuple(links)
+        self._changed = True
+        if silent:
+            self._repair()
 
     # ---------------------------------------------------------------- shuffle
 
@@ -1098,6 +1229,15 @@ class HyParView:
         return True
 
 
+def _check(config: HyParViewConfig, room: WireRoom, context: PartContext) -> None:
+    if config.enabled and 2 * config.heartbeat_interval_s >= room.stream_idle_s:
+        raise ConfigError(
+            f"NodeConfig: overlay.heartbeat_interval_s ({config.heartbeat_interval_s}) must be "
+            f"under half of transport.idle_timeout_s ({room.stream_idle_s}), or the transport "
+            "closes the overlay's links as idle"
+        )
+
+
 def _build(config: HyParViewConfig, context: PartContext) -> PartFactory | None:
     if not config.enabled:
         return None
@@ -1108,6 +1248,6 @@ def _build(config: HyParViewConfig, context: PartContext) -> PartFactory | None:
     return make
 
 
-SPEC: PartSpec[HyParViewConfig] = PartSpec("overlay", HyParViewConfig, _build)
+SPEC: PartSpec[HyParViewConfig] = PartSpec("overlay", HyParViewConfig, _build, check=_check)
 """The overlay in the node's catalogue: on when an ``overlay`` section is
 given; ``[overlay]`` in TOML, ``NodeConfig.overlay``."""

@@ -91,7 +91,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from gossamer.config import check_int, check_positive
+from gossamer.config import WireRoom, check_int, check_positive
 from gossamer.effects import Effect, EventNote, Outbox, PartContext, PartFactory, PartSpec, TimerKey
 from gossamer.errors import ConfigError, LocalError
 from gossamer.ids import Address, NodeId
@@ -152,7 +152,9 @@ class PlumtreeConfig:
     only serve later broadcasts."""
     max_recent: int = 64
     """Bound on the messages announced to a new neighbour."""
-    max_payload_bytes: int = 64 * 1024
+    max_cache_bytes: int = 16 * 1024 * 1024
+    """Bound on the payload bytes cached; the oldest go first."""
+    max_broadcast_bytes: int = 64 * 1024
     """Largest payload a broadcast may carry."""
 
     def __post_init__(self) -> None:
@@ -174,7 +176,13 @@ class PlumtreeConfig:
         check_positive(owner, "recent_s", self.recent_s)
         check_int(owner, "max_recent", self.max_recent, 0, 65_536)
         check_int(owner, "max_announcers", self.max_announcers, 1, 1_024)
-        check_int(owner, "max_payload_bytes", self.max_payload_bytes, 1, 64 * 1024 * 1024)
+        check_int(owner, "max_broadcast_bytes", self.max_broadcast_bytes, 1, 64 * 1024 * 1024)
+        check_int(owner, "max_cache_bytes", self.max_cache_bytes, 1, 1 << 40)
+        if self.max_cache_bytes < self.max_broadcast_bytes:
+            raise ConfigError(
+                f"{owner}.max_cache_bytes ({self.max_cache_bytes}) must hold one broadcast "
+                f"(max_broadcast_bytes = {self.max_broadcast_bytes})"
+            )
         if self.max_seen < self.max_cache_messages:
             raise ConfigError(
                 f"{owner}.max_seen ({self.max_seen}) must be at least max_cache_messages "
@@ -191,27 +199,27 @@ class PlumtreeConfig:
                 f"ihave_window_s ({self.ihave_window_s}), or every announcement grafts"
             )
 
-    # The presets are what a node on sockets starts from; they turn the part
-    # off until its links run on the transport.  The simulator uses the
-    # defaults (on).
+    # The presets are what a node on sockets starts from.
 
     @classmethod
     def lan(cls) -> PlumtreeConfig:
-        return cls(enabled=False)
+        return cls()
 
     @classmethod
     def wan(cls) -> PlumtreeConfig:
-        return cls(enabled=False, ihave_window_s=0.05, graft_timeout_s=1.0, graft_retry_s=0.5)
+        return cls(ihave_window_s=0.05, graft_timeout_s=1.0, graft_retry_s=0.5)
 
     @classmethod
     def local(cls) -> PlumtreeConfig:
-        return cls(enabled=False)
+        return cls()
 
 
 # --------------------------------------------------------------------------
 # Messages (broadcast's block of type ids is 64..95, wire.TYPE_ID_RANGES; append only).
 
 ID_BYTES: Final = 16
+MAX_CHANNEL_BYTES: Final = 255
+"""The longest channel name (UTF-8): a topic, not a payload."""
 MAX_ROUND: Final = 65_535
 """A hop count above this is a peer's garbage: no path through an overlay is that long."""
 
@@ -411,6 +419,7 @@ class Plumtree:
         self._handlers: dict[str, BroadcastHandler] = {}
         # id -> (origin, round, channel, payload, cached at)
         self._cache: OrderedDict[bytes, tuple[str, int, str, bytes, float]] = OrderedDict()
+        self._cached_bytes = 0
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         # id -> [(announcer, round)], in announcement order
         self._missing: dict[bytes, list[tuple[str, int, str]]] = {}
@@ -439,10 +448,15 @@ class Plumtree:
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise LocalError(f"a broadcast payload is bytes, got {type(payload).__name__}")
         payload = bytes(payload)
-        if len(payload) > self.config.max_payload_bytes:
+        if len(payload) > self.config.max_broadcast_bytes:
             raise LocalError(
-                f"a broadcast payload is at most max_payload_bytes = "
-                f"{self.config.max_payload_bytes} bytes, got {len(payload)}"
+                f"a broadcast payload is at most broadcast.max_broadcast_bytes = "
+                f"{self.config.max_broadcast_bytes} bytes, got {len(payload)}"
+            )
+        if not isinstance(channel, str) or len(channel.encode()) > MAX_CHANNEL_BYTES:
+            raise LocalError(
+                f"a broadcast channel is a str of at most {MAX_CHANNEL_BYTES} bytes, "
+                f"got {channel!r}"
             )
         self._now = now
         self._seq += 1
@@ -450,6 +464,8 @@ class Plumtree:
         me = self.me
         mid = message_id(me.name, me.epoch, self._seq)
         self._remember(mid, me.name, 0, channel, payload)
+        if channel not in self._handlers:  # the application's: its subscribers here hear it too
+            self._out.emit(Delivered(mid, me.name, channel, payload, 0))
         tree = self._tree(me.name)
         self._push(tree, mid, me.name, 1, channel, payload, None)
         return mid
@@ -575,7 +591,11 @@ class Plumtree:
 
     def _on_gossip(self, name: str | None, sender: Address, msg: Gossip) -> None:
         mid, rnd = msg.id, msg.round
-        if len(mid) != ID_BYTES or not 0 <= rnd <= MAX_ROUND:
+        if (
+            len(mid) != ID_BYTES
+            or not 0 <= rnd <= MAX_ROUND
+            or len(msg.channel) > MAX_CHANNEL_BYTES
+        ):
             self.stats.malformed += 1
             return
         tree = self._tree(msg.origin)
@@ -826,8 +846,10 @@ class Plumtree:
         self._seen_id(mid)
         cache = self._cache
         cache[mid] = (origin, rnd, channel, payload, self._now)
-        if len(cache) > self.config.max_cache_messages:
-            cache.popitem(last=False)
+        self._cached_bytes += len(payload)
+        cfg = self.config
+        while len(cache) > cfg.max_cache_messages or self._cached_bytes > cfg.max_cache_bytes:
+            self._cached_bytes -= len(cache.popitem(last=False)[1][3])
 
     def _seen_id(self, mid: bytes) -> None:
         seen = self._seen
@@ -847,6 +869,7 @@ class Plumtree:
             if entry[4] > now - cfg.cache_ttl_s:
                 break
             del cache[mid]
+            self._cached_bytes -= len(entry[3])
         while seen:
             mid, at = next(iter(seen.items()))
             if at > now - cfg.seen_ttl_s:
@@ -875,6 +898,22 @@ def _build(config: PlumtreeConfig, context: PartContext) -> PartFactory | None:
     return make
 
 
-SPEC: PartSpec[PlumtreeConfig] = PartSpec("broadcast", PlumtreeConfig, _build)
+GOSSIP_OVERHEAD: Final = 1_024
+"""What a Gossip adds to its payload at most on the wire: the envelope, the
+id, the hop count, the channel and the origin's name."""
+
+
+def _check(config: PlumtreeConfig, room: WireRoom, context: PartContext) -> None:
+    need = config.max_broadcast_bytes + GOSSIP_OVERHEAD
+    if need > min(room.frame_bytes, room.stream_queue_bytes):
+        raise ConfigError(
+            f"NodeConfig: broadcast.max_broadcast_bytes ({config.max_broadcast_bytes}) plus "
+            f"{GOSSIP_OVERHEAD} bytes of Gossip must fit a stream frame ({room.frame_bytes}) "
+            f"and a stream's queue ({room.stream_queue_bytes}); use at most "
+            f"{min(room.frame_bytes, room.stream_queue_bytes) - GOSSIP_OVERHEAD}"
+        )
+
+
+SPEC: PartSpec[PlumtreeConfig] = PartSpec("broadcast", PlumtreeConfig, _build, check=_check)
 """Broadcast in the node's catalogue: on when a ``broadcast`` section is given
 (with the ``overlay`` part); ``[broadcast]`` in TOML, ``NodeConfig.broadcast``."""

@@ -137,16 +137,16 @@ class Engine:
     DebugSource of the debug endpoint.
 
     ``publish`` receives the view and events after every input (see
-    :data:`Publish`); ``events_shed`` tells the endpoint how many events the
-    application's streams shed.
+    :data:`Publish`); ``shed`` tells the endpoint how many items the
+    application's queues shed, by queue (``events``, ``subscriptions``).
     """
 
     def __init__(
-        self, config: NodeConfig, publish: Publish, events_shed: Callable[[], int]
+        self, config: NodeConfig, publish: Publish, shed: Callable[[], Mapping[str, int]]
     ) -> None:
         self.config = config
         self._publish = publish
-        self._events_shed = events_shed
+        self._app_shed = shed
         self.loop: asyncio.AbstractEventLoop | None = None
         self.core: NodeCore | None = None
         self.transport: Transport | None = None
@@ -361,9 +361,11 @@ class Engine:
 
     def _record(self, event: object) -> None:
         assert self.core is not None
+        note = self.core.describe(event) or EventNote(type(event).__name__)
+        if note.severity == "debug":  # traffic, not news (a broadcast delivered)
+            return
         if len(self._history) == self._history.maxlen:
             self.history_shed += 1
-        note = self.core.describe(event) or EventNote(type(event).__name__)
         if note.subject is None:  # about the node itself (a ring change)
             local = self.core.local
             subject, incarnation = local.node_id, local.incarnation
@@ -443,7 +445,7 @@ class Engine:
         assert core is not None and transport is not None
         stats = transport.stats
         shed = dict(stats.shed)
-        shed["events"] = self._events_shed()
+        shed.update(self._app_shed())
         shed["replay_window"] = transport.freshness.shed
         shed["event_history"] = self.history_shed
         # Copies: the parts go on counting while the endpoint reads these.

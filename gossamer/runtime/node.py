@@ -21,7 +21,15 @@ debug endpoint's shed counters).
 
 from __future__ import annotations
 
-__all__ = ["EventStream", "NameInUse", "Node", "NodeEvent", "NodeStopped", "boot_epoch"]
+__all__ = [
+    "EventStream",
+    "NameInUse",
+    "Node",
+    "NodeEvent",
+    "NodeStopped",
+    "Subscription",
+    "boot_epoch",
+]
 
 import asyncio
 import concurrent.futures
@@ -30,55 +38,63 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast
+from typing import Any, Generic, Self, TypeVar, cast
 
 from gossamer.admin.keys import KeysPart, Request
 from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
 from gossamer.ids import Address, parse_address
 from gossamer.membership.members import Member
+from gossamer.membership.plumtree import Delivered
 from gossamer.membership.tags import encode_tags
-from gossamer.parts import NodeEvent
+from gossamer.parts import TRAFFIC, NodeEvent
 from gossamer.ring.ring import Ring
 from gossamer.runtime.engine import Engine, NameInUse, NodeStopped, boot_epoch
 from gossamer.runtime.nodeconfig import NodeConfig
 
 _T = TypeVar("_T")
+_I = TypeVar("_I")
+
+TOPIC_PREFIX_RESERVED = "gossamer/"
+"""Channels of the node's own layers (SWIM's news, the registries) begin so;
+an application topic may not."""
+MAX_TOPIC_BYTES = 255
 
 
-class EventStream:
-    """Events as they happen, for one consumer: ``async for event in node.events()``.
+class _Feed(Generic[_I]):
+    """A bounded queue of items for one consumer, filled by the engine on any
+    thread and read with ``async for`` on the application's loop.
 
-    The queue holds at most ``max_event_queue`` events, even while the
-    application's loop is blocked: the engine fills it under a lock and
-    schedules at most one wake-up at a time.  When the consumer falls behind,
-    the oldest events are shed and counted in :attr:`shed`.  The stream ends
-    when the node stops, or when :meth:`close` is called.
+    It holds at most ``limit`` items, even while the application's loop is
+    blocked: the engine fills it under a lock and schedules at most one
+    wake-up at a time.  When the consumer falls behind, the oldest items are
+    shed and counted in :attr:`shed`.  It ends when the node stops, or when
+    :meth:`close` is called.
     """
 
     def __init__(self, node: Node, limit: int) -> None:
         self._node = node
         self._loop = asyncio.get_running_loop()
         self._lock = threading.Lock()
-        self._queue: deque[NodeEvent] = deque()
+        self._queue: deque[_I] = deque()
         self._limit = limit
         self._ended = False  # the node stopped: end once the queue is read
         self._wake_pending = False
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
         self.shed = 0
-        """Events dropped because this consumer fell behind."""
+        """Items dropped because this consumer fell behind."""
 
-    def push(self, events: list[NodeEvent], *, end: bool = False) -> None:
-        """Called by the engine, on any thread: queue ``events`` (and end the stream)."""
+    def push(self, items: list[_I], *, end: bool = False) -> None:
+        """Called by the engine, on any thread: queue ``items`` (and end the feed)."""
         with self._lock:
             if self._closed:
                 return
-            for event in events:
+            for item in items:
                 if len(self._queue) >= self._limit:
                     self._queue.popleft()
                     self.shed += 1
-                self._queue.append(event)
+                self._queue.append(item)
             self._ended = self._ended or end
             if self._wake_pending:
                 return
@@ -95,7 +111,7 @@ class EventStream:
     def __aiter__(self) -> Self:
         return self
 
-    async def __anext__(self) -> NodeEvent:
+    async def __anext__(self) -> _I:
         while True:
             with self._lock:
                 if self._queue:
@@ -111,7 +127,7 @@ class EventStream:
         raise StopAsyncIteration
 
     def close(self) -> None:
-        """Stop receiving events; iteration ends once the queued ones are read."""
+        """Stop receiving; iteration ends once the queued items are read."""
         with self._lock:
             if self._closed:
                 return
@@ -119,6 +135,28 @@ class EventStream:
         self._node._unsubscribe(self)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+class EventStream(_Feed[NodeEvent]):
+    """Events as they happen, for one consumer: ``async for event in node.events()``.
+
+    At most ``max_event_queue`` events wait; the oldest are shed and counted
+    in :attr:`shed` when the consumer falls behind.
+    """
+
+
+class Subscription(_Feed[tuple[str, bytes]]):
+    """The broadcasts of one topic, for one consumer:
+    ``async for origin, payload in node.subscribe("jobs")``.
+
+    Each broadcast comes at most once, from any node (this one included),
+    in no promised order.  At most ``max_event_queue`` wait; the oldest are
+    shed and counted in :attr:`shed` when the consumer falls behind.
+    """
+
+    def __init__(self, node: Node, limit: int, topic: str) -> None:
+        super().__init__(node, limit)
+        self.topic = topic
 
 
 async def _cancel_tasks() -> None:
@@ -173,7 +211,7 @@ class Node:
     def __init__(self, config: NodeConfig) -> None:
         # Use Node.start(config); this only wires the pieces together.
         self.config = config
-        self._engine = Engine(config, self._publish, self.events_shed)
+        self._engine = Engine(config, self._publish, self._shed)
         self._app_loop = asyncio.get_running_loop()
         self._app_thread: int | None = threading.get_ident()
         self._thread: threading.Thread | None = None
@@ -184,6 +222,8 @@ class Node:
         self._answers = asyncio.Event()  # set when a join() target answers
         self._streams: set[EventStream] = set()
         self._shed_closed = 0  # events shed by streams since closed
+        self._topics: dict[str, set[Subscription]] = {}
+        self._topic_shed_closed = 0  # broadcasts shed by subscriptions since closed
         self._left = False
         self._stopped = False
 
@@ -319,6 +359,57 @@ class Node:
         """Events shed, over every event stream, since the node started."""
         return self._shed_closed + sum(s.shed for s in list(self._streams))
 
+    def broadcasts_shed(self) -> int:
+        """Broadcasts shed, over every subscription, since the node started."""
+        subscriptions = [s for group in list(self._topics.values()) for s in list(group)]
+        return self._topic_shed_closed + sum(s.shed for s in subscriptions)
+
+    def _shed(self) -> dict[str, int]:
+        return {"events": self.events_shed(), "subscriptions": self.broadcasts_shed()}
+
+    # ---------------------------------------------------------------- broadcast
+
+    def subscribe(self, topic: str) -> Subscription:
+        """The broadcasts of ``topic`` from now on, as (origin's name, payload):
+        ``async for origin, payload in node.subscribe("jobs"):``.
+
+        Each broadcast reaches every live node of a connected overlay at most
+        once (this node's own included); no order is promised.  Each call
+        gives an independent :class:`Subscription`.  LocalError when the node
+        runs without the ``broadcast`` part or the topic is not valid.
+        """
+        self._check_running()
+        _check_topic("subscribe", topic)
+        if self._current().broadcast is None:
+            raise LocalError(_NO_BROADCAST)
+        feed = Subscription(self, self.config.max_event_queue, topic)
+        self._topics.setdefault(topic, set()).add(feed)
+        return feed
+
+    async def broadcast(self, topic: str, payload: bytes) -> None:
+        """Send ``payload`` to every node's subscribers of ``topic``.
+
+        Bytes, at most ``broadcast.max_broadcast_bytes``; it travels the
+        overlay's broadcast tree (Plumtree), about one payload a node.
+        Returns once the node has sent it.  LocalError for a payload that is
+        not bytes or too long, a topic that is not valid, or a node without
+        the ``broadcast`` part.
+        """
+        self._check_running()
+        _check_topic("broadcast", topic)
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise LocalError(
+                f"broadcast(topic, payload): payload must be bytes, got {type(payload).__name__}"
+            )
+        if self._current().broadcast is None:
+            raise LocalError(_NO_BROADCAST)
+        data = bytes(payload)
+        await self._on_engine(
+            self._engine_call(
+                lambda c, now: c.act("broadcast", lambda p: p.broadcast(data, now, topic), now)
+            )
+        )
+
     # ---------------------------------------------------------------- changes
 
     async def update_metadata(self, metadata: bytes) -> None:
@@ -440,6 +531,9 @@ class Node:
                 await self._shutdown_thread()
             for stream in list(self._streams):
                 stream.push([], end=True)
+            for group in list(self._topics.values()):
+                for feed in list(group):
+                    feed.push([], end=True)
             self._joined_or_stopped.set()
 
     async def __aenter__(self) -> Self:
@@ -528,8 +622,11 @@ class Node:
         self._view = view  # one reference swap
         if events:
             typed = cast(list[NodeEvent], events)
-            for stream in list(self._streams):
-                stream.push(typed)
+            if any(isinstance(e, TRAFFIC) for e in typed):
+                typed = self._hand_out(events)
+            if typed:
+                for stream in list(self._streams):
+                    stream.push(typed)
         if joined:
             self._on_app_loop(self._joined_or_stopped.set)
         if before is not None and (
@@ -546,10 +643,47 @@ class Node:
             with contextlib.suppress(RuntimeError):  # the application's loop is closed
                 self._app_loop.call_soon_threadsafe(callback)
 
-    def _unsubscribe(self, stream: EventStream) -> None:
-        if stream in self._streams:
-            self._streams.discard(stream)
-            self._shed_closed += stream.shed
+    def _hand_out(self, events: list[object]) -> list[NodeEvent]:
+        """Give each broadcast to its topic's subscribers; the cluster's news."""
+        news: list[NodeEvent] = []
+        for event in events:
+            if isinstance(event, Delivered):
+                for feed in list(self._topics.get(event.channel, ())):
+                    feed.push([(event.origin, event.payload)])
+            elif not isinstance(event, TRAFFIC):
+                news.append(cast(NodeEvent, event))
+        return news
+
+    def _unsubscribe(self, feed: _Feed[Any]) -> None:
+        if isinstance(feed, Subscription):
+            group = self._topics.get(feed.topic)
+            if group is not None and feed in group:
+                group.discard(feed)
+                if not group:
+                    del self._topics[feed.topic]
+                self._topic_shed_closed += feed.shed
+        elif feed in self._streams:
+            self._streams.discard(feed)
+            self._shed_closed += feed.shed
+
+
+_NO_BROADCAST = (
+    "this node runs without broadcast (NodeConfig.overlay.enabled and "
+    "NodeConfig.broadcast.enabled must both be True)"
+)
+
+
+def _check_topic(method: str, topic: object) -> None:
+    if not isinstance(topic, str):
+        raise LocalError(f"{method}(topic, ...): topic must be a str, got {type(topic).__name__}")
+    if not topic or len(topic.encode()) > MAX_TOPIC_BYTES:
+        raise LocalError(
+            f"{method}(topic, ...): topic must be 1 to {MAX_TOPIC_BYTES} bytes, got {topic!r}"
+        )
+    if topic.startswith(TOPIC_PREFIX_RESERVED):
+        raise LocalError(
+            f"{method}(topic, ...): topics beginning {TOPIC_PREFIX_RESERVED!r} are the node's own"
+        )
 
 
 def _check_bool(method: str, name: str, value: object) -> None:

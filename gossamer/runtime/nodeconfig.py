@@ -85,6 +85,7 @@ def wire_room(
         frame_overhead=SEALED_OVERHEAD + 1,  # the seal, and the body's deflate flag
         max_stream_queue_bytes=transport.max_stream_queue_bytes,
         queue_overhead=SEALED_OVERHEAD + 5,
+        stream_idle_s=transport.idle_timeout_s,
     )
 
 
