@@ -61,6 +61,7 @@ from gossamer.effects import (
     Effect,
     Emit,
     EventNote,
+    Knock,
     OpenStream,
     Part,
     PartFactory,
@@ -177,6 +178,7 @@ class PartsCore:
         self._by_name = by_name
         self._routes = routes
         self._links: dict[Address, set[str]] = {}
+        self._knocks: dict[Address, set[str]] = {}  # parts waiting for a knock's answer
         self._effects: list[Effect] = []
         self._views: list[PartView | None] = [None] * len(built)
         # Parts driven since the last view(): only their views are asked again,
@@ -261,6 +263,15 @@ class PartsCore:
             part.on_stream_down(peer, now)
             self._drain(part, now)
 
+    def on_knock(self, peer: Address, listening: bool | None, now: float) -> None:
+        """The answer to a ``Knock``: to the parts that knocked, in part order."""
+        knockers = self._knocks.pop(peer, None)
+        if not knockers:
+            return
+        for part in [p for p in self.parts if p.name in knockers]:
+            part.on_knock(peer, listening, now)  # type: ignore[attr-defined]
+            self._drain(part, now)
+
     def drain(self) -> list[Effect]:
         effects, self._effects = self._effects, []
         return effects
@@ -333,6 +344,14 @@ class PartsCore:
             elif kind is Emit:
                 events.append(effect.event)  # type: ignore[union-attr]
                 out.append(effect)
+            elif kind is Knock:
+                to = effect.to  # type: ignore[union-attr]
+                knockers = self._knocks.get(to)
+                if knockers is None:
+                    self._knocks[to] = {name}
+                    out.append(effect)
+                else:
+                    knockers.add(name)  # one knock answers both
             elif kind is CloseStream:
                 to = effect.to  # type: ignore[union-attr]
                 owners = links.get(to)

@@ -36,6 +36,7 @@ __all__ = [
     "Effect",
     "Emit",
     "EventNote",
+    "Knock",
     "OpenStream",
     "Outbox",
     "Part",
@@ -98,6 +99,18 @@ class CloseStream:
 
 
 @dataclass(frozen=True, slots=True)
+class Knock:
+    """Ask whether anything listens at ``to``: the driver tries to connect
+    (no handshake) and calls ``on_knock(to, listening, now)`` with True (it
+    connected: a process holds the port, running or stopped), False (refused:
+    nothing listens, so the process there is gone) or None (no answer in
+    time: unreachable, or too slow to tell).  A core that knocks has an
+    ``on_knock`` method."""
+
+    to: Address
+
+
+@dataclass(frozen=True, slots=True)
 class SetTimer:
     """Call ``on_timer(key, now)`` at time ``at`` (seconds, on the driver's clock).
     Replaces any deadline already set under ``key``."""
@@ -121,7 +134,7 @@ class Emit:
 
 
 Effect: TypeAlias = (
-    SendDatagram | SendStream | OpenStream | CloseStream | SetTimer | CancelTimer | Emit
+    SendDatagram | SendStream | OpenStream | CloseStream | Knock | SetTimer | CancelTimer | Emit
 )
 
 
@@ -323,6 +336,9 @@ class Outbox:
 
     def close_stream(self, to: Address) -> None:
         self._effects.append(CloseStream(to))
+
+    def knock(self, to: Address) -> None:
+        self._effects.append(Knock(to))
 
     def set_timer(self, key: TimerKey, at: float) -> None:
         self._effects.append(SetTimer(key, at))

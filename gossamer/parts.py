@@ -33,9 +33,9 @@ from gossamer.errors import LocalError
 from gossamer.failure import swim
 from gossamer.failure.names import JoinRefused, NameClash, NameRefused
 from gossamer.membership import hyparview, plumtree
-from gossamer.membership.hyparview import NeighborDown, NeighborUp
+from gossamer.membership.hyparview import NeighborDown, NeighborUp, PortClosed
 from gossamer.membership.members import MemberEvent
-from gossamer.membership.plumtree import Delivered
+from gossamer.membership.plumtree import Delivered, Publish
 from gossamer.ring import part as ring
 from gossamer.ring.tracker import RingChanged
 
@@ -52,11 +52,12 @@ Everything that lists the parts reads this name when it runs, never a copy."""
 NodeEvent: TypeAlias = MemberEvent | RingChanged | NameClash | JoinRefused | NameRefused
 """What ``Node.events()`` yields: the news of the cluster.  The parts also
 emit traffic (:data:`PartEvent`), which stays inside the node: links come and
-go (``NeighborUp``, ``NeighborDown``) and broadcasts reach subscriptions
-(``Delivered``, ``Node.subscribe``)."""
+go (``NeighborUp``, ``NeighborDown``), a broken link's port refuses
+(``PortClosed``), parts broadcast (``Publish``) and broadcasts reach
+subscriptions (``Delivered``, ``Node.subscribe``)."""
 
-TRAFFIC: tuple[type, ...] = (NeighborUp, NeighborDown, Delivered)
-PartEvent: TypeAlias = NodeEvent | NeighborUp | NeighborDown | Delivered
+TRAFFIC: tuple[type, ...] = (NeighborUp, NeighborDown, PortClosed, Publish, Delivered)
+PartEvent: TypeAlias = NodeEvent | NeighborUp | NeighborDown | PortClosed | Publish | Delivered
 """Everything the catalogue's parts emit."""
 
 

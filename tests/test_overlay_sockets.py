@@ -146,3 +146,23 @@ async def test_a_node_with_the_wrong_key_never_gets_a_link(launch: Launch) -> No
     assert "x" not in active(a) and "x" not in active(b)
     assert active(intruder) == set()
     assert not any(p.name == "x" for p in a._current().overlay.passive)  # type: ignore[union-attr]
+
+
+@pytest.mark.asyncio
+async def test_a_node_whose_whole_active_view_dies_links_up_again(launch: Launch) -> None:
+    nodes = await cluster(launch, 9)
+    await eventually(lambda: connected_and_symmetric(nodes), "the overlay is one piece")
+    lonely = nodes[4]
+    doomed = [n for n in nodes if n.name in active(lonely)]
+    assert 1 <= len(doomed) < len(nodes) - 1
+    for node in doomed:
+        await node.stop()
+    rest = [n for n in nodes if n not in doomed]
+    await eventually(
+        lambda: bool(active(lonely)) and connected_and_symmetric(rest),
+        "the lonely node linked to the survivors",
+    )
+    feed = lonely.subscribe("back")
+    await rest[-1].broadcast("back", b"hello again")
+    got = await asyncio.wait_for(gather(feed, 1), 30)
+    assert got == [(rest[-1].name, b"hello again")]

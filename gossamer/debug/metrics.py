@@ -49,6 +49,9 @@ _STREAMS: Final = Family("gossamer_streams_open", "TCP streams open right now.",
 _REFUSED: Final = Family(
     "gossamer_send_refused", "Sends refused locally, by reason.", label="reason"
 )
+_KNOCKS: Final = Family(
+    "gossamer_knocks", "Knocks on a broken link's port, by answer.", label="answer"
+)
 
 
 def view_samples(views: Mapping[str, PartView]) -> list[Sample]:
@@ -93,6 +96,7 @@ class DebugCollector:
                 Sample(_STREAMS, counters.streams_open),
                 *_part_samples(counters),
                 *_labelled(_REFUSED, counters.refused),
+                *_labelled(_KNOCKS, counters.knocks),
             ],
             defaults=(
                 *_labelled(DROPPED, counters.dropped),

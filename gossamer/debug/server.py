@@ -155,6 +155,7 @@ async def _counters(request: web.Request) -> web.Response:
         shed=_sorted(counters.shed),
         refused=_sorted(counters.refused),
         streams_open=counters.streams_open,
+        knocks=_sorted(counters.knocks),
     )
     return web.json_response(body)
 

@@ -74,6 +74,8 @@ class Counters:
     configured maximum; ``unreachable``: a stream that could not connect)."""
     streams_open: int = 0
     """TCP streams open right now."""
+    knocks: Mapping[str, int] = field(default_factory=dict)
+    """Knocks on a broken link's port, by answer (``listening``, ``refused``, ``silent``)."""
 
     def __getattr__(self, name: str) -> object:
         try:

@@ -107,7 +107,7 @@ from dataclasses import dataclass
 from gossamer.clocks import MAX_COUNTER
 from gossamer.config import WireRoom, check_at_least, check_int, check_positive
 from gossamer.effects import Effect, EventNote, Outbox, PartContext, PartFactory, PartSpec, TimerKey
-from gossamer.errors import ConfigError, LocalError
+from gossamer.errors import ConfigError, LocalError, WireError
 from gossamer.failure.lifeguard import (
     Awareness,
     Suspicion,
@@ -126,8 +126,10 @@ from gossamer.failure.names import (
     joiner_claim,
     name_note,
 )
+from gossamer.failure.refusals import MAX_TREE_CLAIMS, SWIM_CHANNEL, Closed, TreeNews, Witnesses
 from gossamer.failure.view import SwimView
 from gossamer.ids import Address, NodeId, parse_address
+from gossamer.membership.hyparview import NeighborUp, PortClosed
 from gossamer.membership.members import (
     Claim,
     Member,
@@ -144,6 +146,7 @@ from gossamer.membership.members import (
     claim_order,
     valid_identity,
 )
+from gossamer.membership.plumtree import Delivered, Publish
 from gossamer.observe import SHED, Family, counter
 from gossamer.transmit import TransmitQueue
 from gossamer.wire import Message, registry
@@ -296,6 +299,11 @@ class SwimConfig:
     """Bound on the news waiting to be sent; the most-sent is shed first."""
     max_relays: int = 1_024
     """Bound on ping-reqs being relayed for other members at once."""
+    refusal_witnesses: int = 3
+    """Distinct members whose connection a member's port refused, after its
+    link broke, that make it dead at once (``refusals.py``: the fast path to
+    a crashed process); fewer in a cluster with fewer others.  0 turns the
+    fast path off.  Needs the overlay (its links and knocks)."""
     max_state_bytes: int = 4 * 1024 * 1024
     """Bound on a full state sent in a push-pull, in bytes: live members
     first, then the newest tombstones.  Keep it below the stream frame limit
@@ -325,6 +333,7 @@ class SwimConfig:
         check_int(owner, "max_members", self.max_members, 1, 10_000_000)
         check_int(owner, "max_queued_updates", self.max_queued_updates, 1, 10_000_000)
         check_int(owner, "max_relays", self.max_relays, 1, 1_000_000)
+        check_int(owner, "refusal_witnesses", self.refusal_witnesses, 0, 64)
         check_int(owner, "max_state_bytes", self.max_state_bytes, 1_024, 1 << 30)
         for flag in ("lifeguard", "probe_grid"):
             if not isinstance(getattr(self, flag), bool):
@@ -424,6 +433,13 @@ class SwimStats:
     """Ping-reqs refused because ``max_relays`` were already in flight."""
     state_truncated: int = _DROPPED.series("state_truncated")
     """Full states cut short to stay within ``max_state_bytes``."""
+    refusals_witnessed: int = counter(
+        "Members whose port refused this node after their link broke (reported down the tree)."
+    )
+    fast_deaths: int = counter("Members declared dead on witnessed refusals (the fast path).")
+    tree_news: int = counter("Broadcasts of SWIM news received down the tree.")
+    tree_malformed: int = _DROPPED.series("swim_tree_malformed")
+    """Tree broadcasts on SWIM's channel that do not decode as its news."""
 
 
 @dataclass(slots=True)
@@ -485,8 +501,9 @@ class SwimCore:
         PushPull,
         PushPullReply,
         RefusedJoin,
+        TreeNews,
     )
-    subscribes: tuple[type, ...] = ()
+    subscribes: tuple[type, ...] = (NeighborUp, PortClosed, Delivered)
 
     def __init__(
         self,
@@ -540,6 +557,11 @@ class SwimCore:
         self._yielded: NodeId | None = None  # the life we gave the name up to
         self._changes = 0  # bumped whenever the table or the node's standing changes
         self._view: tuple[tuple[int, int, bool], SwimView] | None = None
+        self._tree = False  # an overlay is there (a neighbour came up): news goes down it too
+        self._quiet = False  # a death every node reaches alone: not sent down the tree
+        self._tree_claims: list[Claim] = []
+        self._tree_closed: list[Closed] = []
+        self._witnesses = Witnesses()
 
     # ---------------------------------------------------------------- views
 
@@ -626,7 +648,64 @@ class SwimCore:
         return name_note(event)
 
     def on_event(self, event: object, now: float) -> None:
-        """SWIM follows no other part."""
+        """The overlay's evidence and the tree's news (``refusals.py``)."""
+        if self._yielded is not None:
+            return
+        if isinstance(event, Delivered):
+            if event.channel == SWIM_CHANNEL and event.origin != self.me.name:
+                self._on_tree_news(event.origin, event.payload, now)
+        elif isinstance(event, PortClosed):
+            peer = event.peer
+            if self._tree and self.config.refusal_witnesses:
+                self._witnessed(peer.name, peer.address, peer.epoch, self.me.name, now)
+        elif isinstance(event, NeighborUp):
+            self._tree = True
+
+    def _on_tree_news(self, origin: str, payload: bytes, now: float) -> None:
+        try:
+            news = registry.decode(payload, len(payload))
+        except WireError:
+            news = None
+        if not isinstance(news, TreeNews):
+            self.stats.tree_malformed += 1
+            return
+        self.stats.tree_news += 1
+        for claim in news.claims:
+            self._process(claim, now)
+        if self.config.refusal_witnesses:
+            for closed in news.closed:
+                self._witnessed(closed.name, closed.address, closed.epoch, origin, now)
+
+    def _witnessed(self, name: str, address: Address, epoch: int, witness: str, now: float) -> None:
+        """``witness`` found this life of ``name`` gone: count it, and declare
+        the member dead once enough distinct witnesses agree."""
+        claim = self.table.claim(name)
+        if (
+            name == self.me.name
+            or claim is None
+            or not claim.status.live
+            or (claim.epoch, claim.address) != (epoch, address)
+        ):
+            return
+        count = self._witnesses.add(name, epoch, witness)
+        if witness == self.me.name:
+            self.stats.refusals_witnessed += 1
+            self._tree_closed.append(Closed(name, address, epoch))
+            if claim.status is Status.ALIVE:
+                self.stats.suspicions += 1
+                claim = dataclasses.replace(claim, status=Status.SUSPECT, source=self.me.name)
+                self._process(claim, now)
+        need = max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
+        held = self.table.claim(name)
+        if count < need or held is None or not held.status.live or held.epoch != epoch:
+            return
+        self.stats.fast_deaths += 1
+        self._witnesses.forget(name)
+        self._quiet = True
+        try:
+            self._process(dataclasses.replace(held, status=Status.DEAD, source=self.me.name), now)
+        finally:
+            self._quiet = False
 
     # ---------------------------------------------------------------- Core API
 
@@ -731,7 +810,18 @@ class SwimCore:
         """A push-pull that broke is simply lost; the next tick (or join retry) tries again."""
 
     def drain(self) -> list[Effect]:
+        if self._tree_claims or self._tree_closed:
+            self._publish_tree()
         return self._out.drain()
+
+    def _publish_tree(self) -> None:
+        """Send the news this node made during the input down the tree."""
+        claims, closed = self._tree_claims, tuple(self._tree_closed)
+        self._tree_claims, self._tree_closed = [], []
+        for i in range(0, max(len(claims), 1), MAX_TREE_CLAIMS):
+            news = TreeNews(tuple(claims[i : i + MAX_TREE_CLAIMS]), closed)
+            self._out.emit(Publish(SWIM_CHANNEL, registry.encode(news)))
+            closed = ()
 
     # ---------------------------------------------------------------- the application
 
@@ -1203,6 +1293,8 @@ class SwimCore:
         self._out.datagram(to, message)
 
     def _enqueue(self, claim: Claim, now: float) -> None:
+        if self._tree and self._joined and not self._quiet and claim.source == self.me.name:
+            self._tree_claims.append(claim)
         self._queue.push(claim.name, claim, _claim_bytes(claim))
         self.stats.updates_shed = self._queue.shed
         if not self._gossiping and self._started:

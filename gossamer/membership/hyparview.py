@@ -115,6 +115,7 @@ __all__ = [
     "NeighborUp",
     "OverlayView",
     "Peer",
+    "PortClosed",
     "Shuffle",
     "ShuffleReply",
 ]
@@ -137,6 +138,13 @@ from gossamer.effects import (
 from gossamer.errors import ConfigError
 from gossamer.failure.phi import PhiConfig, PhiMonitor
 from gossamer.ids import Address, NodeId, parse_address
+from gossamer.membership.members import (
+    MemberAlive,
+    MemberDead,
+    MemberJoined,
+    MemberLeft,
+    MemberUpdated,
+)
 from gossamer.observe import DROPPED, ApiRequest, Route, Sample, counter
 from gossamer.wire import Message, Record, registry
 
@@ -217,6 +225,10 @@ class HyParViewConfig:
     tells.  Each link costs one small frame each way per interval."""
     link_phi_threshold: float = 8.0
     """φ at which a silent link is dropped and replaced (see ``PhiConfig``)."""
+    knock_on_break: bool = False
+    """When an active link breaks, knock on the peer's port (``effects.Knock``):
+    a refusal means its process is gone, and :class:`PortClosed` tells SWIM
+    (the fast path to a crashed process's death).  The presets turn it on."""
     link_pause_s: float = 3.0
     """Silence a link may keep beyond its usual gap between frames before φ
     climbs, in seconds (``PhiConfig.acceptable_heartbeat_pause_s``): a busy
@@ -224,8 +236,9 @@ class HyParViewConfig:
 
     def __post_init__(self) -> None:
         owner = "HyParViewConfig"
-        if not isinstance(self.enabled, bool):
-            raise ConfigError(f"{owner}.enabled must be a bool, got {self.enabled!r}")
+        for flag in ("enabled", "knock_on_break"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{owner}.{flag} must be a bool, got {getattr(self, flag)!r}")
         check_int(owner, "active_size", self.active_size, 1, 64)
         check_int(owner, "passive_size", self.passive_size, 1, 4_096)
         check_int(owner, "active_walk_length", self.active_walk_length, 1, 64)
@@ -270,7 +283,9 @@ class HyParViewConfig:
 
     @classmethod
     def lan(cls) -> HyParViewConfig:
-        return cls(shuffle_interval_s=30.0, heartbeat_interval_s=2.0, link_pause_s=3.0)
+        return cls(
+            shuffle_interval_s=30.0, heartbeat_interval_s=2.0, link_pause_s=3.0, knock_on_break=True
+        )
 
     @classmethod
     def wan(cls) -> HyParViewConfig:
@@ -280,6 +295,7 @@ class HyParViewConfig:
             join_retry_interval_s=10.0,
             heartbeat_interval_s=5.0,
             link_pause_s=10.0,
+            knock_on_break=True,
         )
 
     @classmethod
@@ -290,9 +306,14 @@ class HyParViewConfig:
             join_retry_interval_s=1.0,
             heartbeat_interval_s=1.0,
             link_pause_s=2.0,
+            knock_on_break=True,
         )
 
 
+MAX_KNOCKS: Final = 64
+"""Broken links knocked on at once (their answers come in milliseconds)."""
+MAX_GONE: Final = 4_096
+"""Lives SWIM declared dead or left that the views remember refusing."""
 LINK_SAMPLES: Final = 100
 """Gaps between frames each link's φ remembers: minutes of an idle link."""
 MAX_WALK: Final = 64
@@ -418,6 +439,15 @@ class NeighborDown:
     peer: Peer
 
 
+@dataclass(frozen=True, slots=True)
+class PortClosed:
+    """``peer``'s link broke and its port then refused a connection: nothing
+    listens there, so its process is gone (not hung: a stopped process's
+    kernel still accepts).  Evidence for SWIM, which alone declares deaths."""
+
+    peer: Peer
+
+
 @dataclass(slots=True)
 class HyParViewStats:
     """Counters of the overlay's views."""
@@ -442,6 +472,10 @@ class HyParViewStats:
     """Walks with a ttl out of range and samples too large (a peer's bug)."""
     unasked: int = counter("Accepts of requests this node never made, undone with a Disconnect.")
     heartbeats_sent: int = counter("Heartbeats sent on active links.")
+    ports_closed: int = counter("Broken links whose peer's port then refused a connection.")
+    dropped_by_swim: int = counter("Peers dropped from the views because SWIM holds them gone.")
+    impostors: int = DROPPED.series("overlay_impostors")
+    """Peers refused because SWIM holds their name live at another address."""
     links_silent: int = counter("Active links dropped because their peer fell silent (φ).")
 
 
@@ -554,7 +588,13 @@ class HyParView:
         ShuffleReply,
         Heartbeat,
     )
-    subscribes: tuple[type, ...] = ()
+    subscribes: tuple[type, ...] = (
+        MemberJoined,
+        MemberAlive,
+        MemberUpdated,
+        MemberDead,
+        MemberLeft,
+    )
 
     def __init__(
         self,
@@ -602,6 +642,9 @@ class HyParView:
                 max_peers=cfg.active_size,
             )
         self._links: tuple[LinkHealth, ...] = ()
+        self._knocking: dict[Address, Peer] = {}  # broken links knocked on, awaiting the answer
+        self._gone: dict[str, int] = {}  # lives SWIM holds dead or left, by name, oldest first
+        self._holders: dict[str, Address] = {}  # where SWIM holds each live member
 
     # ---------------------------------------------------------------- Core API
 
@@ -687,13 +730,47 @@ class HyParView:
             self._remove_active(name)
             self.stats.links_lost += 1
             self._remember_lost(lost)
+            if self.config.knock_on_break and len(self._knocking) < MAX_KNOCKS:
+                self._knocking[peer] = lost
+                self._out.knock(peer)
         if peer in self._pending:
             self._failed(peer)  # repairs
         elif name is not None:
             self._repair()
 
+    def on_knock(self, peer: Address, listening: bool | None, now: float) -> None:
+        """A broken link's peer refused a connection: its process is gone."""
+        self._now = now
+        knocked = self._knocking.pop(peer, None)
+        if knocked is None or listening is not False:
+            return  # it listens (a hung or busy process), or no answer: no evidence
+        self.stats.ports_closed += 1
+        lost = self._lost.get(knocked.name)
+        if lost is not None and lost.peer == knocked:
+            del self._lost[knocked.name]  # nothing to retry: a restart joins afresh
+        self._out.emit(PortClosed(knocked))
+
     def on_event(self, event: object, now: float) -> None:
-        """The overlay subscribes to nothing."""
+        """SWIM's table: the one judge of who is dead.  A member it holds dead
+        or left leaves both views (its link closed) and is never taken again
+        in that life; a live member it hears of fills a free passive slot; a
+        name it holds live at one address is refused at any other."""
+        self._now = now
+        if isinstance(event, MemberDead | MemberLeft):
+            if self._holders.get(event.member.name) == event.member.address:
+                del self._holders[event.member.name]
+            self._drop_gone(event.member.name, event.member.epoch)
+        elif isinstance(event, MemberUpdated):
+            self._holders[event.member.name] = event.member.address
+        elif isinstance(event, MemberJoined | MemberAlive):
+            m = event.member
+            self._holders[m.name] = m.address
+            if self._gone.get(m.name, m.epoch + 1) <= m.epoch:
+                del self._gone[m.name]  # back (a refuted death): SWIM's word again
+            if m.name == self.me.name:
+                return
+            if m.name not in self.active and len(self.passive) < self.config.passive_size:
+                self._merge_passive((Peer(m.name, m.address, m.epoch),))
 
     def drain(self) -> list[Effect]:
         return self._out.drain()
@@ -721,6 +798,9 @@ class HyParView:
             case NeighborDown(peer=peer):
                 detail = f"{peer.name} at {peer.address}"
                 return EventNote("neighbor-down", detail=detail, severity="debug")
+            case PortClosed(peer=peer):
+                detail = f"{peer.name} at {peer.address} refused a connection after its link broke"
+                return EventNote("port-closed", detail=detail, severity="debug")
         return None
 
     @property
@@ -1013,6 +1093,30 @@ class HyParView:
         wait = cfg.shuffle_interval_s
         self._lost_seeds[seed] = _Lost(None, self._now + wait, wait, self._now + cfg.lost_ttl_s)
 
+    def _drop_gone(self, name: str, epoch: int) -> None:
+        gone = self._gone
+        gone.pop(name, None)
+        gone[name] = epoch
+        if len(gone) > MAX_GONE:
+            del gone[next(iter(gone))]
+        dropped = False
+        peer = self.active.get(name)
+        if peer is not None and peer.epoch <= epoch:
+            self._remove_active(name)
+            self._out.close_stream(peer.address)
+            dropped = True
+        passive = self.passive.get(name)
+        if passive is not None and passive.epoch <= epoch:
+            del self.passive[name]
+            self._changed = True
+            dropped = True
+        lost = self._lost.get(name)
+        if lost is not None and lost.peer is not None and lost.peer.epoch <= epoch:
+            del self._lost[name]
+        if dropped:
+            self.stats.dropped_by_swim += 1
+            self._repair()
+
     # ---------------------------------------------------------------- link heartbeats
 
     def _beat(self, now: float) -> None:
@@ -1206,9 +1310,17 @@ class HyParView:
     # ---------------------------------------------------------------- lives
 
     def _fresh(self, node: Peer) -> bool:
-        """False (and counted) for an older life than a view holds; a newer
-        life replaces the older one in every view."""
+        """False (and counted) for an older life than a view holds, or one SWIM
+        holds gone; a newer life replaces the older one in every view."""
         name = node.name
+        if self._gone.get(name, -1) >= node.epoch:
+            self.stats.stale += 1
+            return False
+        holder = self._holders.get(name)
+        if holder is not None and holder != node.address:
+            # SWIM holds this name live elsewhere: the same join gate as its own.
+            self.stats.impostors += 1
+            return False
         for view in (self.active, self.passive):
             known = view.get(name)
             if known is None:

@@ -80,6 +80,7 @@ __all__ = [
     "Plumtree",
     "PlumtreeConfig",
     "Prune",
+    "Publish",
     "Replaced",
     "message_id",
 ]
@@ -305,6 +306,15 @@ class BroadcastHandler(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Publish:
+    """Another part's broadcast (SWIM's news): ``payload`` on ``channel``,
+    which every node's parts then hear as :class:`Delivered`."""
+
+    channel: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Delivered:
     """A broadcast reached this node: ``payload`` from ``origin`` on ``channel``."""
 
@@ -338,6 +348,8 @@ class BroadcastStats:
     replaced: int = counter("Grafts answered that newer state replaced the message.")
     replaced_heard: int = counter("Grafts of this node answered that way.")
     optimizations: int = counter("Tree changes by the report's optimization.")
+    publish_refused: int = DROPPED.series("broadcast_publish_refused")
+    """Another part's broadcast over ``max_broadcast_bytes`` (its bug)."""
     missing_shed: int = SHED.series("broadcast_missing")
     malformed: int = DROPPED.series("broadcast_malformed")
     """Messages with an id of the wrong size, a hop count out of range, or
@@ -402,7 +414,7 @@ class Plumtree:
 
     name = "broadcast"
     messages: tuple[type[Message], ...] = (Gossip, IHave, Graft, Prune, Replaced)
-    subscribes: tuple[type, ...] = (NeighborUp, NeighborDown)
+    subscribes: tuple[type, ...] = (NeighborUp, NeighborDown, Publish)
 
     def __init__(
         self, me: NodeId, rng: random.Random, config: PlumtreeConfig | None = None
@@ -523,7 +535,12 @@ class Plumtree:
     def on_event(self, event: object, now: float) -> None:
         self._now = now
         self._changed = True
-        if isinstance(event, NeighborUp):
+        if isinstance(event, Publish):
+            try:
+                self.broadcast(event.payload, now, event.channel)
+            except LocalError:
+                self.stats.publish_refused += 1
+        elif isinstance(event, NeighborUp):
             peer = event.peer
             old = self._peers.get(peer.name)
             if old is not None and old != peer.address:
@@ -572,6 +589,9 @@ class Plumtree:
         return view
 
     def describe(self, event: object) -> EventNote | None:
+        if isinstance(event, Publish):
+            detail = f"{len(event.payload)} bytes on {event.channel}"
+            return EventNote("publish", detail=detail, severity="debug")
         if isinstance(event, Delivered):
             detail = f"{len(event.payload)} bytes from {event.origin}"
             return EventNote("broadcast", detail=detail, severity="debug")

@@ -52,6 +52,7 @@ from gossamer.effects import (
     CloseStream,
     Emit,
     EventNote,
+    Knock,
     OpenStream,
     PartContext,
     SendDatagram,
@@ -297,6 +298,12 @@ class Engine:
         self.core.on_stream_down(peer, self._now())
         self._apply()
 
+    def on_knock(self, peer: Address, listening: bool | None) -> None:
+        if self.core is None or self.stopped:
+            return
+        self.core.on_knock(peer, listening, self._now())
+        self._apply()
+
     def _fire(self, key: TimerKey) -> None:
         self._timers.pop(key, None)
         if self.core is None or self.stopped:
@@ -327,6 +334,8 @@ class Engine:
                     transport.open_stream(to)
                 case CloseStream(to=to):
                     transport.close_stream(to)
+                case Knock(to=to):
+                    transport.knock(to)
                 case SetTimer(key=key, at=at):
                     old = self._timers.get(key)
                     if old is not None:
@@ -461,6 +470,7 @@ class Engine:
             shed=shed,
             refused=dict(stats.refused),
             streams_open=transport.streams_open,
+            knocks=dict(stats.knocks),
         )
 
     def recent_events(self) -> list[EventRecord]:

@@ -91,6 +91,8 @@ _MAX_HOSTS_CACHED = 4_096
 _MAX_HOSTS_RESOLVING = 256
 _MAX_WAITING_PER_HOST = 16
 _MAX_PEER_ERRORS = 256  # the last connect error kept per peer, for the join's log
+MAX_KNOCKS = 64
+"""Knocks in flight at once (a burst of broken links is a few)."""
 
 _UNOPENED = {
     SealReason.DECRYPT: "no key of this node opens them: the sender likely uses a "
@@ -163,6 +165,8 @@ class Receiver(Protocol):
 
     def on_stream_down(self, peer: Address) -> None: ...
 
+    def on_knock(self, peer: Address, listening: bool | None) -> None: ...
+
 
 @dataclass(slots=True)
 class TransportStats:
@@ -178,11 +182,13 @@ class TransportStats:
     ``envelope``, ``version``, ``unknown_type``, ``schema``),
     ``hello_timeout``, ``too_many_streams``."""
     shed: Counter[str] = field(default_factory=Counter)
-    """Outputs shed from a full queue: ``udp_send``, ``stream_send``."""
+    """Outputs shed from a full queue: ``udp_send``, ``stream_send``, ``knock``."""
     refused: Counter[str] = field(default_factory=Counter)
     """Sends refused: ``oversize`` (over the configured maximum),
     ``unreachable`` (the stream could not connect), ``encode`` (a message
     the codec could not write)."""
+    knocks: Counter[str] = field(default_factory=Counter)
+    """Knocks by answer: ``listening``, ``refused``, ``silent``."""
 
 
 class _Stream:
@@ -340,6 +346,7 @@ class Transport:
         self._server: asyncio.Server | None = None
         self._streams: dict[Address, list[_Stream]] = {}  # ready or connecting, by peer
         self._handshaking: set[_Stream] = set()  # accepted, waiting for the hello
+        self._knocking: set[asyncio.Task[None]] = set()
         self._dns: dict[str, tuple[str, float]] = {}  # host name -> (address, expiry)
         self._dns_waiting: dict[str, list[tuple[bytes, int, str]]] = {}
         self._family = socket.AF_INET
@@ -636,6 +643,42 @@ class Transport:
     def open_stream(self, to: Address) -> None:
         if not self._closed and self._current(to) is None:
             self._open(to)
+
+    def knock(self, to: Address) -> None:
+        """Connect to ``to`` and hang up (no handshake); tell the receiver
+        whether anything listens there (see ``effects.Knock``).  At most
+        ``MAX_KNOCKS`` at once; past it the answer is None at once (counted)."""
+        if self._closed:
+            return
+        assert self._loop is not None
+        if len(self._knocking) >= MAX_KNOCKS:
+            self.stats.shed["knock"] += 1
+            self._loop.call_soon(self._answer_knock, to, None)
+            return
+        task = self._spawn(self._knock(to))
+        self._knocking.add(task)
+        task.add_done_callback(self._knocking.discard)
+
+    async def _knock(self, to: Address) -> None:
+        listening: bool | None
+        try:
+            host, port = split_address(to)
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), self._config.connect_timeout_s
+            )
+        except ConnectionRefusedError:
+            listening = False
+        except Exception:  # timeouts, unreachable hosts, names that do not resolve
+            listening = None
+        else:
+            listening = True
+            writer.close()
+        self.stats.knocks[{True: "listening", False: "refused", None: "silent"}[listening]] += 1
+        self._answer_knock(to, listening)
+
+    def _answer_knock(self, to: Address, listening: bool | None) -> None:
+        if not self._closed:
+            self._receiver.on_knock(to, listening)
 
     def close_stream(self, to: Address) -> None:
         """Close every connection to ``to`` once what is queued on it is written."""

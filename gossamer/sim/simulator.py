@@ -62,6 +62,7 @@ from gossamer.effects import (
     CloseStream,
     Core,
     Emit,
+    Knock,
     OpenStream,
     SendDatagram,
     SendStream,
@@ -90,6 +91,7 @@ _STREAM_DOWN = 5  # target, a = peer, b = stream, c = life
 _STREAM_CONNECT = 6  # target = acceptor, b = stream
 _STREAM_CLOSE = 7  # target = the other end, a = closer, b = stream, c = life
 _HELD = 8  # target, a = the original entry, b = the life it was held for
+_KNOCK = 9  # target = the knocker, a = the address knocked, b = the answer, c = life
 
 # Stream states.
 _CONNECTING = 0
@@ -163,6 +165,7 @@ class _Node:
         "gate",
         "held_until",
         "hold_timers",
+        "host_up",
         "label",
         "life",
         "name",
@@ -181,6 +184,7 @@ class _Node:
         self.label = name  # seeds the node's Random: the address too for a second of a name
         self.life = 0
         self.up = False
+        self.host_up = True  # False after a crash (the machine is gone), True after a kill
         self.core: Core | None = None
         self.timers: dict[TimerKey, int] = {}
         # The streams this life holds, by peer: opened or heard up, not yet
@@ -361,9 +365,24 @@ class Simulator:
         if not node.up:
             raise LocalError(f"{address} is already down")
         self._end_life(node)
+        node.host_up = False
         self._record("crash", address)
         for stream in [s for s in self._live_streams.values() if address in s.key]:
             self._break(stream)
+
+    def kill(self, address: Address) -> None:
+        """End a node's process on a machine that stays up, as SIGKILL would:
+        its kernel closes its streams at once (peers hear it after the
+        latency, as a close) and refuses connections at its address (a
+        ``Knock`` answers False) until it restarts."""
+        node = self._node(address)
+        if not node.up:
+            raise LocalError(f"{address} is already down")
+        self._end_life(node)
+        node.host_up = True
+        self._record("kill", address)
+        for stream in [s for s in self._live_streams.values() if address in s.key]:
+            self._break(stream, self._latency())
 
     def restart(self, address: Address) -> NodeId:
         """Boot a crashed node again: a fresh core with the next epoch."""
@@ -699,6 +718,7 @@ class Simulator:
         except Exception as exc:
             raise self._error(f"{ident} failed to build: {exc!r}") from exc
         node.epoch = epoch
+        node.host_up = True
         node.life += 1
         node.up = True
         node.core = core
@@ -784,6 +804,9 @@ class Simulator:
             if stream.state == _CLOSING:
                 self._retire(stream)
                 self._notify(target, _STREAM_DOWN, a, c, stream)  # type: ignore[arg-type]
+        elif kind == _KNOCK:
+            self._in_flight -= 1
+            self._answer_knock(target, a, b, c)  # type: ignore[arg-type]
         elif kind == _CONTROL:
             self._record("control", "", b or _describe(a))
             assert callable(a)
@@ -828,6 +851,8 @@ class Simulator:
                 self._fire(node, a)
             else:
                 self._stale_timers -= 1  # an input released before it reset or cancelled it
+        elif kind == _KNOCK:
+            self._answer_knock(target, a, b, life, held=True)  # type: ignore[arg-type]
         else:
             self._deliver_notice(node, kind, a, b)  # type: ignore[arg-type]
 
@@ -944,6 +969,8 @@ class Simulator:
                 self._open(node, effect.to)  # type: ignore[union-attr]
             elif cls is CloseStream:
                 self._close(node, effect.to)  # type: ignore[union-attr]
+            elif cls is Knock:
+                self._knock(node, effect.to)  # type: ignore[union-attr]
             else:
                 raise self._error(f"{node.name} returned a non-effect {effect!r}")
         stale = self._stale_timers
@@ -1079,6 +1106,39 @@ class Simulator:
         self._push_notice(ready_at, _STREAM_CONNECT, to, source, stream, None)
         return stream
 
+    def _knock(self, node: _Node, to: Address) -> None:
+        """A connect without a handshake: refused where a node's process was
+        killed (or none ever ran), accepted where one is up (even paused: its
+        kernel still accepts), unanswered across a partition or to a machine
+        that crashed."""
+        source = node.address
+        target = self._nodes.get(to)
+        reachable = self.reachable(source, to) and self.reachable(to, source)
+        if not reachable or (target is not None and not target.host_up):
+            when, answer = self.now + self.network.stream_break_detect_s, None
+        else:
+            when = self.now + 2 * self._latency()
+            answer = target is not None and target.up
+        self._push_notice(when, _KNOCK, source, to, answer, node.life)
+
+    def _answer_knock(
+        self, target: Address, to: Address, answer: bool | None, life: int, held: bool = False
+    ) -> None:
+        node = self._nodes.get(target)
+        if node is None or not node.up or node.life != life:
+            return
+        if not held and node.gate >= self.now:
+            self._hold(node, (self.now, 0, _KNOCK, target, to, answer, life))
+            return
+        core = node.core
+        assert core is not None
+        self._record("knock", node.address, to, answer)
+        try:
+            core.on_knock(to, answer, self.now)  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise self._error(f"{node.name} raised on the knock at {to}: {exc!r}") from exc
+        self._apply(node, core)
+
     def _connect(self, stream: _Stream) -> None:
         if stream.state != _CONNECTING:
             return
@@ -1142,12 +1202,14 @@ class Simulator:
             del self._streams[stream.key]
         self._live_streams.pop(stream.ident, None)
 
-    def _break(self, stream: _Stream) -> None:
+    def _break(self, stream: _Stream, detect_s: float | None = None) -> None:
         previous = stream.state
         if previous == _DEAD:
             return
         self._retire(stream)
-        when = self.now + self.network.stream_break_detect_s
+        if detect_s is None:
+            detect_s = self.network.stream_break_detect_s
+        when = self.now + detect_s
         # A stream that never connected is known only to the ends that joined it.
         ends = stream.joined if previous == _CONNECTING else [stream.opener, stream.acceptor]
         for end in ends:
