@@ -21,6 +21,11 @@ controller in JSON lines: commands on stdin, reports on stdout.
 * ``{"cmd": "stall", "s": S}`` blocks this process's loop with
   ``time.sleep(S)`` -- the application's loop; a node with its own engine
   thread keeps running -- between ``stall_begin`` and ``stall_end``.
+* ``{"cmd": "subscribe", "topic": T}`` subscribes every node here to ``T``
+  and reports ``delivered`` (node, the payload as text, ``time.time()``)
+  for each broadcast; ``{"cmd": "broadcast", "node": name, "topic": T,
+  "id": k}`` has that node broadcast ``k`` and reports ``sent``.
+  (``benchmarks.real_overlay``.)
 * ``{"cmd": "stop"}``, SIGTERM, or the end of stdin (the controller is gone)
   stops the nodes and exits, so a worker never outlives its controller for
   long.
@@ -152,17 +157,52 @@ class Worker:
                     converged = True
                     emit({"type": "converged", "node": name, "t": time.time()})
 
+    def subscribe(self, topic: str) -> None:
+        for node in self.nodes.values():
+            self.watchers.append(asyncio.create_task(self.deliveries(node, topic)))
+
+    async def deliveries(self, node: Node, topic: str) -> None:
+        name = node.name
+        async for _, payload in node.subscribe(topic):
+            emit({"type": "delivered", "node": name, "id": payload.decode(), "t": time.time()})
+
+    async def broadcast(self, name: str, topic: str, ident: str) -> None:
+        t = time.time()
+        await self.nodes[name].broadcast(topic, ident.encode())
+        emit({"type": "sent", "node": name, "id": ident, "t": t})
+
     async def stats(self, ident: int) -> None:
         sent = 0
         by_type: Counter[str] = Counter()
         swim: Counter[str] = Counter()
+        overlay: Counter[str] = Counter()
         alive: dict[str, int] = {}
+        streams: dict[str, int] = {}
         for name, node in self.nodes.items():
             counters = await node._on_engine(_counters(node))
             sent += sum(counters.bytes_out.values())
             by_type.update(counters.bytes_out)
-            for field in ("probes", "suspicions", "refutations", "deaths_declared", "push_pulls"):
+            for field in (
+                "probes",
+                "suspicions",
+                "refutations",
+                "deaths_declared",
+                "push_pulls",
+                "fast_deaths",
+                "refusals_witnessed",
+            ):
                 swim[field] += getattr(counters.swim, field)
+            broadcast = counters.parts.get("broadcast")
+            if broadcast is not None:
+                overlay["gossip_sent"] += broadcast.gossip_sent  # type: ignore[attr-defined]
+                overlay["grafts_answered"] += broadcast.grafts_answered  # type: ignore[attr-defined]
+            links = counters.parts.get("overlay")
+            if links is not None:
+                overlay["links_silent"] += links.links_silent  # type: ignore[attr-defined]
+                overlay["links_lost"] += links.links_lost  # type: ignore[attr-defined]
+            streams[name] = counters.streams_open
+            for answer, count in counters.knocks.items():
+                overlay[f"knocks_{answer}"] += count
             alive[name] = sum(1 for m in node.members() if m.status is Status.ALIVE)
         emit(
             {
@@ -173,6 +213,8 @@ class Worker:
                 "bytes_out": sent,
                 "bytes_by_type": dict(by_type),
                 "swim": dict(swim),
+                "overlay": dict(overlay),
+                "streams": streams,
                 "alive": alive,
             }
         )
@@ -200,6 +242,10 @@ async def serve(worker: Worker) -> None:
                 await worker.start(command["names"], command["seeds"])
             case "stats":
                 await worker.stats(command["id"])
+            case "subscribe":
+                worker.subscribe(command["topic"])
+            case "broadcast":
+                await worker.broadcast(command["node"], command["topic"], str(command["id"]))
             case "stall":
                 emit({"type": "stall_begin", "t": time.time()})
                 # Block the application's loop on purpose: first in a blocking

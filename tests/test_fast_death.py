@@ -160,3 +160,37 @@ def test_the_fast_path_can_be_turned_off() -> None:
     sim.kill(sim.addresses[3])
     sim.run_for(1.0)
     assert swim_stat(sim, "fast_deaths") == 0
+
+
+def test_a_member_with_one_link_still_dies_fast_as_the_others_knock_themselves() -> None:
+    lonely_config = dataclasses.replace(
+        HyParViewConfig.local(), active_size=1, min_active=1, shuffle_active=1
+    )
+
+    def maybe_lonely(me: NodeId, rng: random.Random) -> NodeCore:
+        if me.name != "n9":
+            return factory(me, rng)
+        return NodeCore(
+            me,
+            rng,
+            node_parts(
+                seeds=["n0:7946"],
+                swim=SwimConfig.lan(),
+                overlay=lonely_config,
+                broadcast=PlumtreeConfig.local(),
+            ),
+        )
+
+    sim = Simulator(7, NetworkConfig.lan(), codec=registry, wire_check=True)
+    for i in range(12):
+        sim.add_node(f"n{i}", maybe_lonely)
+        sim.run_for(0.05)
+    sim.run_for(30.0)
+    victim = sim.address_of("n9")
+    core = sim.core(victim)
+    assert isinstance(core, NodeCore)
+    overlay = core.part("overlay")
+    assert isinstance(overlay, HyParView) and len(overlay.active) == 1
+    sim.kill(victim)
+    assert sim.run_until_true(lambda: status_everywhere(sim, "n9") == {Status.DEAD}, 1.0)
+    assert swim_stat(sim, "refusals_witnessed") >= 3  # the one link's, and knocks of its own

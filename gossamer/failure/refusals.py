@@ -12,7 +12,12 @@ evidence that this life of the member is gone.  SWIM weighs it:
 * every node counts the distinct witnesses of one life (the report's origin
   is the witness: Plumtree names it, under the cluster's key), and declares
   the member dead once ``refusal_witnesses`` of them agree, or as many as
-  the cluster has others when it is smaller.
+  the cluster has others when it is smaller;
+* a node that hears a report while the count is short knocks on the member
+  itself (once a life): a refusal makes it a witness too, so a member that
+  held fewer links than the count needs still dies fast.  A witness
+  reports only while its own count is short, so a death costs a few
+  broadcasts, not one per node.
 
 It is never the overlay that declares a death: links come and go (φ, a
 Disconnect, a break) and each only changes which peers a node holds; SWIM's
@@ -70,19 +75,32 @@ class Witnesses:
     __slots__ = ("_by_name",)
 
     def __init__(self) -> None:
-        self._by_name: dict[str, tuple[int, set[str]]] = {}
+        # name -> (epoch, witnesses, whether this node knocked on it)
+        self._by_name: dict[str, tuple[int, set[str], list[bool]]] = {}
 
-    def add(self, name: str, epoch: int, witness: str) -> int:
-        """Count ``witness`` for life ``epoch`` of ``name``; how many there are now."""
+    def _entry(self, name: str, epoch: int) -> tuple[int, set[str], list[bool]]:
         entry = self._by_name.get(name)
         if entry is None or entry[0] != epoch:
-            entry = (epoch, set())
+            entry = (epoch, set(), [False])
             self._by_name.pop(name, None)
             self._by_name[name] = entry
             if len(self._by_name) > MAX_WITNESSED:
                 del self._by_name[next(iter(self._by_name))]
+        return entry
+
+    def add(self, name: str, epoch: int, witness: str) -> int:
+        """Count ``witness`` for life ``epoch`` of ``name``; how many there are now."""
+        entry = self._entry(name, epoch)
         entry[1].add(witness)
         return len(entry[1])
+
+    def first_knock(self, name: str, epoch: int) -> bool:
+        """True once per life: this node may knock on it itself."""
+        knocked = self._entry(name, epoch)[2]
+        if knocked[0]:
+            return False
+        knocked[0] = True
+        return True
 
     def count(self, name: str, epoch: int) -> int:
         entry = self._by_name.get(name)

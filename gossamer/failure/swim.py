@@ -562,6 +562,7 @@ class SwimCore:
         self._tree_claims: list[Claim] = []
         self._tree_closed: list[Closed] = []
         self._witnesses = Witnesses()
+        self._knocks: dict[Address, tuple[str, int]] = {}  # our knocks: whose life, by address
 
     # ---------------------------------------------------------------- views
 
@@ -661,6 +662,12 @@ class SwimCore:
         elif isinstance(event, NeighborUp):
             self._tree = True
 
+    def on_knock(self, peer: Address, listening: bool | None, now: float) -> None:
+        """Our own look at a member others reported gone."""
+        knocked = self._knocks.pop(peer, None)
+        if knocked is not None and listening is False and self._yielded is None:
+            self._witnessed(knocked[0], peer, knocked[1], self.me.name, now)
+
     def _on_tree_news(self, origin: str, payload: bytes, now: float) -> None:
         try:
             news = registry.decode(payload, len(payload))
@@ -688,14 +695,19 @@ class SwimCore:
         ):
             return
         count = self._witnesses.add(name, epoch, witness)
+        need = max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
         if witness == self.me.name:
             self.stats.refusals_witnessed += 1
-            self._tree_closed.append(Closed(name, address, epoch))
+            if count < need:  # the others need this report to reach their count
+                self._tree_closed.append(Closed(name, address, epoch))
             if claim.status is Status.ALIVE:
                 self.stats.suspicions += 1
                 claim = dataclasses.replace(claim, status=Status.SUSPECT, source=self.me.name)
                 self._process(claim, now)
-        need = max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
+        elif count < need and self._witnesses.first_knock(name, epoch):
+            # Too few witnesses yet (the member held few links): see for ourselves.
+            self._knocks[address] = (name, epoch)
+            self._out.knock(address)
         held = self.table.claim(name)
         if count < need or held is None or not held.status.live or held.epoch != epoch:
             return

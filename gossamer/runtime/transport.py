@@ -366,7 +366,7 @@ class Transport:
         # Port 0: let the kernel pick for TCP, then take the same number for UDP.
         for attempt in range(20):
             server = await asyncio.start_server(
-                self._accept, host, port, family=family, reuse_address=True
+                self._accepted, host, port, family=family, reuse_address=True
             )
             bound = server.sockets[0].getsockname()[1]
             sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -789,6 +789,11 @@ class Transport:
         await self._read_loop(stream, reader)
 
     # ---------------------------------------------------------------- streams: receiving
+
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A task of ours, not asyncio's: the server logs a handler task that
+        # ends cancelled as an error, and closing a stream cancels its task.
+        self._spawn(self._accept(reader, writer))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._closed:
