@@ -42,7 +42,7 @@ __all__ = [
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from gossamer.errors import LocalError
@@ -125,12 +125,18 @@ def stat_samples(stats: object, part: str) -> list[Sample]:
 
 @dataclass(frozen=True, slots=True)
 class ApiRequest:
-    """What a route function is given: the query and the node's clock."""
+    """What a route function is given: the query, the node's clock, and the
+    node's other views and counters at the same moment (a route may show
+    what two parts know together, as ``/api/overlay`` does)."""
 
     query: Mapping[str, Sequence[str]]
     """Every value of every query parameter, in the order given."""
     now: float
     """The node's clock when the request came (the clock ``Member.since`` is on)."""
+    views: Mapping[str, Any] = field(default_factory=dict)
+    """Every part's view by part name."""
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    """A copy of every part's stats by part name."""
 
 
 class ApiError(LocalError):

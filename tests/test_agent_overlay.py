@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import urllib.request
 from collections.abc import Callable
 
 from gossamer.cli.client import fetch_json
@@ -64,3 +65,36 @@ def test_a_stopped_agent_is_left_to_swims_suspicion_and_comes_back(
         60,
         "the agent refuting its death once it runs again",
     )
+
+
+def test_the_overlay_command_and_route_show_links_tree_and_counters(
+    agents: Callable[..., Agent],
+) -> None:
+    from tests.test_agent import gossamer
+
+    every = cluster(agents, 3)
+    a = every[0]
+    wait_for(
+        lambda: len(fetch_json(a.url, "/api/overlay", timeout_s=2.0)["links"]) == 2,
+        30,
+        "a heartbeat tick judging both links",
+    )
+    body = fetch_json(a.url, "/api/overlay", timeout_s=2.0)
+    assert {p["name"] for p in body["active"]} == {"n1", "n2"}
+    assert set(body["eager"]) | set(body["lazy"]) == {"n1", "n2"}
+    assert {h["peer"] for h in body["links"]} == {"n1", "n2"}
+    assert all(h["phi"] >= 0 and h["heard_s"] >= 0 for h in body["links"])
+    assert body["counters"]["heartbeats_sent"] > 0 and "grafts_sent" in body["counters"]
+    assert set(body["cache"]) == {"cached", "seen", "missing"}
+    done = gossamer("overlay", "--http", a.url)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "overlay as seen by n0:"
+    assert lines[1].split() == ["PEER", "ADDRESS", "EPOCH", "TREE", "PHI", "HEARD"]
+    assert {line.split()[0] for line in lines[2:4]} == {"n1", "n2"}
+    assert any(line.startswith("counters: ") for line in lines)
+    assert gossamer("overlay", "--http", a.url, "--json").returncode == 0
+    metrics = urllib.request.urlopen(f"{a.url}/metrics", timeout=5).read().decode()
+    assert 'gossamer_overlay_link_phi{peer="n1"}' in metrics
+    page = urllib.request.urlopen(f"{a.url}/", timeout=5).read().decode()
+    assert 'id="links-graph"' in page

@@ -7,16 +7,32 @@ import random
 import pytest
 
 from gossamer.core import PartsCore
-from gossamer.effects import CloseStream, SendStream
+from gossamer.effects import CloseStream, Emit, Knock, SendStream
 from gossamer.errors import ConfigError
 from gossamer.ids import Address, NodeId
-from gossamer.membership.hyparview import Heartbeat, HyParView, HyParViewConfig, Neighbor, Peer
+from gossamer.membership.hyparview import (
+    Heartbeat,
+    HyParView,
+    HyParViewConfig,
+    Neighbor,
+    Peer,
+    PortClosed,
+)
+from gossamer.membership.members import (
+    Member,
+    MemberDead,
+    MemberJoined,
+    MemberLeft,
+    Status,
+)
 from gossamer.membership.plumtree import PlumtreeConfig
 from gossamer.parts import overlay_parts
 from gossamer.sim import Simulator
 from gossamer.wire import registry
 
-BEAT = HyParViewConfig(heartbeat_interval_s=1.0, link_pause_s=2.0, shuffle_interval_s=5.0)
+BEAT = HyParViewConfig(
+    heartbeat_interval_s=1.0, link_pause_s=2.0, shuffle_interval_s=5.0, knock_on_break=True
+)
 
 
 def me(name: str) -> NodeId:
@@ -134,3 +150,58 @@ def test_a_hung_peer_is_dropped_by_its_neighbours_and_replaced() -> None:
     for n, p in hv.items():
         if n != name:
             assert len(p.active) >= 4, f"{n} was not repaired: {sorted(p.active)}"
+
+
+# -------------------------------------------------------------------- the one rule
+
+
+def member(name: str, epoch: int = 1, address: str | None = None) -> Member:
+    where = Address(address or f"{name}:7946")
+    return Member(name, where, epoch, 0, Status.ALIVE, b"", 0.0)
+
+
+def test_a_member_swim_holds_dead_leaves_both_views_and_that_life_is_refused() -> None:
+    core = linked("a", "b", "c")
+    part = overlay(core)
+    part.passive["d"] = Peer("d", Address("d:7946"), 1)
+    part.on_event(MemberDead(member("b"), "x"), 1.0)
+    part.on_event(MemberLeft(member("d")), 1.0)
+    effects = part.drain()
+    assert "b" not in part.active and "d" not in part.passive
+    assert CloseStream(Address("b:7946")) in effects
+    assert part.stats.dropped_by_swim == 2
+    # That life asking again is refused; its next life is welcome.
+    part.handle(Address("b:7946"), Neighbor(Peer("b", Address("b:7946"), 1), True), 2.0)
+    assert "b" not in part.active and part.stats.stale == 1
+    part.handle(Address("b:7946"), Neighbor(Peer("b", Address("b:7946"), 2), True), 3.0)
+    assert part.active["b"].epoch == 2
+
+
+def test_a_link_the_overlay_drops_never_changes_swims_table() -> None:
+    core = linked("a", "b", "c")
+    part = overlay(core)
+    core.on_stream_down(Address("b:7946"), 1.0)  # a break: the overlay only drops the link
+    effects = core.drain()
+    assert "b" not in part.active
+    assert not any(
+        isinstance(e, Emit) and isinstance(e.event, MemberDead | MemberLeft) for e in effects
+    )
+    assert Knock(Address("b:7946")) in effects  # evidence is asked for, not assumed
+    core.on_knock(Address("b:7946"), True, 1.1)  # it listens: a hung or busy process
+    assert not any(isinstance(e, Emit) and isinstance(e.event, PortClosed) for e in core.drain())
+    core.on_stream_down(Address("c:7946"), 2.0)
+    core.drain()
+    core.on_knock(Address("c:7946"), False, 2.1)  # refused: evidence, for SWIM to weigh
+    closed = [e.event for e in core.drain() if isinstance(e, Emit)]
+    assert closed == [PortClosed(Peer("c", Address("c:7946"), 1))]
+
+
+def test_a_name_swim_holds_live_elsewhere_is_refused_as_an_impostor() -> None:
+    core = linked("a")
+    part = overlay(core)
+    part.on_event(MemberJoined(member("b", address="b:7946"), None), 0.0)
+    part.handle(Address("x:1"), Neighbor(Peer("b", Address("x:1"), 5), True), 1.0)
+    assert "b" not in part.active and part.stats.impostors == 1
+    assert part.passive["b"].address == Address(
+        "b:7946"
+    )  # SWIM's live members fill the passive view

@@ -233,3 +233,51 @@ def _metadata_text(row: dict[str, Any]) -> str:
     except (binascii.Error, ValueError):
         return "(unreadable)"
     return f"({size} byte{'' if size == 1 else 's'}, not UTF-8)"
+
+
+def fetch_overlay(url: str, *, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The body of ``url``/api/overlay; :class:`EndpointError` when the node
+    runs no overlay (404) or answers something else."""
+    body = fetch_json(url, "/api/overlay", timeout_s=timeout_s)
+    if not isinstance(body, dict) or not isinstance(body.get("active"), list):
+        raise EndpointError(f"{endpoint_url(url)}/api/overlay did not describe an overlay")
+    return body
+
+
+def format_overlay(body: dict[str, Any]) -> str:
+    """The node's links (tree role, φ, last frame), then its other views, cache and counters."""
+    health = {str(h.get("peer")): h for h in body.get("links", []) if isinstance(h, dict)}
+    eager, lazy = set(body.get("eager", ())), set(body.get("lazy", ()))
+    header = ("PEER", "ADDRESS", "EPOCH", "TREE", "PHI", "HEARD")
+    table = [header]
+    for peer in body.get("active", []):
+        name = str(peer.get("name", "?"))
+        link = health.get(name, {})
+        tree = "eager" if name in eager else "lazy" if name in lazy else "-"
+        phi = link.get("phi")
+        heard = link.get("heard_s")
+        table.append(
+            (
+                name,
+                str(peer.get("address", "?")),
+                str(peer.get("epoch", "?")),
+                tree,
+                "-" if phi is None else f"{phi:.2f}",
+                "-" if heard is None else f"{heard:.1f}s ago",
+            )
+        )
+    lines = format_table(table).splitlines()
+    lines.append(
+        f"passive {len(body.get('passive', []))}, requests in flight "
+        f"{len(body.get('pending', []))}, lost peers retried {len(body.get('lost', []))}"
+    )
+    cache = body.get("cache")
+    if isinstance(cache, dict):
+        lines.append(
+            f"broadcast cache: {cache.get('cached', 0)} payloads, {cache.get('seen', 0)} ids "
+            f"remembered, {cache.get('missing', 0)} announced and missing"
+        )
+    counters = body.get("counters")
+    if isinstance(counters, dict) and counters:
+        lines.append("counters: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
+    return "\n".join(lines)

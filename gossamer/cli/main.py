@@ -209,6 +209,24 @@ def _ring(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overlay(args: argparse.Namespace) -> int:
+    from gossamer.cli.client import EndpointError, fetch_json, fetch_overlay, format_overlay
+
+    try:
+        body = fetch_overlay(args.http)
+        if args.json:
+            print(json.dumps(body, indent=2))
+        else:
+            node = fetch_json(args.http, "/api/node")
+            name = node.get("name", "?") if isinstance(node, dict) else "?"
+            print(f"overlay as seen by {name}:")
+            print(format_overlay(body))
+    except EndpointError as exc:
+        print(f"gossamer overlay: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _sim_swim(args: argparse.Namespace) -> int:
     from gossamer.lab.swim_experiment import run_swim_experiment
 
@@ -487,6 +505,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ring.add_argument("--json", action="store_true", help="print the endpoint's JSON")
     ring.set_defaults(run=_ring)
+
+    overlay = commands.add_parser(
+        "overlay",
+        help="print the overlay links of a running agent: tree role, phi, last frame",
+        description=(
+            "Each active link of the agent (HyParView's active view) with its role in the "
+            "broadcast tree (eager: payloads go down it; lazy: only announcements), the phi "
+            "of its silence and how long ago a frame last came on it, as of the last "
+            "heartbeat tick; then the passive view's size, the broadcast cache and the main "
+            "counters.  Exits 1 when the endpoint cannot be reached or the node runs no "
+            "overlay."
+        ),
+    )
+    overlay.add_argument(
+        "--http", metavar="URL", required=True, help="the agent's debug endpoint, host:port or URL"
+    )
+    overlay.add_argument("--json", action="store_true", help="print the endpoint's JSON")
+    overlay.set_defaults(run=_overlay)
 
     sim = commands.add_parser("sim", help="run a simulated experiment and report its figures")
     experiments = sim.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)

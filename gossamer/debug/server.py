@@ -163,14 +163,15 @@ async def _counters(request: web.Request) -> web.Response:
 async def _part_route(request: web.Request) -> web.Response:
     source = request.app[SOURCE_KEY]
     name = request.match_info["route"]
-    for view in source.view().values():
+    views = source.view()
+    for view in views.values():
         route = view.routes().get(name)
         if route is not None:
             break
     else:
         return _error(404, f"this node keeps no {name}")
     query = {key: request.query.getall(key) for key in request.query}
-    api = ApiRequest(query, source.clock())
+    api = ApiRequest(query, source.clock(), views, source.counters().parts)
     try:
         body = await _off_loop(request.app, lambda: route(api))
     except ApiError as exc:
@@ -524,6 +525,13 @@ DASHBOARD_HTML: Final = """<!doctype html>
   .fill { background: #4a7fc1; height: 100%; }
   td.num { text-align: right; font-variant-numeric: tabular-nums; }
   .ring { color: #4a7fc1; }
+  #links-graph { float: left; margin-right: 1.5em; }
+  #links-graph line.eager { stroke: #1a7f37; stroke-width: 2; }
+  #links-graph line.lazy { stroke: #999; stroke-width: 1.5; stroke-dasharray: 4 3; }
+  #links-graph line.silent { stroke: #cf222e; }
+  #links-graph circle { fill: #4a7fc1; } #links-graph circle.me { fill: #222; }
+  #links-graph text { font-size: 11px; text-anchor: middle; }
+  #overlay-section::after { content: ""; display: block; clear: both; }
 </style>
 </head>
 <body>
@@ -542,6 +550,15 @@ DASHBOARD_HTML: Final = """<!doctype html>
   <thead><tr><th>node</th><th>share of the key space</th><th>share</th>
   <th>points</th><th>weight</th></tr></thead>
   <tbody id="ring"></tbody>
+</table>
+</section>
+<section id="overlay-section" hidden>
+<h2>Overlay links <span id="overlay-summary"></span></h2>
+<svg id="links-graph" width="260" height="220" viewBox="-130 -110 260 220"
+  role="img" aria-label="this node's overlay links"></svg>
+<table>
+  <thead><tr><th>peer</th><th>address</th><th>tree</th><th>phi</th><th>heard</th></tr></thead>
+  <tbody id="links"></tbody>
 </table>
 </section>
 <h2>Recent events</h2>
@@ -600,10 +617,57 @@ function showRing(ring) {
   document.getElementById("ring").replaceChildren(
     ...ring.members.map(m => ringRow(m, largest)));
 }
+// api/overlay answers 404 when the node runs no overlay: hide the panel then.
+async function getOverlay() {
+  const r = await fetch("api/overlay", {cache: "no-store"});
+  if (r.status === 404) return null;
+  if (!r.ok) throw new Error("api/overlay: HTTP " + r.status);
+  return r.json();
+}
+const SVG = "http://www.w3.org/2000/svg";
+function svg(kind, attrs, text) {
+  const el = document.createElementNS(SVG, kind);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+// The node in the middle, its active peers around it: a solid green line is
+// an eager link (payloads go down it), a dashed grey one lazy (announcements
+// only), red where the link's phi is past 1 (its peer has been quiet).
+function showOverlay(overlay, name) {
+  document.getElementById("overlay-section").hidden = overlay === null;
+  if (overlay === null) return;
+  const eager = new Set(overlay.eager || []), lazy = new Set(overlay.lazy || []);
+  const health = new Map((overlay.links || []).map(h => [h.peer, h]));
+  const peers = overlay.active;
+  document.getElementById("overlay-summary").textContent =
+    "(" + peers.length + " active, " + overlay.passive.length + " passive)";
+  const shapes = [];
+  peers.forEach((p, i) => {
+    const a = 2 * Math.PI * i / Math.max(1, peers.length) - Math.PI / 2;
+    const x = 80 * Math.cos(a), y = 80 * Math.sin(a);
+    const h = health.get(p.name);
+    let cls = eager.has(p.name) ? "eager" : (lazy.has(p.name) ? "lazy" : "");
+    if (h && h.phi > 1) cls += " silent";
+    shapes.push(svg("line", {x1: 0, y1: 0, x2: x, y2: y, class: cls}));
+    shapes.push(svg("circle", {cx: x, cy: y, r: 5}));
+    shapes.push(svg("text", {x: x, y: y + (y >= 0 ? 17 : -9)}, p.name));
+  });
+  shapes.push(svg("circle", {cx: 0, cy: 0, r: 7, class: "me"}));
+  shapes.push(svg("text", {x: 0, y: 20}, name));
+  document.getElementById("links-graph").replaceChildren(...shapes);
+  document.getElementById("links").replaceChildren(...peers.map(p => {
+    const h = health.get(p.name);
+    return row([[p.name], [p.address],
+      [eager.has(p.name) ? "eager" : (lazy.has(p.name) ? "lazy" : "")],
+      [h ? h.phi.toFixed(2) : "", "num"], [h ? h.heard_s.toFixed(1) + " s ago" : "", "num"]]);
+  }));
+}
 async function refresh() {
   try {
-    const [node, members, events, ring] = await Promise.all(
-      [getJson("api/node"), getJson("api/members"), getJson("api/events"), getRing()]);
+    const [node, members, events, ring, overlay] = await Promise.all(
+      [getJson("api/node"), getJson("api/members"), getJson("api/events"), getRing(),
+       getOverlay()]);
     document.getElementById("title").textContent = "gossamer: " + node.name;
     document.getElementById("node").textContent =
       node.address + " | cluster " + node.cluster + " | " + node.status +
@@ -625,6 +689,7 @@ async function refresh() {
       [e.address], [e.incarnation], [e.source], [e.detail],
     ])));
     showRing(ring);
+    showOverlay(overlay, node.name);
     document.getElementById("error").textContent = "";
   } catch (err) {
     document.getElementById("error").textContent = "refresh failed: " + err.message;
@@ -651,4 +716,6 @@ setInterval(poll, 1000);
 """The page served at ``/``: no external assets, polls the JSON routes every second
 (skipping a tick while the previous poll is still pending).
 
-The ring panel is hidden while ``/api/ring`` answers 404 (a node that keeps no ring)."""
+The ring panel is hidden while ``/api/ring`` answers 404 (a node that keeps no
+ring), the overlay panel (the node's links drawn around it) while
+``/api/overlay`` does."""

@@ -517,6 +517,7 @@ class OverlayView:
                 {"peer": h.peer, "phi": round(h.phi, 3), "heard_s": round(h.heard_s, 3)}
                 for h in self.links
             ],
+            **_broadcast_part(request),
         }
 
     def samples(self) -> list[Sample]:
@@ -528,6 +529,48 @@ class OverlayView:
 
 
 from gossamer.observe import Family  # noqa: E402  (beside its one use)
+
+_OVERLAY_COUNTERS: Final = (
+    "joins",
+    "shuffles",
+    "shuffle_replies",
+    "neighbor_requests",
+    "neighbor_accepted",
+    "neighbor_refused",
+    "links_lost",
+    "links_silent",
+    "ports_closed",
+    "heartbeats_sent",
+)
+_BROADCAST_COUNTERS: Final = (
+    "broadcasts",
+    "delivered",
+    "gossip_sent",
+    "grafts_sent",
+    "prunes_sent",
+    "ihave_sent",
+    "ihave_ids_sent",
+)
+
+
+def _broadcast_part(request: ApiRequest) -> dict[str, Any]:
+    """What broadcast (Plumtree) shows beside the views, and both parts' main
+    counters, when the node runs them (``/api/broadcast`` has the rest)."""
+    out: dict[str, Any] = {}
+    tree = request.views.get("broadcast")
+    if tree is not None:
+        out["eager"] = list(getattr(tree, "eager", ()))
+        out["lazy"] = list(getattr(tree, "lazy", ()))
+        out["cache"] = {k: getattr(tree, k, 0) for k in ("cached", "seen", "missing")}
+    counters = {}
+    for part, names in (("overlay", _OVERLAY_COUNTERS), ("broadcast", _BROADCAST_COUNTERS)):
+        stats = request.stats.get(part)
+        if stats is not None:
+            counters.update({k: getattr(stats, k) for k in names})
+    if counters:
+        out["counters"] = counters
+    return out
+
 
 _VIEW_SIZE: Final = Family(
     "gossamer_overlay_view_size", "Peers in the overlay's views.", "gauge", "view"

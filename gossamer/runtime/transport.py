@@ -186,7 +186,8 @@ class TransportStats:
     refused: Counter[str] = field(default_factory=Counter)
     """Sends refused: ``oversize`` (over the configured maximum),
     ``unreachable`` (the stream could not connect), ``encode`` (a message
-    the codec could not write)."""
+    the codec could not write), ``stream_closed`` (its connection was lost
+    a moment before the stream's end was noticed)."""
     knocks: Counter[str] = field(default_factory=Counter)
     """Knocks by answer: ``listening``, ``refused``, ``silent``."""
 
@@ -715,6 +716,11 @@ class Transport:
             return True
         writer = stream.writer
         assert writer is not None
+        if writer.transport.is_closing():
+            # The connection is gone and its read loop has yet to say so:
+            # what is sent on a broken stream is lost, as the core expects.
+            self.stats.refused["stream_closed"] += 1
+            return False
         if writer.transport.get_write_buffer_size() + len(envelope) > limit:
             self.stats.shed["stream_send"] += 1
             return False
