@@ -528,7 +528,7 @@ async def test_dashboard_is_self_contained_html(served: Served) -> None:
     assert page.lstrip().lower().startswith("<!doctype html>")
     for needle in ("http://", "https://", "src=", "href=", "@import", "innerHTML"):
         assert needle not in page
-    for route in ("api/node", "api/members", "api/events", "api/ring"):
+    for route in ("api/node", "api/members", "api/events", "api/ring", "api/overlay"):
         assert route in page
     # The poll is skipped while the previous one is pending.
     assert "if (inFlight) return;" in page

@@ -624,7 +624,8 @@ async function getOverlay() {
   if (!r.ok) throw new Error("api/overlay: HTTP " + r.status);
   return r.json();
 }
-const SVG = "http://www.w3.org/2000/svg";
+// The inline <svg> element's own namespace: no URL written into the page.
+const SVG = document.getElementById("links-graph").namespaceURI;
 function svg(kind, attrs, text) {
   const el = document.createElementNS(SVG, kind);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
