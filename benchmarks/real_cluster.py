@@ -265,6 +265,24 @@ class Controller:
         )
         return self.stats[ident]
 
+    def kill_victim(self) -> tuple[float, float | None, float | None]:
+        """SIGKILL the victim's process and wait (at most 60 s) for every other
+        node to see it dead: when, and the first and last detection times
+        (the last None if some survivor never saw it)."""
+        victim = self.worker_of(self.victim)
+        victim.killed = True
+        killed = time.time()
+        os.kill(victim.proc.pid, signal.SIGKILL)
+        survivors = set(self.names) - {self.victim}
+        self.pump(
+            lambda: survivors <= self.seen(self.victim, ("dead",), killed).keys(),
+            _DETECT_TIMEOUT_S,
+        )
+        dead = self.seen(self.victim, ("dead",), killed)
+        first = min(dead.values()) - killed if dead else None
+        last = max(dead.values()) - killed if survivors <= dead.keys() else None
+        return killed, first, last
+
     def worker_of(self, name: str) -> Worker:
         return next(w for w in self.workers if name in w.names)
 
@@ -350,19 +368,10 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
                 )
 
             # --- kill
-            victim = ctl.worker_of(ctl.victim)
-            victim.killed = True
-            killed = time.time()
-            os.kill(victim.proc.pid, signal.SIGKILL)
+            killed, detect_first, detect_all = ctl.kill_victim()
             survivors = set(ctl.names) - {ctl.victim}
-            ctl.pump(
-                lambda: survivors <= ctl.seen(ctl.victim, ("dead",), killed).keys(),
-                _DETECT_TIMEOUT_S,
-            )
             dead = ctl.seen(ctl.victim, ("dead",), killed)
             suspect = ctl.seen(ctl.victim, ("suspect",), killed)
-            detect_first = min(dead.values()) - killed if dead else None
-            detect_all = max(dead.values()) - killed if survivors <= dead.keys() else None
             diag(
                 f"kill: {len(dead)}/{len(survivors)} survivors saw {ctl.victim} dead; "
                 f"first suspicion {min(suspect.values()) - killed:.3f} s"

@@ -76,7 +76,6 @@ _READY_TIMEOUT_S = 90.0
 _CONVERGE_TIMEOUT_S = 120.0
 _DELIVERY_TIMEOUT_S = 10.0
 _BACK_TIMEOUT_S = 60.0
-_DETECT_TIMEOUT_S = 60.0
 TOPIC = "bench"
 
 KEYS = (
@@ -231,18 +230,9 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
             )
 
             # --- SIGKILL
-            victim = ctl.worker_of(ctl.victim)
-            victim.killed = True
-            killed = time.time()
-            os.kill(victim.proc.pid, signal.SIGKILL)
+            killed, detect_first, detect_all = ctl.kill_victim()
             survivors = set(ctl.names) - {ctl.victim}
-            ctl.pump(
-                lambda: survivors <= ctl.seen(ctl.victim, ("dead",), killed).keys(),
-                _DETECT_TIMEOUT_S,
-            )
             dead = ctl.seen(ctl.victim, ("dead",), killed)
-            detect_first = min(dead.values()) - killed if dead else None
-            detect_all = max(dead.values()) - killed if survivors <= dead.keys() else None
             ctl.sleep(2.0)
             after_k = ctl.snapshot(7)
             witnessed = sum(

@@ -361,28 +361,24 @@ class Simulator:
         ``stream_break_detect_s``); inputs waiting in its inbox are lost, and
         messages to it are dropped until it restarts.
         """
-        node = self._node(address)
-        if not node.up:
-            raise LocalError(f"{address} is already down")
-        self._end_life(node)
-        node.host_up = False
-        self._record("crash", address)
-        for stream in [s for s in self._live_streams.values() if address in s.key]:
-            self._break(stream)
+        self._down(address, "crash", None)
 
     def kill(self, address: Address) -> None:
         """End a node's process on a machine that stays up, as SIGKILL would:
         its kernel closes its streams at once (peers hear it after the
         latency, as a close) and refuses connections at its address (a
         ``Knock`` answers False) until it restarts."""
+        self._down(address, "kill", self._latency())
+
+    def _down(self, address: Address, how: str, detect_s: float | None) -> None:
         node = self._node(address)
         if not node.up:
             raise LocalError(f"{address} is already down")
         self._end_life(node)
-        node.host_up = True
-        self._record("kill", address)
+        node.host_up = how == "kill"
+        self._record(how, address)
         for stream in [s for s in self._live_streams.values() if address in s.key]:
-            self._break(stream, self._latency())
+            self._break(stream, detect_s)
 
     def restart(self, address: Address) -> NodeId:
         """Boot a crashed node again: a fresh core with the next epoch."""
