@@ -3,6 +3,7 @@ and global names), replicated documents, and the replicator that ships deltas
 and runs anti-entropy.  Sans-IO like every core: see ``docs/architecture.md``.
 """
 
+from gossamer.crdt.dots import Fold
 from gossamer.crdt.replicate import Ack, DeltaGroup, Replicator, ReplicatorConfig
 from gossamer.crdt.types import (
     AWSet,
@@ -21,6 +22,7 @@ __all__ = [
     "Ack",
     "Causal",
     "DeltaGroup",
+    "Fold",
     "GCounter",
     "LWWRegister",
     "MVRegister",

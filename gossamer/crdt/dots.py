@@ -31,9 +31,10 @@ store and indexes every dot below it to its key.
 
 from __future__ import annotations
 
-__all__ = ["Context", "Dot", "DotFun", "DotMap", "DotSet", "DotStore"]
+__all__ = ["Context", "Dot", "DotFun", "DotMap", "DotSet", "DotStore", "Fold"]
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 from gossamer.clocks import CausalContext, VersionVector
@@ -45,6 +46,60 @@ MAX_WRITER = 256
 
 Dot: TypeAlias = tuple[str, int]
 """``(replica, counter)``: the ``counter``-th event of ``replica``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """A dead writer's dots renamed into a fresh range of a live writer's.
+
+    Made once, by one replica (:meth:`at`), from what its context has seen of
+    ``dead``: dot ``(dead, n)`` for ``n <= seen`` or ``n in extra`` becomes
+    ``(into, base + n)``, where ``base`` is ``into``'s highest counter there,
+    so the new names were never used.  Every replica applies the same
+    renaming to its state (``rename``) and to whatever it receives from a
+    replica that has not (``Causal.renamed``): a bijection applied to every
+    copy of the data changes no value and no join, and afterwards no context
+    holds an entry for ``dead`` (but for dots of it the folder never saw,
+    which a later fold takes).  ``(dead, n)`` dots it does not cover are left
+    alone.
+    """
+
+    dead: str
+    seen: int
+    extra: frozenset[int]
+    into: str
+    base: int
+
+    @classmethod
+    def at(cls, context: Context, dead: str, into: str) -> Fold:
+        """The fold of ``dead`` into ``into`` that ``context`` allows."""
+        if dead == into:
+            raise LocalError(f"a writer cannot be folded into itself ({dead!r})")
+        own = [n for r, n in context.cloud if r == into]
+        return cls(
+            dead,
+            context.vv.get(dead, 0),
+            frozenset(n for r, n in context.cloud if r == dead),
+            into,
+            max([context.vv.get(into, 0), *own]),
+        )
+
+    def covers(self, dot: Dot) -> bool:
+        return dot[0] == self.dead and (dot[1] <= self.seen or dot[1] in self.extra)
+
+    def overlaps(self, other: Fold) -> bool:
+        """Whether the two folds cover a dot in common (of the same writer)."""
+        if self.dead != other.dead:
+            return False
+        if min(self.seen, other.seen) > 0 or self.extra & other.extra:
+            return True
+        return any(n <= self.seen for n in other.extra) or any(n <= other.seen for n in self.extra)
+
+    def map(self, dot: Dot) -> Dot:
+        """``dot`` renamed, if this fold covers it; else ``dot``."""
+        if dot[0] == self.dead and (dot[1] <= self.seen or dot[1] in self.extra):
+            return (self.into, self.base + dot[1])
+        return dot
 
 
 class Context:
@@ -157,6 +212,31 @@ class Context:
                 vv[replica] = n
                 cloud.discard(dot)
 
+    def rename(self, fold: Fold) -> None:
+        """Apply ``fold``: the dead writer's dots it covers become the live
+        writer's (in place; see :class:`Fold`)."""
+        dead, vv, cloud = fold.dead, self.vv, self.cloud
+        top = vv.pop(dead, 0)
+        moved = [n for n in range(1, min(top, fold.seen) + 1)]
+        # What the fold does not cover stays the dead writer's, in the cloud.
+        kept = [(dead, n) for n in range(fold.seen + 1, top + 1) if n not in fold.extra]
+        moved += [n for n in range(fold.seen + 1, top + 1) if n in fold.extra]
+        for dot in [d for d in cloud if d[0] == dead]:
+            if fold.covers(dot):
+                cloud.discard(dot)
+                moved.append(dot[1])
+        cloud.update(kept)
+        into, base = fold.into, fold.base
+        have = vv.get(into, 0)
+        if moved and have >= base and len(moved) == max(moved) and max(moved) <= fold.seen:
+            vv[into] = max(have, base + max(moved))  # a prefix onto a prefix: no cloud
+            self._compact()
+            return
+        for n in moved:
+            self.add((into, base + n))
+        if kept:
+            self._compact()
+
     def to_causal_context(self) -> CausalContext:
         return CausalContext(VersionVector(self.vv), (ClockDot(r, n) for r, n in self.cloud))
 
@@ -186,6 +266,9 @@ class DotStore(Protocol):
 
     def size(self) -> int:
         """How many dots it holds."""
+
+    def rename(self, fold: Fold) -> None:
+        """Apply ``fold`` to every dot it holds, in place."""
 
 
 def _covered(held: Collection[Dot], context: Context) -> list[Dot]:
@@ -244,6 +327,9 @@ class DotSet:
     def size(self) -> int:
         return len(self.s)
 
+    def rename(self, fold: Fold) -> None:
+        self.s = {fold.map(d) for d in self.s}
+
     def join(self, context: Context, other: DotSet, other_context: Context) -> None:
         mine, theirs = self.s, other.s
         if mine:
@@ -301,6 +387,9 @@ class DotFun(Generic[V]):
 
     def size(self) -> int:
         return len(self.f)
+
+    def rename(self, fold: Fold) -> None:
+        self.f = {fold.map(d): v for d, v in self.f.items()}
 
     def join(self, context: Context, other: DotFun[V], other_context: Context) -> None:
         mine, theirs = self.f, other.f
@@ -390,6 +479,13 @@ class DotMap(Generic[K, S]):
 
     def size(self) -> int:
         return len(self.index)
+
+    def rename(self, fold: Fold) -> None:
+        if not any(fold.covers(d) for d in self.index):
+            return
+        for store in self.m.values():
+            store.rename(fold)
+        self.index = {fold.map(d): k for d, k in self.index.items()}
 
     def copy(self) -> DotMap[K, S]:
         new: DotMap[K, S] = DotMap.__new__(DotMap)

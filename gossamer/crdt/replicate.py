@@ -24,6 +24,19 @@ named by their lives too (say :func:`~gossamer.crdt.types.replica_id`), so a
 restarted neighbour is a new one and gets the full state.  A replica built
 on a state that is not empty sends it whole to every neighbour first.
 
+**Forgetting a dead writer** (:meth:`Replicator.prune`): this replica folds
+the dead writer's dots into its own (:class:`~gossamer.crdt.dots.Fold`),
+renaming its state and its buffer.  Every group it ships carries the folds
+it holds; a receiver applies a fold it has not before anything else, and
+renames whatever it receives from a replica that has not.  Its
+acknowledgement names the folds it holds, and a fold every neighbour has
+acknowledged is forgotten ``fold_keep_s`` after it was applied here (a
+message sent before a neighbour applied it may still be on its way until
+then).  One replica folds a given writer's dots: a fold that covers dots
+another held fold of the writer covers, differently, is refused and
+counted (two pruners at once are the caller's bug).  A later fold of the
+same writer takes the dots an earlier one did not see.
+
 The buffer holds at most ``max_buffer`` entries; overflow drops the oldest
 (counted in :attr:`ReplicatorStats.shed`).  The acknowledgement table holds
 only the neighbours :meth:`gc` is told of.  The kernel sends nothing
@@ -39,8 +52,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from gossamer.config import check_int
-from gossamer.crdt.dots import Context, Dot
+from gossamer.config import check_at_least, check_int
+from gossamer.crdt.dots import Context, Dot, Fold
 from gossamer.crdt.types import Causal
 from gossamer.errors import LocalError
 
@@ -52,9 +65,17 @@ class ReplicatorConfig:
     max_buffer: int = 1024
     """Delta entries kept for neighbours that have not acknowledged them;
     past it the oldest go and those neighbours get the full state."""
+    max_folds: int = 1_024
+    """Folds of dead writers held at once (each a few dozen bytes); pruning
+    past it is refused until older folds are forgotten."""
+    fold_keep_s: float = 3_600.0
+    """How long a fold is kept after every neighbour acknowledged it, in
+    seconds: longer than any message can take on its way."""
 
     def __post_init__(self) -> None:
         check_int("ReplicatorConfig", "max_buffer", self.max_buffer, 1, 10_000_000)
+        check_int("ReplicatorConfig", "max_folds", self.max_folds, 1, 1_000_000)
+        check_at_least("ReplicatorConfig", "fold_keep_s", self.fold_keep_s, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +87,8 @@ class DeltaGroup(Generic[T]):
     upto: int
     full: bool = False
     life: int = 0
+    folds: tuple[Fold, ...] = ()
+    """The folds the sender holds: applied before ``delta`` is read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,8 @@ class Ack:
 
     upto: int
     life: int = 0
+    folds: frozenset[tuple[str, int]] = frozenset()
+    """The folds the sender of the ack holds, as ``(dead, base)``."""
 
 
 @dataclass(slots=True)
@@ -87,6 +112,12 @@ class ReplicatorStats:
     """Buffer entries dropped by the bound before every neighbour had them."""
     stale_acks: int = 0
     """Acknowledgements for another life or beyond what was sent, ignored."""
+    folds_made: int = 0
+    folds_applied: int = 0
+    """Folds received and applied here."""
+    folds_forgotten: int = 0
+    fold_conflicts: int = 0
+    """A second, different fold of a writer already folded: refused."""
 
 
 def novel(delta: T, state: T) -> T | None:
@@ -141,7 +172,18 @@ def _removes(context: Context, store: Any, held: Any) -> bool:
 class Replicator(Generic[T]):
     """One replicated value and what each neighbour still needs of it."""
 
-    __slots__ = ("_acks", "_buffer", "_first", "_seq", "config", "life", "state", "stats")
+    __slots__ = (
+        "_acks",
+        "_buffer",
+        "_first",
+        "_fold_acks",
+        "_folds",
+        "_seq",
+        "config",
+        "life",
+        "state",
+        "stats",
+    )
 
     def __init__(self, state: T, config: ReplicatorConfig | None = None, life: int = 0) -> None:
         self.state = state
@@ -154,6 +196,8 @@ class Replicator(Generic[T]):
         self._first = start  # the oldest number still in the buffer
         self._seq = start  # the next number
         self._acks: dict[str, int] = {}
+        self._folds: dict[tuple[str, int], tuple[Fold, float]] = {}  # the fold, when applied
+        self._fold_acks: dict[str, frozenset[tuple[str, int]]] = {}  # neighbour -> folds held
 
     def mutate(self, change: Callable[[T], T]) -> T:
         """Run a mutator on the state (say ``lambda s: s.add(me, x)``) and
@@ -180,10 +224,12 @@ class Replicator(Generic[T]):
         when it is behind the buffer, or None when it has everything."""
         acked = self._acks.get(neighbour, 0)
         if acked >= self._seq:
-            return None
+            return self._folds_news(neighbour)
         if acked < self._first:
             self.stats.full_sent += 1
-            return DeltaGroup(self.state.copy(), self._seq, full=True, life=self.life)
+            return DeltaGroup(
+                self.state.copy(), self._seq, full=True, life=self.life, folds=self.folds
+            )
         group: T | None = None
         for number in range(acked, self._seq):
             delta, origin = self._buffer[number]
@@ -195,25 +241,39 @@ class Replicator(Generic[T]):
                 group.join(delta)
         if group is None:
             self._acks[neighbour] = self._seq  # all of it came from there
-            return None
+            return self._folds_news(neighbour)
         self.stats.deltas_sent += 1
-        return DeltaGroup(group, self._seq, life=self.life)
+        return DeltaGroup(group, self._seq, life=self.life, folds=self.folds)
 
-    def receive(self, sender: str, message: DeltaGroup[T]) -> Ack:
-        """Join what ``message`` brings that is news, buffer that part for the
+    def _folds_news(self, neighbour: str) -> DeltaGroup[T] | None:
+        """Nothing but the folds, for a neighbour not known to hold them all
+        (its acknowledgement is what lets them be forgotten)."""
+        known = self._fold_acks.get(neighbour, frozenset())
+        if all(key in known for key in self._folds):
+            return None
+        empty = type(self.state)()
+        return DeltaGroup(empty, self._seq, life=self.life, folds=self.folds)
+
+    def receive(self, sender: str, message: DeltaGroup[T], now: float = 0.0) -> Ack:
+        """Apply the folds ``message`` carries, join what it brings that is
+        news (renamed by this replica's folds), buffer that part for the
         other neighbours, and return the acknowledgement."""
         if type(message.delta) is not type(self.state):
             raise LocalError(
                 f"a {type(message.delta).__name__} cannot join a {type(self.state).__name__}"
             )
         self.stats.received += 1
-        news = novel(message.delta, self.state)
+        for fold in message.folds:
+            if self._apply(fold, now):
+                self.stats.folds_applied += 1
+        delta = message.delta.renamed(f for f, _ in self._folds.values())
+        news = novel(delta, self.state)
         if news is None:
             self.stats.redundant += 1
         else:
             self.state.join(news)
             self._append(news, sender)
-        return Ack(message.upto, message.life)
+        return Ack(message.upto, message.life, frozenset(self._folds))
 
     def acknowledged(self, sender: str, ack: Ack) -> None:
         if ack.life != self.life or ack.upto > self._seq:
@@ -221,17 +281,65 @@ class Replicator(Generic[T]):
             return
         if ack.upto > self._acks.get(sender, 0):
             self._acks[sender] = ack.upto
+        self._fold_acks[sender] = ack.folds
 
-    def gc(self, neighbours: Iterable[str]) -> None:
-        """Forget neighbours not in ``neighbours`` and drop the entries every
-        one of them acknowledged."""
-        now = set(neighbours)
-        for gone in [n for n in self._acks if n not in now]:
+    def prune(self, dead: str, into: str, now: float = 0.0) -> Fold:
+        """Fold the dead writer ``dead`` into ``into``, this replica's own
+        writer id: its state and buffer are renamed, and the fold travels
+        with everything shipped from now on.  LocalError when ``max_folds``
+        are held, or nothing of ``dead`` is here to fold."""
+        if len(self._folds) >= self.config.max_folds:
+            raise LocalError(
+                f"{len(self._folds)} folds are held (max_folds); prune again once the "
+                "neighbours have acknowledged them"
+            )
+        fold = Fold.at(self.state.context, dead, into)
+        if not fold.seen and not fold.extra:
+            raise LocalError(f"this replica has seen no dot of {dead!r} to fold")
+        self._apply(fold, now)
+        self.stats.folds_made += 1
+        return fold
+
+    def _apply(self, fold: Fold, now: float) -> bool:
+        """Rename the state and buffer by ``fold``, unless it is held (False)
+        or clashes with a fold held (False, counted)."""
+        key = (fold.dead, fold.base)
+        if key in self._folds:
+            return False
+        if any(held.dead == fold.dead and held.overlaps(fold) for held, _ in self._folds.values()):
+            self.stats.fold_conflicts += 1
+            return False
+        self.state.rename(fold)
+        for number, (delta, origin) in list(self._buffer.items()):
+            self._buffer[number] = (delta.renamed((fold,)), origin)
+        self._folds[key] = (fold, now)
+        return True
+
+    @property
+    def folds(self) -> tuple[Fold, ...]:
+        """The folds this replica holds (each shipped group carries them)."""
+        return tuple(f for f, _ in self._folds.values())
+
+    def gc(self, neighbours: Iterable[str], now: float = 0.0) -> None:
+        """Forget neighbours not in ``neighbours``, drop the entries every
+        one of them acknowledged, and forget the folds every one of them
+        holds once ``fold_keep_s`` passed since they were applied here."""
+        current = set(neighbours)
+        for gone in [n for n in self._acks if n not in current]:
             del self._acks[gone]
-        floor = min((self._acks.get(n, 0) for n in now), default=self._seq)
+        for gone in [n for n in self._fold_acks if n not in current]:
+            del self._fold_acks[gone]
+        floor = min((self._acks.get(n, 0) for n in current), default=self._seq)
         while self._first < floor:
             self._buffer.pop(self._first, None)
             self._first += 1
+        keep = self.config.fold_keep_s
+        for key, (_, applied) in list(self._folds.items()):
+            if now - applied >= keep and all(
+                key in self._fold_acks.get(n, frozenset()) for n in current
+            ):
+                del self._folds[key]
+                self.stats.folds_forgotten += 1
 
     @property
     def buffered(self) -> int:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
 from gossamer.crdt.codec import Reader, Writer, check_key, check_plain, key_order
-from gossamer.crdt.dots import MAX_WRITER, Context, Dot, DotFun, DotMap, DotSet, DotStore
+from gossamer.crdt.dots import MAX_WRITER, Context, Dot, DotFun, DotMap, DotSet, DotStore, Fold
 from gossamer.errors import LocalError, WireError, WireReason
 
 T = TypeVar("T", bound="Causal[Any]")
@@ -168,6 +168,31 @@ class Causal(Generic[S]):
 
     def copy(self: T) -> T:
         return type(self)(self.store.copy(), self.context.copy())
+
+    def fold(self, dead: str, into: str) -> Fold:
+        """Fold the dead writer ``dead`` into the live writer ``into`` here
+        (``into`` is this replica's own writer id), and return the
+        :class:`~gossamer.crdt.dots.Fold` every other replica must apply
+        (:meth:`rename`) before it joins anything from this one."""
+        fold = Fold.at(self.context, dead, into)
+        self.rename(fold)
+        return fold
+
+    def rename(self, fold: Fold) -> None:
+        """Apply ``fold`` to this state, in place: no value changes."""
+        self.store.rename(fold)
+        self.context.rename(fold)
+
+    def renamed(self: T, folds: Iterable[Fold]) -> T:
+        """This state or delta as a replica that applied ``folds`` holds it
+        (a copy when any applies; ``self`` when none does)."""
+        out = self
+        for fold in folds:
+            if fold.dead in out.context.vv or any(d[0] == fold.dead for d in out.context.cloud):
+                if out is self:
+                    out = self.copy()
+                out.rename(fold)
+        return out
 
     def __eq__(self, other: object) -> bool:
         return (
