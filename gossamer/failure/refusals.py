@@ -14,10 +14,11 @@ evidence that this life of the member is gone.  SWIM weighs it:
   the member dead once ``refusal_witnesses`` of them agree, or as many as
   the cluster has others when it is smaller;
 * a node that hears a report while the count is short knocks on the member
-  itself (once a life): a refusal makes it a witness too, so a member that
-  held fewer links than the count needs still dies fast.  A witness
-  reports only while its own count is short, so a death costs a few
-  broadcasts, not one per node.
+  itself (once a life, 50-100 ms later, when the reports of the member's
+  other neighbours have most often arrived and made it unnecessary): a
+  refusal makes it a witness too, so a member that held fewer links than
+  the count needs still dies fast.  A witness reports only while its own
+  count is short, so a death costs a few broadcasts, not one per node.
 
 It is never the overlay that declares a death: links come and go (φ, a
 Disconnect, a break) and each only changes which peers a node holds; SWIM's

@@ -237,6 +237,7 @@ _REFUSAL_FIRST_GAP_S = 5.0  # a refused join is said at once, again after this, 
 _REFUSAL_MAX_GAP_S = 60.0
 _MAX_CORRECTIONS = 2  # newer claims sent back for stale ones; each may carry 512 B of metadata
 _NACK_AT = 0.8  # share of the time left for a nack to reach the prober in time
+_VERIFY_AFTER_S = 0.1  # a node short of witnesses knocks itself 50-100 ms after a report
 
 
 # --------------------------------------------------------------------------
@@ -563,6 +564,7 @@ class SwimCore:
         self._tree_closed: list[Closed] = []
         self._witnesses = Witnesses()
         self._knocks: dict[Address, tuple[str, int]] = {}  # our knocks: whose life, by address
+        self._fast: dict[tuple[str, int], int] = {}  # lives dead on witnesses: how many, lately
 
     # ---------------------------------------------------------------- views
 
@@ -641,7 +643,12 @@ class SwimCore:
             case MemberAlive(member=m):
                 return _note("alive", m)
             case MemberDead(member=m, source=source):
-                return _note("dead", m, source)
+                note = _note("dead", m, source)
+                witnesses = self._fast.get((m.name, m.epoch))
+                if witnesses is None:
+                    return note
+                detail = f"its port refused {witnesses} members after its links broke"
+                return dataclasses.replace(note, detail=detail)
             case MemberLeft(member=m):
                 return _note("left", m)
             case MemberReaped(member=m):
@@ -661,6 +668,24 @@ class SwimCore:
                 self._witnessed(peer.name, peer.address, peer.epoch, self.me.name, now)
         elif isinstance(event, NeighborUp):
             self._tree = True
+
+    def _verify(self, address: Address, now: float) -> None:
+        """Knock on a member others reported gone, if they are still too few."""
+        knocked = self._knocks.get(address)
+        if knocked is None:
+            return
+        name, epoch = knocked
+        claim = self.table.claim(name)
+        need = max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
+        if (
+            claim is None
+            or not claim.status.live
+            or claim.epoch != epoch
+            or self._witnesses.count(name, epoch) >= need
+        ):
+            del self._knocks[address]
+            return
+        self._out.knock(address)
 
     def on_knock(self, peer: Address, listening: bool | None, now: float) -> None:
         """Our own look at a member others reported gone."""
@@ -705,13 +730,19 @@ class SwimCore:
                 claim = dataclasses.replace(claim, status=Status.SUSPECT, source=self.me.name)
                 self._process(claim, now)
         elif count < need and self._witnesses.first_knock(name, epoch):
-            # Too few witnesses yet (the member held few links): see for ourselves.
+            # Too few witnesses yet: see for ourselves, a moment later, by
+            # when the reports of the member's other neighbours have most
+            # often come (then no knock, and no report of ours, is needed).
             self._knocks[address] = (name, epoch)
-            self._out.knock(address)
+            wait = self._rng.uniform(0.5, 1.0) * _VERIFY_AFTER_S
+            self._out.set_timer(("verify", address), now + wait)
         held = self.table.claim(name)
         if count < need or held is None or not held.status.live or held.epoch != epoch:
             return
         self.stats.fast_deaths += 1
+        self._fast[(name, epoch)] = count
+        if len(self._fast) > _RECENT_DEATHS:
+            del self._fast[next(iter(self._fast))]
         self._witnesses.forget(name)
         self._quiet = True
         try:
@@ -814,6 +845,8 @@ class SwimCore:
                 self._suspicion_timeout(arg, now)
             elif kind == "relay" and isinstance(arg, int):
                 self._relay_timeout(arg, now)
+            elif kind == "verify" and isinstance(arg, str):
+                self._verify(Address(arg), now)
 
     def on_stream_up(self, peer: Address, now: float) -> None:
         """Streams carry only push-pull, which is sent as soon as it is asked for."""
