@@ -457,3 +457,16 @@ def test_the_model_catches_what_the_lattice_laws_cannot() -> None:
             frozenset(),
             set_model,
         )
+
+
+def test_a_register_shares_no_list_or_dict_with_the_application() -> None:
+    for kind in (MVRegister, LWWRegister):
+        reg = kind()
+        value = {"tags": ["a", "b"], "n": 1}
+        reg.write(A, value)
+        value["tags"].append("c")  # the caller changes what it wrote
+        read = reg.value()[0] if kind is MVRegister else reg.value()
+        assert read == {"tags": ["a", "b"], "n": 1}
+        read["tags"].clear()  # and what it read
+        again = reg.value()[0] if kind is MVRegister else reg.value()
+        assert again == {"tags": ["a", "b"], "n": 1}

@@ -62,6 +62,18 @@ def check_plain(value: object, what: str, depth: int = 0) -> None:
     raise LocalError(f"{what} must be plain data (msgpack's types), got {type(value).__name__}")
 
 
+def plain_copy(value: Any) -> Any:
+    """A copy of plain data sharing no list or dict with ``value``: what a
+    register stores and what it hands back, so the application's later
+    changes to either never reach the replicated state."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return [plain_copy(item) for item in value]
+    if kind is dict:
+        return {k: plain_copy(item) for k, item in value.items()}
+    return value
+
+
 def key_order(key: Any) -> tuple[int, Any]:
     """Sort keys of mixed types deterministically: ints, then str, then bytes."""
     return ({int: 0, str: 1, bytes: 2}[type(key)], key)

@@ -37,7 +37,7 @@ __all__ = [
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from gossamer.crdt.codec import Reader, Writer, check_key, check_plain, key_order
+from gossamer.crdt.codec import Reader, Writer, check_key, check_plain, key_order, plain_copy
 from gossamer.crdt.dots import MAX_WRITER, Context, Dot, DotFun, DotMap, DotSet, DotStore, Fold
 from gossamer.errors import LocalError, WireError, WireReason
 
@@ -76,6 +76,10 @@ def _fun_in(
         (dot,) = reader.hold(reader.dots(item[:2], "DotFun"), "DotFun")
         out.f[dot] = value(dot, list(item[2:]))
     return out
+
+
+_CONTAINERS = (list, tuple, dict)
+"""What a register copies on the way in and out (the rest is immutable)."""
 
 
 def _plain_in(value: object) -> object:
@@ -364,7 +368,7 @@ class MVRegister(Causal[DotFun[Any]]):
 
     @classmethod
     def empty_store(cls) -> DotFun[Any]:
-        return DotFun()
+        return DotFun.adopt({})
 
     @classmethod
     def _store_out(cls, store: DotFun[Any], writer: Writer) -> object:
@@ -377,14 +381,16 @@ class MVRegister(Causal[DotFun[Any]]):
     def write(self, replica: str, value: Any) -> MVRegister:
         check_plain(value, "a register's value")
         dot = self.context.next_dot(replica)
+        if type(value) in _CONTAINERS:
+            value = plain_copy(value)
         return self._delta(DotFun({dot: value}), [dot, *self.store.f])
 
     def clear(self) -> MVRegister:
         return self._delta(DotFun(), list(self.store.f))
 
     def value(self) -> list[Any]:
-        """The concurrent values, in the order of their dots."""
-        return [self.store.f[dot] for dot in sorted(self.store.f)]
+        """The concurrent values, in the order of their dots (copies)."""
+        return [plain_copy(self.store.f[dot]) for dot in sorted(self.store.f)]
 
 
 class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
@@ -398,7 +404,7 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
 
     @classmethod
     def empty_store(cls) -> DotFun[tuple[int, str, Any]]:
-        return DotFun()
+        return DotFun.adopt({})
 
     @classmethod
     def _store_out(cls, store: DotFun[tuple[int, str, Any]], writer: Writer) -> object:
@@ -411,6 +417,8 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
     def write(self, replica: str, value: Any) -> LWWRegister:
         check_plain(value, "a register's value")
         dot = self.context.next_dot(replica)
+        if type(value) in _CONTAINERS:
+            value = plain_copy(value)
         entry = (self.time() + 1, replica, value)
         return self._delta(DotFun.adopt({dot: entry}), [dot, *self.store.f])
 
@@ -423,7 +431,8 @@ class LWWRegister(Causal[DotFun[tuple[int, str, Any]]]):
             return None
         # Ties (one writer's writes around a clear) go to the later dot.
         top = max(self.store.f.items(), key=lambda item: (item[1][0], item[1][1], item[0]))
-        return top[1][2]
+        value = top[1][2]
+        return plain_copy(value) if type(value) in _CONTAINERS else value
 
     def time(self) -> int:
         """The Lamport time of the greatest write; 0 if none."""
@@ -446,7 +455,7 @@ class GCounter(Causal[DotFun[int]]):
 
     @classmethod
     def empty_store(cls) -> DotFun[int]:
-        return DotFun()
+        return DotFun.adopt({})
 
     @classmethod
     def _store_out(cls, store: DotFun[int], writer: Writer) -> object:
@@ -482,7 +491,7 @@ class PNCounter(Causal[DotFun[tuple[int, int]]]):
 
     @classmethod
     def empty_store(cls) -> DotFun[tuple[int, int]]:
-        return DotFun()
+        return DotFun.adopt({})
 
     @classmethod
     def _store_out(cls, store: DotFun[tuple[int, int]], writer: Writer) -> object:
@@ -581,7 +590,9 @@ class ORMap(Causal[DotMap[Any, Any]], Generic[E, V]):
                 if d[1] <= vv.get(d[0], 0) or d in cloud:
                     break
             else:
-                delta = type(self)._new(DotMap.one(top.empty, key, store), change.context)
+                one: DotMap[Any, Any] = DotMap.__new__(DotMap)
+                one.empty, one.m, one.index = top.empty, {key: store}, dots
+                delta = type(self)._new(one, change.context)
                 top.m[key] = store.copy()
                 top.index.update(dots)
                 context.join(change.context)
