@@ -20,21 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gossamer.crdt.dots import Context, DotSet, Fold
-from gossamer.crdt.types import AWSet, GCounter, LWWRegister, MVRegister, PNCounter, RWSet
+from gossamer.crdt.types import AWSet
 from gossamer.errors import LocalError
-from tests.test_crdt_types import (
-    COUNTER_MAP_OPS,
-    GCOUNTER_OPS,
-    MAP_OPS,
-    NESTED_OPS,
-    PNCOUNTER_OPS,
-    REGISTER_OPS,
-    RWSET_OPS,
-    SET_OPS,
-    CounterMap,
-    MapOfMaps,
-    SetMap,
-)
+from tests.test_crdt_types import EVERY_TYPE
 
 DEAD, FOLDER, OTHER = "a@1", "b@1", "c@1"
 WRITERS = (DEAD, FOLDER, OTHER)
@@ -135,21 +123,7 @@ def check_pruning(new: Any, operations: st.SearchStrategy[Any]) -> None:
     run()
 
 
-@pytest.mark.parametrize(
-    ("new", "operations"),
-    [
-        (AWSet, SET_OPS),
-        (RWSet, RWSET_OPS),
-        (MVRegister, REGISTER_OPS),
-        (LWWRegister, REGISTER_OPS),
-        (GCounter, GCOUNTER_OPS),
-        (PNCounter, PNCOUNTER_OPS),
-        (SetMap, MAP_OPS),
-        (CounterMap, COUNTER_MAP_OPS),
-        (MapOfMaps, NESTED_OPS),
-    ],
-    ids=lambda v: getattr(v, "__name__", ""),
-)
+@EVERY_TYPE
 def test_a_fold_loses_and_resurrects_nothing(new: Any, operations: Any) -> None:
     check_pruning(new, operations)
 

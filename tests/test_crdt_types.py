@@ -84,7 +84,7 @@ NESTED_OPS = st.one_of(
 )
 
 
-@pytest.mark.parametrize(
+EVERY_TYPE = pytest.mark.parametrize(
     ("new", "operations"),
     [
         (AWSet, SET_OPS),
@@ -99,6 +99,10 @@ NESTED_OPS = st.one_of(
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )
+"""Every built-in type with a strategy of its operations."""
+
+
+@EVERY_TYPE
 def test_every_type_keeps_the_laws(new: Any, operations: Any) -> None:
     check_crdt(new, operations, max_examples=60)
 
