@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gossamer.crdt.dots import Context, DotSet, Fold
-from gossamer.crdt.types import AWSet
+from gossamer.crdt.dots import FOLD_SUFFIX, Context, DotMap, DotSet, Fold
+from gossamer.crdt.types import AWSet, PNCounter
 from gossamer.errors import LocalError
 from tests.test_crdt_types import EVERY_TYPE
 
@@ -135,19 +135,37 @@ def test_a_fold_drops_the_dead_writers_entry_and_keeps_what_it_never_saw() -> No
     s.add(FOLDER, "s")
     s.remove("q")
     fold = s.fold(DEAD, FOLDER)
-    assert fold == Fold(DEAD, 3, frozenset(), FOLDER, 1)
+    graveyard = FOLDER + FOLD_SUFFIX  # its fold writer: no mutator writes under it
+    assert fold == Fold(DEAD, 3, frozenset(), graveyard, 0)
     assert s.value() == {"p", "r", "s"}
     assert DEAD not in s.context.vv and not s.context.cloud
-    assert s.context.vv[FOLDER] == 4  # its own dot, then the three renamed
-    assert s.context.next_dot(FOLDER) == (FOLDER, 5)
+    assert s.context.vv == {FOLDER: 1, graveyard: 3}
+    assert s.context.next_dot(FOLDER) == (FOLDER, 2)
     # A late delta of the dead writer that the folder never saw stays its own.
-    late = Context({DEAD: 5})
     renamed = Context({DEAD: 5})
     renamed.rename(fold)
-    assert sorted(renamed) == [(DEAD, 4), (DEAD, 5), (FOLDER, 2), (FOLDER, 3), (FOLDER, 4)]
-    assert late != renamed
+    assert sorted(renamed) == [(DEAD, 4), (DEAD, 5), (graveyard, 1), (graveyard, 2), (graveyard, 3)]
     store = DotSet([(DEAD, 2), (DEAD, 5)])
     store.rename(fold)
-    assert store.s == {(FOLDER, 3), (DEAD, 5)}
-    with pytest.raises(LocalError, match="itself"):
+    assert store.s == {(graveyard, 2), (DEAD, 5)}
+    # A second fold, by the same folder, takes the next range of its fold writer.
+    late = AWSet(DotMap(DotSet, {"t": DotSet([(DEAD, 5)])}), Context.of([(DEAD, 5)]))
+    s.join(late.renamed([fold]))
+    again = s.fold(DEAD, FOLDER)
+    assert again == Fold(DEAD, 0, frozenset({5}), graveyard, 3)
+    assert s.value() == {"p", "r", "s", "t"} and DEAD not in {d[0] for d in s.context}
+    with pytest.raises(LocalError, match="cannot fold"):
         s.fold(FOLDER, FOLDER)
+
+
+def test_a_counters_increment_never_takes_in_a_folded_writers_count() -> None:
+    # The dead writer counted 1 and reset it; the folder had the 1 but not the
+    # reset when it folded, then counted.  The reset must still remove the 1.
+    folder: PNCounter = PNCounter()
+    dead: PNCounter = PNCounter()
+    folder.join(dead.increment(DEAD, 1).copy())
+    reset = dead.reset()
+    fold = folder.fold(DEAD, FOLDER)
+    folder.increment(FOLDER, 0)
+    folder.join(reset.renamed([fold]))
+    assert folder.value() == 0

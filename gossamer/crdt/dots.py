@@ -31,7 +31,7 @@ store and indexes every dot below it to its key.
 
 from __future__ import annotations
 
-__all__ = ["Context", "Dot", "DotFun", "DotMap", "DotSet", "DotStore", "Fold"]
+__all__ = ["FOLD_SUFFIX", "Context", "Dot", "DotFun", "DotMap", "DotSet", "DotStore", "Fold"]
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -48,14 +48,22 @@ Dot: TypeAlias = tuple[str, int]
 """``(replica, counter)``: the ``counter``-th event of ``replica``."""
 
 
+FOLD_SUFFIX = "~"
+"""A replica's fold writer is its writer id and this: no mutator writes
+under it (a writer id from ``replica_id`` ends with its epoch), so a type
+that merges a writer's own dots (a counter's increment) never takes in a
+dead writer's contribution, which a concurrent reset must still remove."""
+
+
 @dataclass(frozen=True, slots=True)
 class Fold:
-    """A dead writer's dots renamed into a fresh range of a live writer's.
+    """A dead writer's dots renamed into a fresh range of a live replica's
+    fold writer (``folder + FOLD_SUFFIX``).
 
     Made once, by one replica (:meth:`at`), from what its context has seen of
     ``dead``: dot ``(dead, n)`` for ``n <= seen`` or ``n in extra`` becomes
-    ``(into, base + n)``, where ``base`` is ``into``'s highest counter there,
-    so the new names were never used.  Every replica applies the same
+    ``(into, base + n)``, where ``base`` is the fold writer's highest counter
+    there, so the new names were never used.  Every replica applies the same
     renaming to its state (``rename``) and to whatever it receives from a
     replica that has not (``Causal.renamed``): a bijection applied to every
     copy of the data changes no value and no join, and afterwards no context
@@ -71,10 +79,12 @@ class Fold:
     base: int
 
     @classmethod
-    def at(cls, context: Context, dead: str, into: str) -> Fold:
-        """The fold of ``dead`` into ``into`` that ``context`` allows."""
-        if dead == into:
-            raise LocalError(f"a writer cannot be folded into itself ({dead!r})")
+    def at(cls, context: Context, dead: str, folder: str) -> Fold:
+        """The fold of ``dead`` by the replica whose writer id is ``folder``,
+        as ``context`` allows."""
+        into = folder + FOLD_SUFFIX
+        if dead in (folder, into) or len(into) > MAX_WRITER:
+            raise LocalError(f"{folder!r} cannot fold {dead!r} (itself, or an id too long)")
         own = [n for r, n in context.cloud if r == into]
         return cls(
             dead,

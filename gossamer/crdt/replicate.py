@@ -25,7 +25,7 @@ restarted neighbour is a new one and gets the full state.  A replica built
 on a state that is not empty sends it whole to every neighbour first.
 
 **Forgetting a dead writer** (:meth:`Replicator.prune`): this replica folds
-the dead writer's dots into its own (:class:`~gossamer.crdt.dots.Fold`),
+the dead writer's dots into its fold writer (:class:`~gossamer.crdt.dots.Fold`),
 renaming its state and its buffer.  Every group it ships carries the folds
 it holds; a receiver applies a fold it has not before anything else, and
 renames whatever it receives from a replica that has not.  Its
@@ -283,8 +283,8 @@ class Replicator(Generic[T]):
             self._acks[sender] = ack.upto
         self._fold_acks[sender] = ack.folds
 
-    def prune(self, dead: str, into: str, now: float = 0.0) -> Fold:
-        """Fold the dead writer ``dead`` into ``into``, this replica's own
+    def prune(self, dead: str, folder: str, now: float = 0.0) -> Fold:
+        """Fold the dead writer ``dead``, ``folder`` being this replica's own
         writer id: its state and buffer are renamed, and the fold travels
         with everything shipped from now on.  LocalError when ``max_folds``
         are held, or nothing of ``dead`` is here to fold."""
@@ -293,7 +293,7 @@ class Replicator(Generic[T]):
                 f"{len(self._folds)} folds are held (max_folds); prune again once the "
                 "neighbours have acknowledged them"
             )
-        fold = Fold.at(self.state.context, dead, into)
+        fold = Fold.at(self.state.context, dead, folder)
         if not fold.seen and not fold.extra:
             raise LocalError(f"this replica has seen no dot of {dead!r} to fold")
         self._apply(fold, now)

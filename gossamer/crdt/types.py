@@ -173,12 +173,12 @@ class Causal(Generic[S]):
     def copy(self: T) -> T:
         return type(self)(self.store.copy(), self.context.copy())
 
-    def fold(self, dead: str, into: str) -> Fold:
-        """Fold the dead writer ``dead`` into the live writer ``into`` here
-        (``into`` is this replica's own writer id), and return the
-        :class:`~gossamer.crdt.dots.Fold` every other replica must apply
-        (:meth:`rename`) before it joins anything from this one."""
-        fold = Fold.at(self.context, dead, into)
+    def fold(self, dead: str, folder: str) -> Fold:
+        """Fold the dead writer ``dead`` here, ``folder`` being this replica's
+        own writer id, and return the :class:`~gossamer.crdt.dots.Fold`
+        every other replica must apply (:meth:`rename`) before it joins
+        anything from this one."""
+        fold = Fold.at(self.context, dead, folder)
         self.rename(fold)
         return fold
 
