@@ -374,6 +374,7 @@ class Inbox:
         self.messages: list[tuple[Address, Message]] = []
         self.up: list[Address] = []
         self.down: list[Address] = []
+        self.knocks: list[tuple[Address, bool | None]] = []
 
     def on_message(self, sender: Address, message: Message) -> None:
         self.messages.append((sender, message))
@@ -383,6 +384,9 @@ class Inbox:
 
     def on_stream_down(self, peer: Address) -> None:
         self.down.append(peer)
+
+    def on_knock(self, peer: Address, listening: bool | None) -> None:
+        self.knocks.append((peer, listening))
 
 
 class Open(Protocol):
@@ -535,3 +539,43 @@ def test_a_datagram_names_its_sender_in_binary_when_it_can() -> None:
             assert sender == text and raw[1 + n :] == b""
     # An IPv6 literal not in its canonical form goes as text, so it reads back as given.
     assert _read_sender(_sender_bytes(Address("[0:0::1]:7946")))[0] is None
+
+
+@pytest.mark.asyncio
+async def test_a_knock_tells_a_listening_port_from_a_closed_one(open_transport: Open) -> None:
+    a, a_inbox = await open_transport()
+    b, _ = await open_transport()
+    closed = Address(f"127.0.0.1:{_free_port()}")
+    a.knock(b.address)
+    a.knock(closed)
+    await eventually(lambda: len(a_inbox.knocks) == 2, "both knocks are answered")
+    assert sorted(a_inbox.knocks) == sorted([(b.address, True), (closed, False)])
+    assert a.stats.knocks == {"listening": 1, "refused": 1}
+    assert a.streams_open == 0 and not a_inbox.up  # a knock is no stream
+
+
+@pytest.mark.asyncio
+async def test_a_peer_that_hangs_up_before_its_challenge_is_reported_so(
+    open_transport: Open,
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    a, a_inbox = await open_transport()
+    busy = Address(f"127.0.0.1:{port}")
+    try:
+        a.send_stream(busy, Note("hello?"))
+        await eventually(lambda: a_inbox.down == [busy], "a hears it could not connect")
+        assert "hung up before its challenge" in a.peer_errors[busy]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1065,4 +1065,9 @@ def _describe_error(exc: BaseException) -> str:
         return "no answer (timed out)"
     if isinstance(exc, OSError) and exc.errno:
         return os.strerror(exc.errno).lower()
+    if isinstance(exc, asyncio.IncompleteReadError):
+        # It accepted, then hung up before its challenge: at its bound of
+        # connections in their handshake (a crowd joining at once), or
+        # not a gossamer node.
+        return "it hung up before its challenge (busy with other handshakes, or not gossamer)"
     return str(exc) or type(exc).__name__
