@@ -265,6 +265,39 @@ class Controller:
         )
         return self.stats[ident]
 
+    def ready(self, seed_nodes: int) -> list[str]:
+        """Spawn the workers, wait for their ports: the first ``seed_nodes``' addresses."""
+        self.spawn()
+        self.pump(lambda: all(w.ready for w in self.workers), _READY_TIMEOUT_S, "workers")
+        address = {name: a for w in self.workers for name, a in w.addresses.items()}
+        return [address[name] for name in self.names[:seed_nodes]]
+
+    def boot(self, seeds: list[str]) -> float:
+        """Start node 0 alone, then every other node seeded on ``seeds``;
+        when it began (the ``time.time()`` convergence is timed from)."""
+        go = time.time()
+        first = self.names[0]
+        self.worker_of(first).send({"cmd": "start", "names": [first], "seeds": []})
+        self.pump(lambda: first in self.up, _CONVERGE_TIMEOUT_S, "the seed node")
+        for worker in self.workers:
+            rest = [name for name in worker.names if name != first]
+            if rest:
+                worker.send({"cmd": "start", "names": rest, "seeds": seeds})
+        return go
+
+    def idle(
+        self, seconds: float
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], float, float, float]:
+        """An idle window: the stats before and after, its length, and the
+        CPU (% of a core) and bytes a second per node over it."""
+        before = self.snapshot(1)
+        self.sleep(seconds)
+        after = self.snapshot(2)
+        window = _window(before, after)
+        cpu_s = sum(after[i]["cpu_s"] - before[i]["cpu_s"] for i in after)
+        sent = sum(after[i]["bytes_out"] - before[i]["bytes_out"] for i in after)
+        return before, after, window, cpu_s / window / self.size * 100, sent / self.size / window
+
     def kill_victim(self) -> tuple[float, float | None, float | None]:
         """SIGKILL the victim's process and wait (at most 60 s) for every other
         node to see it dead: when, and the first and last detection times
@@ -305,21 +338,11 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
             save_keyring(keyring_path, Keyring([generate_key()]))
         ctl = Controller(n, args.per_process, keyring_path)
         try:
-            ctl.spawn()
-            ctl.pump(lambda: all(w.ready for w in ctl.workers), _READY_TIMEOUT_S, "workers")
-            address = {name: a for w in ctl.workers for name, a in w.addresses.items()}
-            seeds = [address[name] for name in ctl.names[: args.seed_nodes]]
+            seeds = ctl.ready(args.seed_nodes)
             diag(f"{len(ctl.workers)} workers ready; seeds {seeds}")
 
             # --- convergence
-            go = time.time()
-            first = ctl.names[0]
-            ctl.worker_of(first).send({"cmd": "start", "names": [first], "seeds": []})
-            ctl.pump(lambda: first in ctl.up, _CONVERGE_TIMEOUT_S, "the seed node")
-            for worker in ctl.workers:
-                rest = [name for name in worker.names if name != first]
-                if rest:
-                    worker.send({"cmd": "start", "names": rest, "seeds": seeds})
+            go = ctl.boot(seeds)
             converged = ctl.pump(lambda: len(ctl.converged) == n, _CONVERGE_TIMEOUT_S)
             converge_s = max(ctl.converged.values()) - go if converged else None
             last_up = max(ctl.up.values(), default=go) - go
@@ -331,14 +354,7 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
 
             # --- idle
             ctl.sleep(args.settle_s)
-            before = ctl.snapshot(1)
-            ctl.sleep(args.idle_s)
-            after = ctl.snapshot(2)
-            window = _window(before, after)
-            cpu_s = sum(after[i]["cpu_s"] - before[i]["cpu_s"] for i in after)
-            sent = sum(after[i]["bytes_out"] - before[i]["bytes_out"] for i in after)
-            idle_cpu = cpu_s / window / n * 100
-            bandwidth = sent / n / window
+            before, after, window, idle_cpu, bandwidth = ctl.idle(args.idle_s)
             _idle_diagnostics(ctl, before, after, window, diag)
 
             # --- stall: a blocking call, then a computation, each --stall-s long

@@ -69,10 +69,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.real_cluster import BenchmarkError, Controller, Worker, _round, _window
+from benchmarks.real_cluster import BenchmarkError, Controller, Worker, _round
 from gossamer.runtime.keyring import Keyring, generate_key, save_keyring
 
-_READY_TIMEOUT_S = 90.0
 _CONVERGE_TIMEOUT_S = 120.0
 _DELIVERY_TIMEOUT_S = 10.0
 _BACK_TIMEOUT_S = 60.0
@@ -132,30 +131,13 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
         save_keyring(keyring_path, Keyring([generate_key()]))
         ctl = OverlayController(n, args.per_process, keyring_path)
         try:
-            ctl.spawn()
-            ctl.pump(lambda: all(w.ready for w in ctl.workers), _READY_TIMEOUT_S, "workers")
-            address = {name: a for w in ctl.workers for name, a in w.addresses.items()}
-            seeds = [address[ctl.names[0]]]
-            first = ctl.names[0]
-            ctl.worker_of(first).send({"cmd": "start", "names": [first], "seeds": []})
-            ctl.pump(lambda: first in ctl.up, _CONVERGE_TIMEOUT_S, "the seed node")
-            for worker in ctl.workers:
-                rest = [name for name in worker.names if name != first]
-                if rest:
-                    worker.send({"cmd": "start", "names": rest, "seeds": seeds})
+            ctl.boot(ctl.ready(1))
             ctl.pump(lambda: len(ctl.converged) == n, _CONVERGE_TIMEOUT_S, "convergence")
             diag(f"{n} nodes converged; settling {args.settle_s} s")
             ctl.sleep(args.settle_s)
 
             # --- idle, and the connections each node holds
-            before = ctl.snapshot(1)
-            ctl.sleep(args.idle_s)
-            after = ctl.snapshot(2)
-            window = _window(before, after)
-            cpu_s = sum(after[i]["cpu_s"] - before[i]["cpu_s"] for i in after)
-            sent = sum(after[i]["bytes_out"] - before[i]["bytes_out"] for i in after)
-            idle_cpu = cpu_s / window / n * 100
-            bandwidth = sent / n / window
+            before, after, window, idle_cpu, bandwidth = ctl.idle(args.idle_s)
             streams = {name: c for i in after for name, c in after[i]["streams"].items()}
             _bytes_by_type(before, after, n, window, diag)
             diag(
