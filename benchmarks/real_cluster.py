@@ -419,6 +419,24 @@ def _window(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]])
     return sum(spans) / len(spans)
 
 
+def bytes_by_type(
+    before: dict[int, dict[str, Any]],
+    after: dict[int, dict[str, Any]],
+    n: int,
+    window: float,
+    diag: Callable[[str], None],
+) -> Counter[str]:
+    """The bytes every node sent between two snapshots, by message type, said
+    per node and second on ``diag``."""
+    by_type: Counter[str] = Counter()
+    for i in after:
+        by_type.update(after[i]["bytes_by_type"])
+        by_type.subtract(before[i]["bytes_by_type"])
+    shares = ", ".join(f"{k} {v / n / window:.1f}" for k, v in by_type.most_common() if v)
+    diag(f"idle bytes per node per s by type: {shares}")
+    return by_type
+
+
 def _idle_diagnostics(
     ctl: Controller,
     before: dict[int, dict[str, Any]],
@@ -434,16 +452,12 @@ def _idle_diagnostics(
             f"{cpu / window * 100:.1f}% of a core, "
             f"{cpu / window / len(w.names) * 100:.2f}% per node"
         )
-    by_type: Counter[str] = Counter()
+    n = ctl.size
+    by_type = bytes_by_type(before, after, n, window, diag)
     swim: Counter[str] = Counter()
     for i in after:
-        by_type.update(after[i]["bytes_by_type"])
-        by_type.subtract(before[i]["bytes_by_type"])
         swim.update(after[i]["swim"])
         swim.subtract(before[i]["swim"])
-    n = ctl.size
-    shares = ", ".join(f"{k} {v / n / window:.1f}" for k, v in by_type.most_common() if v)
-    diag(f"idle bytes per node per s by type: {shares}")
     diag(f"idle SWIM counters (all nodes, over {window:.1f} s): {dict(swim)}")
     # Every node's first periodic sync falls 0.5-1.5 intervals after its
     # join, so a window that starts just after a mass join holds fewer syncs

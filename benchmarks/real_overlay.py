@@ -69,7 +69,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.real_cluster import BenchmarkError, Controller, Worker, _round
+from benchmarks.real_cluster import BenchmarkError, Controller, Worker, _round, bytes_by_type
 from gossamer.runtime.keyring import Keyring, generate_key, save_keyring
 
 _CONVERGE_TIMEOUT_S = 120.0
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
             # --- idle, and the connections each node holds
             before, after, window, idle_cpu, bandwidth = ctl.idle(args.idle_s)
             streams = {name: c for i in after for name, c in after[i]["streams"].items()}
-            _bytes_by_type(before, after, n, window, diag)
+            bytes_by_type(before, after, n, window, diag)
             diag(
                 f"idle: {idle_cpu:.3f}% of a core and {bandwidth:.1f} B/s per node; "
                 f"streams per node {sorted(streams.values())}"
@@ -280,23 +280,6 @@ def _percentile(values: list[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _bytes_by_type(
-    before: dict[int, dict[str, Any]],
-    after: dict[int, dict[str, Any]],
-    n: int,
-    window: float,
-    diag: Callable[[str], None],
-) -> None:
-    by_type: dict[str, int] = {}
-    for i in after:
-        for kind, value in after[i]["bytes_by_type"].items():
-            by_type[kind] = by_type.get(kind, 0) + value - before[i]["bytes_by_type"].get(kind, 0)
-    shares = ", ".join(
-        f"{k} {v / n / window:.1f}" for k, v in sorted(by_type.items(), key=lambda kv: -kv[1]) if v
-    )
-    diag(f"idle bytes per node per s by type: {shares}")
 
 
 # ------------------------------------------------------------------ the Erlang anchor

@@ -102,6 +102,12 @@ def format_table(rows: Sequence[Sequence[str]], *, right: Container[int] = ()) -
     )
 
 
+def node_name(url: str, *, timeout_s: float = 5.0) -> str:
+    """The name of the node behind ``url`` (``?`` if it does not say)."""
+    node = fetch_json(url, "/api/node", timeout_s=timeout_s)
+    return str(node.get("name", "?")) if isinstance(node, dict) else "?"
+
+
 def fetch_members(url: str, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     """The member rows of ``url``/api/members (every status), sorted by name."""
     body = fetch_json(url, "/api/members", timeout_s=timeout_s)

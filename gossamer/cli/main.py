@@ -155,7 +155,7 @@ def _keys_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _members(args: argparse.Namespace) -> int:
-    from gossamer.cli.client import EndpointError, fetch_json, fetch_members, format_members
+    from gossamer.cli.client import EndpointError, fetch_members, format_members, node_name
     from gossamer.errors import LocalError
     from gossamer.membership.tags import parse_tag
 
@@ -170,9 +170,7 @@ def _members(args: argparse.Namespace) -> int:
             shown = [r for r in rows if everything or r.get("status") in ("alive", "suspect")]
             print(json.dumps(shown, indent=2))
         else:
-            node = fetch_json(args.http, "/api/node")
-            name = node.get("name", "?") if isinstance(node, dict) else "?"
-            print(f"members as seen by {name}:")
+            print(f"members as seen by {node_name(args.http)}:")
             print(format_members(rows, include_gone=everything))
     except (EndpointError, LocalError) as exc:
         print(f"gossamer members: {exc}", file=sys.stderr)
@@ -183,10 +181,10 @@ def _members(args: argparse.Namespace) -> int:
 def _ring(args: argparse.Namespace) -> int:
     from gossamer.cli.client import (
         EndpointError,
-        fetch_json,
         fetch_ring,
         format_ring,
         format_ring_key,
+        node_name,
     )
 
     if args.n is not None and args.key is None:
@@ -199,9 +197,7 @@ def _ring(args: argparse.Namespace) -> int:
         elif args.key is not None:
             print(format_ring_key(body))
         else:
-            node = fetch_json(args.http, "/api/node")
-            name = node.get("name", "?") if isinstance(node, dict) else "?"
-            print(f"ring as seen by {name}:")
+            print(f"ring as seen by {node_name(args.http)}:")
             print(format_ring(body))
     except EndpointError as exc:
         print(f"gossamer ring: {exc}", file=sys.stderr)
@@ -210,16 +206,14 @@ def _ring(args: argparse.Namespace) -> int:
 
 
 def _overlay(args: argparse.Namespace) -> int:
-    from gossamer.cli.client import EndpointError, fetch_json, fetch_overlay, format_overlay
+    from gossamer.cli.client import EndpointError, fetch_overlay, format_overlay, node_name
 
     try:
         body = fetch_overlay(args.http)
         if args.json:
             print(json.dumps(body, indent=2))
         else:
-            node = fetch_json(args.http, "/api/node")
-            name = node.get("name", "?") if isinstance(node, dict) else "?"
-            print(f"overlay as seen by {name}:")
+            print(f"overlay as seen by {node_name(args.http)}:")
             print(format_overlay(body))
     except EndpointError as exc:
         print(f"gossamer overlay: {exc}", file=sys.stderr)

@@ -107,9 +107,7 @@ class Fold:
 
     def map(self, dot: Dot) -> Dot:
         """``dot`` renamed, if this fold covers it; else ``dot``."""
-        if dot[0] == self.dead and (dot[1] <= self.seen or dot[1] in self.extra):
-            return (self.into, self.base + dot[1])
-        return dot
+        return (self.into, self.base + dot[1]) if self.covers(dot) else dot
 
 
 class Context:
@@ -227,24 +225,23 @@ class Context:
         writer's (in place; see :class:`Fold`)."""
         dead, vv, cloud = fold.dead, self.vv, self.cloud
         top = vv.pop(dead, 0)
-        moved = [n for n in range(1, min(top, fold.seen) + 1)]
+        prefix = min(top, fold.seen)  # (dead, 1..prefix): covered
+        beyond = range(fold.seen + 1, top + 1)
+        moved = [n for n in beyond if n in fold.extra]
         # What the fold does not cover stays the dead writer's, in the cloud.
-        kept = [(dead, n) for n in range(fold.seen + 1, top + 1) if n not in fold.extra]
-        moved += [n for n in range(fold.seen + 1, top + 1) if n in fold.extra]
-        for dot in [d for d in cloud if d[0] == dead]:
-            if fold.covers(dot):
-                cloud.discard(dot)
-                moved.append(dot[1])
-        cloud.update(kept)
+        cloud.update((dead, n) for n in beyond if n not in fold.extra)
+        for dot in [d for d in cloud if d[0] == dead and fold.covers(d)]:
+            cloud.discard(dot)
+            moved.append(dot[1])
         into, base = fold.into, fold.base
         have = vv.get(into, 0)
-        if moved and have >= base and len(moved) == max(moved) and max(moved) <= fold.seen:
-            vv[into] = max(have, base + max(moved))  # a prefix onto a prefix: no cloud
-            self._compact()
-            return
+        if prefix and have >= base:  # the renamed prefix continues the fold writer's
+            vv[into] = max(have, base + prefix)
+        else:
+            moved += range(1, prefix + 1)
         for n in moved:
             self.add((into, base + n))
-        if kept:
+        if cloud:
             self._compact()
 
     def to_causal_context(self) -> CausalContext:

@@ -42,9 +42,10 @@ from typing import Final
 
 from gossamer.ids import Address
 from gossamer.membership.members import Claim
+from gossamer.membership.plumtree import OWN_CHANNELS
 from gossamer.wire import Message, Record, registry
 
-SWIM_CHANNEL: Final = "gossamer/swim"
+SWIM_CHANNEL: Final = OWN_CHANNELS + "swim"
 """The broadcast channel SWIM's news travels on."""
 MAX_TREE_CLAIMS: Final = 64
 """Claims in one tree broadcast (a few KB); more go in several."""

@@ -669,6 +669,10 @@ class SwimCore:
         elif isinstance(event, NeighborUp):
             self._tree = True
 
+    def _witnesses_needed(self) -> int:
+        """``refusal_witnesses``, or every other member in a smaller cluster."""
+        return max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
+
     def _verify(self, address: Address, now: float) -> None:
         """Knock on a member others reported gone, if they are still too few."""
         knocked = self._knocks.get(address)
@@ -676,7 +680,7 @@ class SwimCore:
             return
         name, epoch = knocked
         claim = self.table.claim(name)
-        need = max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
+        need = self._witnesses_needed()
         if (
             claim is None
             or not claim.status.live
@@ -720,7 +724,7 @@ class SwimCore:
         ):
             return
         count = self._witnesses.add(name, epoch, witness)
-        need = max(1, min(self.config.refusal_witnesses, self.table.live_count() - 1))
+        need = self._witnesses_needed()
         if witness == self.me.name:
             self.stats.refusals_witnessed += 1
             if count < need:  # the others need this report to reach their count

@@ -685,6 +685,7 @@ class HyParView:
                 max_peers=cfg.active_size,
             )
         self._links: tuple[LinkHealth, ...] = ()
+        self._half_beat = cfg.heartbeat_interval_s / 2  # heard(): one sample per half interval
         self._knocking: dict[Address, Peer] = {}  # broken links knocked on, awaiting the answer
         self._gone: dict[str, int] = {}  # lives SWIM holds dead or left, by name, oldest first
         self._holders: dict[str, Address] = {}  # where SWIM holds each live member
@@ -711,9 +712,12 @@ class HyParView:
         if phi is None or name is None:
             return
         detector = phi.detector(name)
-        last = None if detector is None else detector.last_heartbeat
-        if last is None or now - last >= 0.5 * self.config.heartbeat_interval_s:
+        if detector is None:
             phi.heartbeat(name, now)
+            return
+        last = detector.last_heartbeat
+        if last is None or now - last >= self._half_beat:
+            detector.heartbeat(now)
 
     def handle(self, sender: Address, message: Message, now: float) -> None:
         self._now = now

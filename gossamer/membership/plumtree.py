@@ -221,6 +221,9 @@ class PlumtreeConfig:
 ID_BYTES: Final = 16
 MAX_CHANNEL_BYTES: Final = 255
 """The longest channel name (UTF-8): a topic, not a payload."""
+OWN_CHANNELS: Final = "gossamer/"
+"""The node's own layers' channels begin so (SWIM's news); an application's
+topic may not."""
 MAX_ROUND: Final = 65_535
 """A hop count above this is a peer's garbage: no path through an overlay is that long."""
 

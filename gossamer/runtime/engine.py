@@ -63,7 +63,7 @@ from gossamer.effects import (
 from gossamer.errors import LocalError
 from gossamer.ids import Address, AddressError, NodeId, parse_address, split_address
 from gossamer.observe import PartView
-from gossamer.parts import build_parts
+from gossamer.parts import TRAFFIC, build_parts
 from gossamer.runtime.keyring import Sealer
 from gossamer.runtime.nodeconfig import NodeConfig
 from gossamer.runtime.transport import Transport
@@ -360,7 +360,8 @@ class Engine:
                 self._leave_done.set()
             self._publish(view, events)
         for event in events:
-            self._record(event)
+            if not isinstance(event, TRAFFIC):  # a broadcast delivered is not news to log
+                self._record(event)
 
     def _keep_epoch(self, epoch: int) -> None:
         try:

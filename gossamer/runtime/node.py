@@ -45,7 +45,7 @@ from gossamer.core import NodeCore, NodeView
 from gossamer.errors import LocalError
 from gossamer.ids import Address, parse_address
 from gossamer.membership.members import Member
-from gossamer.membership.plumtree import Delivered
+from gossamer.membership.plumtree import MAX_CHANNEL_BYTES, OWN_CHANNELS, Delivered
 from gossamer.membership.tags import encode_tags
 from gossamer.parts import TRAFFIC, NodeEvent
 from gossamer.ring.ring import Ring
@@ -54,11 +54,6 @@ from gossamer.runtime.nodeconfig import NodeConfig
 
 _T = TypeVar("_T")
 _I = TypeVar("_I")
-
-TOPIC_PREFIX_RESERVED = "gossamer/"
-"""Channels of the node's own layers (SWIM's news, the registries) begin so;
-an application topic may not."""
-MAX_TOPIC_BYTES = 255
 
 
 class _Feed(Generic[_I]):
@@ -676,13 +671,13 @@ _NO_BROADCAST = (
 def _check_topic(method: str, topic: object) -> None:
     if not isinstance(topic, str):
         raise LocalError(f"{method}(topic, ...): topic must be a str, got {type(topic).__name__}")
-    if not topic or len(topic.encode()) > MAX_TOPIC_BYTES:
+    if not topic or len(topic.encode()) > MAX_CHANNEL_BYTES:
         raise LocalError(
-            f"{method}(topic, ...): topic must be 1 to {MAX_TOPIC_BYTES} bytes, got {topic!r}"
+            f"{method}(topic, ...): topic must be 1 to {MAX_CHANNEL_BYTES} bytes, got {topic!r}"
         )
-    if topic.startswith(TOPIC_PREFIX_RESERVED):
+    if topic.startswith(OWN_CHANNELS):
         raise LocalError(
-            f"{method}(topic, ...): topics beginning {TOPIC_PREFIX_RESERVED!r} are the node's own"
+            f"{method}(topic, ...): topics beginning {OWN_CHANNELS!r} are the node's own"
         )
 
 
