@@ -77,6 +77,7 @@ from gossamer.membership.hyparview import OverlayView
 from gossamer.membership.members import Member
 from gossamer.membership.plumtree import BroadcastView
 from gossamer.observe import DROPPED, PartView, counter
+from gossamer.registry.view import RegistryView
 from gossamer.ring.ring import Ring
 from gossamer.ring.view import RingView
 from gossamer.wire import Message
@@ -125,6 +126,7 @@ class NodeView:
     keys: KeysView | None = None
     overlay: OverlayView | None = None
     broadcast: BroadcastView | None = None
+    registry: RegistryView | None = None
     extra: Mapping[str, PartView] = field(default_factory=dict)
 
     def parts(self) -> dict[str, PartView]:

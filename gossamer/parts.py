@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeAlias
 
 from gossamer.admin import keys
+from gossamer.crdt.names import NameLost
 from gossamer.effects import PartContext, PartFactory, PartSpec
 from gossamer.errors import LocalError
 from gossamer.failure import swim
@@ -36,6 +37,8 @@ from gossamer.membership import hyparview, plumtree
 from gossamer.membership.hyparview import NeighborDown, NeighborUp, PortClosed
 from gossamer.membership.members import MemberEvent
 from gossamer.membership.plumtree import Delivered, Publish
+from gossamer.registry import part as registry
+from gossamer.registry.part import RegistryChanged
 from gossamer.ring import part as ring
 from gossamer.ring.tracker import RingChanged
 
@@ -45,19 +48,30 @@ CATALOGUE: tuple[PartSpec[Any], ...] = (
     keys.SPEC,
     hyparview.SPEC,
     plumtree.SPEC,
+    registry.SPEC,
 )
 """Every part of a node, in part order.  SWIM comes first: it is the membership.
 Everything that lists the parts reads this name when it runs, never a copy."""
 
-NodeEvent: TypeAlias = MemberEvent | RingChanged | NameClash | JoinRefused | NameRefused
+NodeEvent: TypeAlias = MemberEvent | RingChanged | NameClash | JoinRefused | NameRefused | NameLost
 """What ``Node.events()`` yields: the news of the cluster.  The parts also
 emit traffic (:data:`PartEvent`), which stays inside the node: links come and
 go (``NeighborUp``, ``NeighborDown``), a broken link's port refuses
-(``PortClosed``), parts broadcast (``Publish``) and broadcasts reach
-subscriptions (``Delivered``, ``Node.subscribe``)."""
+(``PortClosed``), parts broadcast (``Publish``), broadcasts reach
+subscriptions (``Delivered``, ``Node.subscribe``) and the registry's tables
+change (``RegistryChanged``, which ``node.groups`` and ``node.names`` follow)."""
 
-TRAFFIC: tuple[type, ...] = (NeighborUp, NeighborDown, PortClosed, Publish, Delivered)
-PartEvent: TypeAlias = NodeEvent | NeighborUp | NeighborDown | PortClosed | Publish | Delivered
+TRAFFIC: tuple[type, ...] = (
+    NeighborUp,
+    NeighborDown,
+    PortClosed,
+    Publish,
+    Delivered,
+    RegistryChanged,
+)
+PartEvent: TypeAlias = (
+    NodeEvent | NeighborUp | NeighborDown | PortClosed | Publish | Delivered | RegistryChanged
+)
 """Everything the catalogue's parts emit."""
 
 

@@ -1212,7 +1212,7 @@ TYPE_ID_RANGES: Final[Mapping[str, range]] = types.MappingProxyType(
         "overlay": range(32, 64),
         "broadcast": range(64, 96),
         "replicator": range(96, 128),
-        "registries": range(128, 160),
+        "registry": range(128, 160),
         "messaging": range(160, 192),
         "keys": range(192, 224),
     }

@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gossamer.ring.part",
         "gossamer.ring.view",
         "gossamer.admin",
+        "gossamer.registry",
     ),
     # 3 the composer and the catalogue
     ("gossamer.core", "gossamer.parts"),

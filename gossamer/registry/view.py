@@ -1,0 +1,170 @@
+"""What the registry part shows: ``/api/groups``, ``/api/names`` and its gauges.
+
+:class:`RegistryView` is frozen: per-owner versions and entry counts, the
+numbers of entries and names, the names claimed by more than one node, and
+the confirmations under way.  Its routes copy the tables when the endpoint
+asks for them: ``routes()`` is called on the engine's loop, between two
+inputs, and the copy is what the worker thread then reads.
+"""
+
+from __future__ import annotations
+
+__all__ = ["REGISTRY_ENTRIES", "Confirmation", "RegistryView"]
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from gossamer.crdt.names import Claim
+from gossamer.observe import ApiError, ApiRequest, Family, Route, Sample
+
+if TYPE_CHECKING:
+    from gossamer.registry.part import RegistryPart
+
+MAX_LISTED: Final = 10_000
+"""The most groups or names one response lists (``?group=`` or ``?name=`` picks one)."""
+
+REGISTRY_ENTRIES: Final = Family(
+    "gossamer_registry_entries", "Group entries and name claims held, by owner.", "gauge", "owner"
+)
+REGISTRY_GROUPS: Final = Family(
+    "gossamer_registry_group_entries", "Group entries held, all owners.", "gauge"
+)
+REGISTRY_NAMES: Final = Family("gossamer_registry_names", "Names with a claim.", "gauge")
+REGISTRY_CONFLICTS: Final = Family(
+    "gossamer_registry_conflicts", "Names claimed by more than one node right now.", "gauge"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """How confirming this node's claim on ``name`` at ``lamport`` stands."""
+
+    name: str
+    lamport: int
+    asked: tuple[str, ...]
+    held: tuple[str, ...]
+    """Members that hold the claim as the winner."""
+    lost_to: Claim | None
+    """A competing claim some member holds as the winner, if one answered so."""
+    done: bool
+
+
+def _claim(claim: Claim) -> dict[str, Any]:
+    return {
+        "node": claim.node,
+        "epoch": claim.epoch,
+        "member": claim.member,
+        "lamport": claim.lamport,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryView:
+    """The registry as of an input (see the module docstring)."""
+
+    part: RegistryPart = field(compare=False, repr=False)
+    owners: tuple[tuple[str, int, int, int], ...]
+    """(owner, epoch, version, entries) per owner held."""
+    groups: int
+    names: int
+    conflicts: tuple[str, ...]
+    confirms: tuple[Confirmation, ...] = ()
+    lost: tuple[tuple[str, Claim, Claim], ...] = ()
+    """This node's claims that lost, newest last: (name, lost, winner)."""
+
+    def confirmation(self, name: str, lamport: int) -> Confirmation | None:
+        return next((c for c in self.confirms if c.name == name and c.lamport == lamport), None)
+
+    def routes(self) -> Mapping[str, Route]:
+        part = self.part
+        query_groups = _GroupsCopy(part)
+        query_names = _NamesCopy(part, self)
+        return {"groups": query_groups.route, "names": query_names.route}
+
+    def samples(self) -> list[Sample]:
+        out = [Sample(REGISTRY_ENTRIES, float(n), owner) for owner, _, _, n in self.owners]
+        out.append(Sample(REGISTRY_GROUPS, float(self.groups)))
+        out.append(Sample(REGISTRY_NAMES, float(self.names)))
+        out.append(Sample(REGISTRY_CONFLICTS, float(len(self.conflicts))))
+        return out
+
+
+def _one(request: ApiRequest, key: str) -> str | None:
+    values = request.query.get(key, ())
+    if len(values) > 1:
+        raise ApiError(400, f"give at most one {key}, got {len(values)}")
+    return values[0] if values else None
+
+
+class _GroupsCopy:
+    """The groups as they were when the endpoint asked."""
+
+    def __init__(self, part: RegistryPart) -> None:
+        self.groups = part.groups.groups()
+        self.owners = [
+            (o, *(part.table.version(o) or (0, 0)), part.table.entries(o))
+            for o in part.table.owners()
+        ]
+
+    def route(self, request: ApiRequest) -> dict[str, Any]:
+        scope = _one(request, "scope")
+        group = _one(request, "group")
+        listed = [
+            {
+                "scope": s,
+                "group": g,
+                "members": [{"node": n, "member": m} for n, m in members],
+            }
+            for s, g, members in self.groups
+            if (scope is None or s == scope) and (group is None or g == group)
+        ]
+        stats = request.stats.get("registry")
+        return {
+            "groups": listed[:MAX_LISTED],
+            "truncated": len(listed) > MAX_LISTED,
+            "owners": [
+                {"owner": o, "epoch": e, "version": v, "entries": n} for o, e, v, n in self.owners
+            ],
+            "counters": _counters(stats),
+        }
+
+
+class _NamesCopy:
+    """The names as they were when the endpoint asked."""
+
+    def __init__(self, part: RegistryPart, view: RegistryView) -> None:
+        names = part.names
+        self.names = [(name, names.claims(name)) for name in names.names()]
+        self.conflicts = list(view.conflicts)
+        self.lost = list(view.lost)
+
+    def route(self, request: ApiRequest) -> dict[str, Any]:
+        name = _one(request, "name")
+        listed = [
+            {
+                "name": n,
+                "winner": _claim(claims[0]),
+                "claims": [_claim(c) for c in claims],
+            }
+            for n, claims in self.names
+            if name is None or n == name
+        ]
+        stats = request.stats.get("registry")
+        return {
+            "names": listed[:MAX_LISTED],
+            "truncated": len(listed) > MAX_LISTED,
+            "conflicts": self.conflicts,
+            "lost": [
+                {"name": n, "lost": _claim(lost), "winner": _claim(winner)}
+                for n, lost, winner in self.lost
+            ],
+            "counters": _counters(stats),
+        }
+
+
+def _counters(stats: object) -> dict[str, int]:
+    if stats is None or not dataclasses.is_dataclass(stats):
+        return {}
+    return {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
