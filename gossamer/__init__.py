@@ -22,6 +22,10 @@ from __future__ import annotations
 from gossamer._version import __version__
 
 __all__ = [
+    "Claim",
+    "GroupJoined",
+    "GroupLeft",
+    "GroupMonitor",
     "JoinRefused",
     "Keyring",
     "LocalError",
@@ -35,11 +39,13 @@ __all__ = [
     "MemberUpdated",
     "NameClash",
     "NameInUse",
+    "NameLost",
     "NameRefused",
     "Node",
     "NodeConfig",
     "NodeEvent",
     "NodeStopped",
+    "Registration",
     "Ring",
     "RingChanged",
     "Status",
@@ -52,6 +58,8 @@ from typing import TYPE_CHECKING, Any
 from gossamer.errors import LocalError
 
 if TYPE_CHECKING:
+    from gossamer.crdt.groups import GroupJoined, GroupLeft
+    from gossamer.crdt.names import Claim, NameLost
     from gossamer.failure.names import JoinRefused, NameClash, NameRefused
     from gossamer.membership.members import (
         Member,
@@ -70,10 +78,17 @@ if TYPE_CHECKING:
     from gossamer.runtime.keyring import Keyring, load_keyring
     from gossamer.runtime.node import Node
     from gossamer.runtime.nodeconfig import NodeConfig
+    from gossamer.runtime.registries import GroupMonitor, Registration
 
 # Imported on first use, so `import gossamer` (and the sans-IO cores, which
 # import the package) does not pull in asyncio, aiohttp and cryptography.
 _LAZY = {
+    "Claim": "gossamer.crdt.names",
+    "NameLost": "gossamer.crdt.names",
+    "GroupJoined": "gossamer.crdt.groups",
+    "GroupLeft": "gossamer.crdt.groups",
+    "GroupMonitor": "gossamer.runtime.registries",
+    "Registration": "gossamer.runtime.registries",
     "Keyring": "gossamer.runtime.keyring",
     "load_keyring": "gossamer.runtime.keyring",
     "Member": "gossamer.membership.members",

@@ -35,10 +35,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, cast
+from typing import Any, Self, TypeVar, cast
 
 from gossamer.admin.keys import KeysPart, Request
 from gossamer.core import NodeCore, NodeView
@@ -48,91 +47,24 @@ from gossamer.membership.members import Member
 from gossamer.membership.plumtree import MAX_CHANNEL_BYTES, OWN_CHANNELS, Delivered
 from gossamer.membership.tags import encode_tags
 from gossamer.parts import TRAFFIC, NodeEvent
+from gossamer.registry.view import Confirmation
 from gossamer.ring.ring import Ring
 from gossamer.runtime.engine import Engine, NameInUse, NodeStopped, boot_epoch
+from gossamer.runtime.feeds import Feed
 from gossamer.runtime.nodeconfig import NodeConfig
+from gossamer.runtime.registries import (
+    GroupMonitor,
+    Groups,
+    Names,
+    Registration,
+    RegistryMirror,
+)
 
 _T = TypeVar("_T")
 _I = TypeVar("_I")
 
 
-class _Feed(Generic[_I]):
-    """A bounded queue of items for one consumer, filled by the engine on any
-    thread and read with ``async for`` on the application's loop.
-
-    It holds at most ``limit`` items, even while the application's loop is
-    blocked: the engine fills it under a lock and schedules at most one
-    wake-up at a time.  When the consumer falls behind, the oldest items are
-    shed and counted in :attr:`shed`.  It ends when the node stops, or when
-    :meth:`close` is called.
-    """
-
-    def __init__(self, node: Node, limit: int) -> None:
-        self._node = node
-        self._loop = asyncio.get_running_loop()
-        self._lock = threading.Lock()
-        self._queue: deque[_I] = deque()
-        self._limit = limit
-        self._ended = False  # the node stopped: end once the queue is read
-        self._wake_pending = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-        self.shed = 0
-        """Items dropped because this consumer fell behind."""
-
-    def push(self, items: list[_I], *, end: bool = False) -> None:
-        """Called by the engine, on any thread: queue ``items`` (and end the feed)."""
-        with self._lock:
-            if self._closed:
-                return
-            for item in items:
-                if len(self._queue) >= self._limit:
-                    self._queue.popleft()
-                    self.shed += 1
-                self._queue.append(item)
-            self._ended = self._ended or end
-            if self._wake_pending:
-                return
-            self._wake_pending = True
-        self._node._on_app_loop(self._wake)
-
-    def _wake(self) -> None:
-        with self._lock:
-            self._wake_pending = False
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> _I:
-        while True:
-            with self._lock:
-                if self._queue:
-                    return self._queue.popleft()
-                if self._closed or self._ended:
-                    break
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        self.close()
-        raise StopAsyncIteration
-
-    def close(self) -> None:
-        """Stop receiving; iteration ends once the queued items are read."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._node._unsubscribe(self)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-
-class EventStream(_Feed[NodeEvent]):
+class EventStream(Feed[NodeEvent]):
     """Events as they happen, for one consumer: ``async for event in node.events()``.
 
     At most ``max_event_queue`` events wait; the oldest are shed and counted
@@ -140,7 +72,7 @@ class EventStream(_Feed[NodeEvent]):
     """
 
 
-class Subscription(_Feed[tuple[str, bytes]]):
+class Subscription(Feed[tuple[str, bytes]]):
     """The broadcasts of one topic, for one consumer:
     ``async for origin, payload in node.subscribe("jobs")``.
 
@@ -219,6 +151,8 @@ class Node:
         self._shed_closed = 0  # events shed by streams since closed
         self._topics: dict[str, set[Subscription]] = {}
         self._topic_shed_closed = 0  # broadcasts shed by subscriptions since closed
+        self._registry: RegistryMirror | None = None  # made at the first view that has one
+        self._monitor_shed_closed = 0  # group events shed by monitors since closed
         self._left = False
         self._stopped = False
 
@@ -360,7 +294,88 @@ class Node:
         return self._topic_shed_closed + sum(s.shed for s in subscriptions)
 
     def _shed(self) -> dict[str, int]:
-        return {"events": self.events_shed(), "subscriptions": self.broadcasts_shed()}
+        monitors = self._monitor_shed_closed
+        if self._registry is not None:
+            monitors += sum(m.shed for m in self._registry.monitors())
+        return {
+            "events": self.events_shed(),
+            "subscriptions": self.broadcasts_shed(),
+            "monitors": monitors,
+        }
+
+    # ---------------------------------------------------------------- groups and names
+
+    @property
+    def groups(self) -> Groups:
+        """Process groups, as Erlang's ``pg`` (``runtime/registries.py``):
+        ``node.groups.join("workers", "w1")``, ``members``, ``monitor``..."""
+        self._registry_mirror()
+        return Groups(self)
+
+    @property
+    def names(self) -> Names:
+        """Global names, as Erlang's ``global`` without its lock
+        (``runtime/registries.py``): ``node.names.register("leader", "me")``..."""
+        self._registry_mirror()
+        return Names(self)
+
+    def _registry_mirror(self) -> RegistryMirror:
+        self._current()
+        mirror = self._registry
+        if mirror is None:
+            raise LocalError(_NO_REGISTRY)
+        return mirror
+
+    def _monitor(self, scope: str, group: str | None) -> GroupMonitor:
+        return self._registry_mirror().monitor(self, self.config.max_event_queue, scope, group)
+
+    def _send_ops(self, ops: list[tuple[Any, ...]]) -> None:
+        """On the engine's loop: the application's burst of registry calls, in one input."""
+        with contextlib.suppress(NodeStopped):
+            self._engine.call(
+                lambda core, now: core.act("registry", lambda p: p.apply_ops(ops, now), now)
+            )
+
+    def _wake_engine(self, callback: Callable[[], None]) -> None:
+        loop = self._engine.loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the engine's loop is closed: stopped
+            if self._thread is None:
+                loop.call_soon(callback)
+            else:
+                loop.call_soon_threadsafe(callback)
+
+    async def _confirm_name(self, result: Registration, timeout_s: float) -> Registration:
+        if not result.registered:
+            return result
+        name, lamport = result.holder.name, result.holder.lamport
+
+        def ask(core: NodeCore, now: float) -> int:
+            return int(core.act("registry", lambda p: p.confirm(name, now), now))
+
+        asked = await self._on_engine(self._engine_call_result(ask))
+
+        def state() -> Confirmation | None:
+            view = self._current().registry
+            return None if view is None else view.confirmation(name, asked)
+
+        def finished() -> bool:
+            current = state()
+            return current is None or current.done
+
+        await self._wait_answers(finished, timeout_s)
+        final = state()
+        mirror = self._registry_mirror()
+        with mirror.lock:
+            winner = mirror.names.winner(name) or result.holder
+        if final is None:
+            return Registration(winner.node == mirror.me, winner, False)
+        missing = tuple(m for m in final.asked if m not in final.held)
+        if final.lost_to is not None:
+            return Registration(False, final.lost_to, False, missing)
+        won = winner.node == mirror.me and winner.lamport == lamport
+        return Registration(won, winner, won and not missing, missing)
 
     # ---------------------------------------------------------------- broadcast
 
@@ -529,6 +544,8 @@ class Node:
             for group in list(self._topics.values()):
                 for feed in list(group):
                     feed.push([], end=True)
+            if self._registry is not None:
+                self._registry.end()
             self._joined_or_stopped.set()
 
     async def __aenter__(self) -> Self:
@@ -615,6 +632,11 @@ class Node:
             before is None or before.swim.yielded_to is None
         )  # wakes wait_joined, which raises NameInUse
         self._view = view  # one reference swap
+        if view.registry is not None:
+            if self._registry is None:
+                self._registry = self._new_mirror(view)
+            if events:
+                self._registry.take(events)
         if events:
             typed = cast(list[NodeEvent], events)
             if any(isinstance(e, TRAFFIC) for e in typed):
@@ -625,9 +647,26 @@ class Node:
         if joined:
             self._on_app_loop(self._joined_or_stopped.set)
         if before is not None and (
-            view.swim.answered != before.swim.answered or view.keys is not before.keys
+            view.swim.answered != before.swim.answered
+            or view.keys is not before.keys
+            or (
+                view.registry is not None
+                and before.registry is not None
+                and view.registry.confirms != before.registry.confirms
+            )
         ):
             self._on_app_loop(self._answers.set)
+
+    def _new_mirror(self, view: NodeView) -> RegistryMirror:
+        section = self.config.registry
+        return RegistryMirror(
+            view.swim.local.name,
+            view.swim.local.epoch,
+            section.rank,
+            section.max_owner_bytes,
+            self._send_ops,
+            self._wake_engine,
+        )
 
     def _on_app_loop(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` on the application's loop: now when called on its
@@ -649,7 +688,7 @@ class Node:
                 news.append(cast(NodeEvent, event))
         return news
 
-    def _unsubscribe(self, feed: _Feed[Any]) -> None:
+    def _unsubscribe(self, feed: Feed[Any]) -> None:
         if isinstance(feed, Subscription):
             group = self._topics.get(feed.topic)
             if group is not None and feed in group:
@@ -657,10 +696,15 @@ class Node:
                 if not group:
                     del self._topics[feed.topic]
                 self._topic_shed_closed += feed.shed
+        elif isinstance(feed, GroupMonitor):
+            if self._registry is not None:
+                self._monitor_shed_closed += self._registry.forget(feed)
         elif feed in self._streams:
             self._streams.discard(feed)
             self._shed_closed += feed.shed
 
+
+_NO_REGISTRY = "this node runs without the registry (NodeConfig.registry.enabled is False)"
 
 _NO_BROADCAST = (
     "this node runs without broadcast (NodeConfig.overlay.enabled and "
