@@ -253,6 +253,7 @@ async def test_members_sorted_with_counts_and_metadata(served: Served) -> None:
         "epoch": 3,
         "incarnation": 7,
         "status": "alive",
+        "draining": False,
         "metadata": base64.b64encode(b"role=web").decode(),
         "metadata_text": "role=web",
         "tags": {},

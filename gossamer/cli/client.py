@@ -125,7 +125,7 @@ def format_members(rows: Sequence[dict[str, Any]], *, include_gone: bool = False
         (
             str(r.get("name", "?")),
             str(r.get("address", "?")),
-            str(r.get("status", "?")),
+            str(r.get("status", "?")) + (" (draining)" if r.get("draining") else ""),
             str(r.get("incarnation", "?")),
             str(r.get("epoch", "?")),
             _duration(r.get("for_s")),
@@ -287,3 +287,95 @@ def format_overlay(body: dict[str, Any]) -> str:
     if isinstance(counters, dict) and counters:
         lines.append("counters: " + ", ".join(f"{k} {v}" for k, v in counters.items()))
     return "\n".join(lines)
+
+
+def fetch_groups(
+    url: str, *, scope: str | None = None, group: str | None = None, timeout_s: float = 5.0
+) -> dict[str, Any]:
+    """The body of ``url``/api/groups (one scope or group when given)."""
+    query = {k: v for k, v in (("scope", scope), ("group", group)) if v is not None}
+    path = "/api/groups"
+    if query:
+        path += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+    body = fetch_json(url, path, timeout_s=timeout_s)
+    if not isinstance(body, dict) or not isinstance(body.get("groups"), list):
+        raise EndpointError(f"{endpoint_url(url)}/api/groups did not describe groups")
+    return body
+
+
+def format_groups(body: dict[str, Any]) -> str:
+    """One row per group member (scope, group, node, member), then the owners' versions."""
+    table = [("SCOPE", "GROUP", "NODE", "MEMBER")]
+    for entry in body.get("groups", []):
+        for member in entry.get("members", []):
+            table.append(
+                (
+                    str(entry.get("scope", "?")),
+                    str(entry.get("group", "?")),
+                    str(member.get("node", "?")),
+                    str(member.get("member", "?")),
+                )
+            )
+    lines = format_table(table).splitlines() if len(table) > 1 else ["no groups"]
+    if body.get("truncated"):
+        lines.append("(more groups than listed: pass --scope or --group)")
+    owners = body.get("owners", [])
+    if owners:
+        lines.append(
+            "owners: "
+            + ", ".join(
+                f"{o.get('owner')} v{o.get('version')} ({o.get('entries')} entries)" for o in owners
+            )
+        )
+    lines.extend(_counter_line(body))
+    return "\n".join(lines)
+
+
+def fetch_names(url: str, *, name: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The body of ``url``/api/names (one name when given)."""
+    path = "/api/names"
+    if name is not None:
+        path += "?" + urllib.parse.urlencode({"name": name}, quote_via=urllib.parse.quote)
+    body = fetch_json(url, path, timeout_s=timeout_s)
+    if not isinstance(body, dict) or not isinstance(body.get("names"), list):
+        raise EndpointError(f"{endpoint_url(url)}/api/names did not describe names")
+    return body
+
+
+def format_names(body: dict[str, Any]) -> str:
+    """One row per name (its holder, and how many claims it has), then conflicts and losses."""
+    table = [("NAME", "NODE", "MEMBER", "LAMPORT", "CLAIMS")]
+    for entry in body.get("names", []):
+        winner = entry.get("winner", {})
+        table.append(
+            (
+                str(entry.get("name", "?")),
+                str(winner.get("node", "?")),
+                str(winner.get("member", "?")),
+                str(winner.get("lamport", "?")),
+                str(len(entry.get("claims", []))),
+            )
+        )
+    lines = format_table(table, right={3, 4}).splitlines() if len(table) > 1 else ["no names"]
+    if body.get("truncated"):
+        lines.append("(more names than listed: pass --name)")
+    conflicts = body.get("conflicts", [])
+    if conflicts:
+        lines.append("claimed by more than one node now: " + ", ".join(map(str, conflicts)))
+    for lost in body.get("lost", []):
+        w = lost.get("winner", {})
+        mine = lost.get("lost", {})
+        lines.append(
+            f"lost here: {lost.get('name')!r} ({mine.get('member')}) to {w.get('node')}'s "
+            f"{w.get('member')}"
+        )
+    lines.extend(_counter_line(body))
+    return "\n".join(lines)
+
+
+def _counter_line(body: dict[str, Any]) -> list[str]:
+    counters = body.get("counters")
+    if isinstance(counters, dict) and counters:
+        shown = {k: v for k, v in counters.items() if v}
+        return ["counters: " + (", ".join(f"{k} {v}" for k, v in shown.items()) or "all 0")]
+    return []

@@ -221,6 +221,38 @@ def _overlay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _groups(args: argparse.Namespace) -> int:
+    from gossamer.cli.client import EndpointError, fetch_groups, format_groups, node_name
+
+    try:
+        body = fetch_groups(args.http, scope=args.scope, group=args.group)
+        if args.json:
+            print(json.dumps(body, indent=2))
+        else:
+            print(f"groups as seen by {node_name(args.http)}:")
+            print(format_groups(body))
+    except EndpointError as exc:
+        print(f"gossamer groups: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _names(args: argparse.Namespace) -> int:
+    from gossamer.cli.client import EndpointError, fetch_names, format_names, node_name
+
+    try:
+        body = fetch_names(args.http, name=args.name)
+        if args.json:
+            print(json.dumps(body, indent=2))
+        else:
+            print(f"names as seen by {node_name(args.http)}:")
+            print(format_names(body))
+    except EndpointError as exc:
+        print(f"gossamer names: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _sim_swim(args: argparse.Namespace) -> int:
     from gossamer.lab.swim_experiment import run_swim_experiment
 
@@ -517,6 +549,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     overlay.add_argument("--json", action="store_true", help="print the endpoint's JSON")
     overlay.set_defaults(run=_overlay)
+
+    groups = commands.add_parser(
+        "groups",
+        help="print the process groups a running agent knows (pg): who is in which group",
+        description=(
+            "Every (node, member) in every group of every scope, as the agent holds them, "
+            "then each owner's version and entry count and the registry's counters.  "
+            "Exits 1 when the endpoint cannot be reached or the node runs no registry."
+        ),
+    )
+    groups.add_argument(
+        "--http", metavar="URL", required=True, help="the agent's debug endpoint, host:port or URL"
+    )
+    groups.add_argument("--scope", help="only this scope")
+    groups.add_argument("--group", help="only groups of this name")
+    groups.add_argument("--json", action="store_true", help="print the endpoint's JSON")
+    groups.set_defaults(run=_groups)
+
+    names = commands.add_parser(
+        "names",
+        help="print the global names a running agent knows: holder, claims, conflicts",
+        description=(
+            "Every registered name with the claim that wins it (node, member, Lamport time) "
+            "and how many nodes claim it; the names claimed by more than one node right now "
+            "(a conflict being resolved after a partition); the claims this agent lost; the "
+            "registry's counters.  Exits 1 when the endpoint cannot be reached or the node "
+            "runs no registry."
+        ),
+    )
+    names.add_argument(
+        "--http", metavar="URL", required=True, help="the agent's debug endpoint, host:port or URL"
+    )
+    names.add_argument("--name", help="only this name")
+    names.add_argument("--json", action="store_true", help="print the endpoint's JSON")
+    names.set_defaults(run=_names)
 
     sim = commands.add_parser("sim", help="run a simulated experiment and report its figures")
     experiments = sim.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)

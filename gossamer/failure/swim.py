@@ -937,6 +937,19 @@ class SwimCore:
             raise LocalError("this node has left the cluster; it cannot publish metadata")
         self._set_local(Status.ALIVE, metadata, now)
 
+    def set_draining(self, draining: bool, now: float) -> None:
+        """Mark this node draining (or not) in the member table, under a higher
+        incarnation: still a member, probed and probing, but given no new work
+        (the ring leaves it out).  Nothing is published when nothing changes;
+        LocalError after leaving or yielding the name."""
+        if not isinstance(draining, bool):
+            raise LocalError(f"set_draining: draining must be a bool, got {draining!r}")
+        if self._yielded is not None or self._leaving:
+            raise LocalError("this node has left the cluster (or yielded its name); cannot drain")
+        local = self.table.local_claim
+        if local.draining != draining:
+            self._set_local(Status.ALIVE, local.metadata, now, draining=draining)
+
     # ---------------------------------------------------------------- probing
 
     def _probe_tick(self, now: float) -> None:
@@ -1278,7 +1291,16 @@ class SwimCore:
         epoch = claim.epoch + 1
         self._out.emit(NameClash(other, True, epoch))
         self.me = NodeId(self.me.name, self.me.address, epoch)
-        mine = Claim(local.name, local.address, epoch, 0, Status.ALIVE, local.metadata, local.name)
+        mine = Claim(
+            local.name,
+            local.address,
+            epoch,
+            0,
+            Status.ALIVE,
+            local.metadata,
+            local.name,
+            local.draining,
+        )
         self._changes += 1
         self._emit_all(self.table.set_local(mine, now))
         self._enqueue(mine, now)
@@ -1301,12 +1323,26 @@ class SwimCore:
         self._out.emit(NameClash(other, False, self.me.epoch))
 
     def _set_local(
-        self, status: Status, metadata: bytes, now: float, at_least: int | None = None
+        self,
+        status: Status,
+        metadata: bytes,
+        now: float,
+        at_least: int | None = None,
+        draining: bool | None = None,
     ) -> None:
         local = self.table.local_claim
         incarnation = max(local.incarnation, at_least or 0) + 1
+        if draining is None:
+            draining = local.draining
         claim = Claim(
-            local.name, local.address, local.epoch, incarnation, status, metadata, local.name
+            local.name,
+            local.address,
+            local.epoch,
+            incarnation,
+            status,
+            metadata,
+            local.name,
+            draining and status.live,
         )
         self._changes += 1
         self._emit_all(self.table.set_local(claim, now))

@@ -94,6 +94,7 @@ def member_json(member: Member, now: float) -> dict[str, Any]:
         "epoch": member.epoch,
         "incarnation": member.incarnation,
         "status": member.status.name.lower(),
+        "draining": member.draining,
         "metadata": base64.b64encode(member.metadata).decode("ascii"),
         "metadata_text": text,
         "tags": member.tags,

@@ -125,17 +125,20 @@ class Claim(Record):
     """Application data of this incarnation (bounded by the failure detector's config)."""
     source: str = ""
     """Who makes the claim: counts independent confirmations of a suspicion."""
+    draining: bool = False
+    """The member is draining (``Node.drain``): a member still, given no new work
+    (the ring leaves it out).  Raised and lowered like metadata."""
 
 
 def as_stored(claim: Claim) -> Claim:
     """``claim`` as the table stores, compares and passes it on: a dead or left
     member keeps no metadata, so a table full of tombstones stays small."""
-    if claim.status.live or not claim.metadata:
+    if claim.status.live or not (claim.metadata or claim.draining):
         return claim
-    return dataclasses.replace(claim, metadata=b"")
+    return dataclasses.replace(claim, metadata=b"", draining=False)
 
 
-def claim_order(claim: Claim) -> tuple[int, int, int, str, bytes]:
+def claim_order(claim: Claim) -> tuple[int, int, int, str, bytes, bool]:
     """The total order of claims about one name: the greater claim wins."""
     return (
         claim.epoch,
@@ -143,6 +146,7 @@ def claim_order(claim: Claim) -> tuple[int, int, int, str, bytes]:
         STATUS_RANK[claim.status],
         claim.address,
         claim.metadata,
+        claim.draining,
     )
 
 
@@ -158,6 +162,8 @@ class Member:
     metadata: bytes
     since: float
     """When the local node last saw the status change, on its own clock (seconds)."""
+    draining: bool = False
+    """It is draining (``Node.drain``): still a member, given no new work."""
 
     @property
     def node_id(self) -> NodeId:
@@ -300,13 +306,31 @@ class _Entry:
     """A dead or left member's metadata while it was alive, kept here (never
     sent: tombstones travel without it) so an operator sees what died: that of
     the greatest live claim of this life the table was given, in any order."""
-    last_live: tuple[int, int, int, str, bytes] | None = None
+    last_live: tuple[int, int, int, str, bytes, bool] | None = None
     """The order of that claim."""
 
     def view(self) -> Member:
         c = self.claim
         metadata = c.metadata if c.status.live else self.last_metadata
-        return Member(c.name, c.address, c.epoch, c.incarnation, c.status, metadata, self.since)
+        return Member(
+            c.name,
+            c.address,
+            c.epoch,
+            c.incarnation,
+            c.status,
+            metadata,
+            self.since,
+            c.draining and c.status.live,
+        )
+
+
+def _updated(previous: Member, member: Member) -> bool:
+    """What a live-to-live change must touch to be news (``MemberUpdated``)."""
+    return (previous.address, previous.metadata, previous.draining) != (
+        member.address,
+        member.metadata,
+        member.draining,
+    )
 
 
 class MemberTable:
@@ -527,7 +551,7 @@ class MemberTable:
                 events.append(MemberJoined(member, previous))
             elif ev is _Ev.UPDATED:
                 assert previous is not None
-                if (previous.address, previous.metadata) != (member.address, member.metadata):
+                if _updated(previous, member):
                     events.append(MemberUpdated(member, previous))
             elif ev is _Ev.SUSPECT:
                 events.append(MemberSuspect(member, claim.source))
@@ -542,7 +566,7 @@ class MemberTable:
             and previous is not None
             and previous.status.live
             and claim.status.live
-            and (previous.address, previous.metadata) != (member.address, member.metadata)
+            and _updated(previous, member)
             and not any(isinstance(e, MemberUpdated) for e in events)
         ):
             # New metadata can come with a suspicion or a refutation too.

@@ -71,9 +71,10 @@ class RingPart:
         """The ring uses no streams."""
 
     def on_event(self, event: object, now: float) -> None:
+        # A draining member keeps no keys: it is on its way out.
         if isinstance(event, MEMBER_EVENTS):
             member = event.member
-            if member.status.live:
+            if member.status.live and not member.draining:
                 self._live.add(member.name)
             else:
                 self._live.discard(member.name)

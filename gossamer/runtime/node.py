@@ -351,8 +351,16 @@ class Node:
             return result
         name, lamport = result.holder.name, result.holder.lamport
 
+        mirror = self._registry_mirror()
+
         def ask(core: NodeCore, now: float) -> int:
-            return int(core.act("registry", lambda p: p.confirm(name, now), now))
+            ops = mirror.take_ops()  # the claim first, if its burst has not gone yet
+
+            def run(part: Any) -> int:
+                part.apply_ops(ops, now)
+                return int(part.confirm(name, now))
+
+            return int(core.act("registry", run, now))
 
         asked = await self._on_engine(self._engine_call_result(ask))
 
@@ -366,7 +374,6 @@ class Node:
 
         await self._wait_answers(finished, timeout_s)
         final = state()
-        mirror = self._registry_mirror()
         with mirror.lock:
             winner = mirror.names.winner(name) or result.holder
         if final is None:
@@ -514,6 +521,25 @@ class Node:
         final = state()
         answers = () if final is None else final.answers
         return {member: (ok, detail) for member, ok, detail, _ in answers}
+
+    async def drain(self) -> None:
+        """Mark this node draining in the member table, without leaving: every
+        member sees it (``Member.draining``, ``gossamer members``) and the ring
+        gives it no keys, so work moves away while it still answers.
+        :meth:`undrain` reverses it; :meth:`leave` is the end of the road."""
+        await self._set_draining(True)
+
+    async def undrain(self) -> None:
+        """Take the node out of draining: the ring gives it keys again."""
+        await self._set_draining(False)
+
+    async def _set_draining(self, draining: bool) -> None:
+        self._check_running()
+        await self._on_engine(
+            self._engine_call(
+                lambda core, now: core.act("swim", lambda p: p.set_draining(draining, now), now)
+            )
+        )
 
     async def leave(self) -> None:
         """Leave the cluster gracefully: peers see this node *left*, not dead.

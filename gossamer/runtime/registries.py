@@ -122,9 +122,14 @@ class RegistryMirror:
                     if node != self.me:  # this node's own changes entered at the call
                         self._index(change)
 
-    def _flush_ops(self) -> None:
+    def take_ops(self) -> list[tuple[Any, ...]]:
+        """The calls queued for the engine, taken (on the engine's loop)."""
         with self.lock:
             ops, self._ops = self._ops, []
+        return ops
+
+    def _flush_ops(self) -> None:
+        ops = self.take_ops()
         if ops:
             self._send(ops)
 
