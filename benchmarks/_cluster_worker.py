@@ -26,6 +26,16 @@ controller in JSON lines: commands on stdin, reports on stdout.
   for each broadcast; ``{"cmd": "broadcast", "node": name, "topic": T,
   "id": k}`` has that node broadcast ``k`` and reports ``sent``.
   (``benchmarks.real_overlay``.)
+* Groups and names (``benchmarks.registry``): ``watch_groups`` has every
+  node here monitor its default scope and report ``gseen`` (node, group,
+  ``time.time()``) for each join of a ``single-`` group and ``bulk_seen``
+  once it holds ``expect_bulk``'s count of ``bulk-`` entries; ``join``,
+  ``bulk_join``, ``register`` and ``bulk_register`` make a node do so and
+  report when they began; ``watch_name`` polls every node's ``whereis`` each
+  millisecond and reports ``nseen``; ``watch_names_count`` polls the number
+  of names every 2 ms and reports ``names_seen``; ``digest`` reports a hash
+  of every node's groups and name winners; every ``NameLost`` is reported
+  as ``lost``.
 * ``{"cmd": "stop"}``, SIGTERM, or the end of stdin (the controller is gone)
   stops the nodes and exits, so a worker never outlives its controller for
   long.
@@ -36,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -45,6 +56,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from gossamer.crdt.groups import GroupJoined
+from gossamer.crdt.names import NameLost
 from gossamer.debug.source import Counters
 from gossamer.membership.members import (
     MemberAlive,
@@ -82,24 +95,24 @@ def emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def reserve_port() -> tuple[socket.socket, socket.socket, int]:
-    """A port free for both TCP and UDP on loopback, held until the node binds it."""
+def reserve_port(host: str = "127.0.0.1") -> tuple[socket.socket, socket.socket, int]:
+    """A port free for both TCP and UDP on ``host``, held until the node binds it."""
     for _ in range(100):
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # The node's listener binds with SO_REUSEADDR too, so it may take the
         # port while this socket still exists; neither ever listened.
         tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        tcp.bind(("127.0.0.1", 0))
+        tcp.bind((host, 0))
         port = tcp.getsockname()[1]
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
-            udp.bind(("127.0.0.1", port))
+            udp.bind((host, port))
         except OSError:
             tcp.close()
             udp.close()
             continue
         return tcp, udp, port
-    raise OSError("no port free for both TCP and UDP on 127.0.0.1")
+    raise OSError(f"no port free for both TCP and UDP on {host}")
 
 
 async def _counters(node: Node) -> Counters:
@@ -108,15 +121,23 @@ async def _counters(node: Node) -> Counters:
 
 class Worker:
     def __init__(
-        self, names: list[str], keyring_path: str | None, size: int, engine_thread: bool
+        self,
+        names: list[str],
+        keyring_path: str | None,
+        size: int,
+        engine_thread: bool,
+        host: str = "127.0.0.1",
+        max_event_queue: int = 1_024,
     ) -> None:
         self.keyring = load_keyring(keyring_path) if keyring_path else None
         self.size = size
         self.engine_thread = engine_thread
-        self.reserved = {name: reserve_port() for name in names}
-        self.addresses = {name: f"127.0.0.1:{port}" for name, (_, _, port) in self.reserved.items()}
+        self.max_event_queue = max_event_queue
+        self.reserved = {name: reserve_port(host) for name in names}
+        self.addresses = {name: f"{host}:{port}" for name, (_, _, port) in self.reserved.items()}
         self.nodes: dict[str, Node] = {}
         self.watchers: list[asyncio.Task[None]] = []
+        self.bulk_target = 0
 
     async def start(self, names: list[str], seeds: list[str]) -> None:
         for name in names:
@@ -131,6 +152,7 @@ class Worker:
                 plaintext=self.keyring is None,
                 seeds=tuple(s for s in seeds if s != address),
                 engine_thread=self.engine_thread,
+                max_event_queue=self.max_event_queue,
             )
             node = await Node.start(config)
             self.nodes[name] = node
@@ -145,6 +167,9 @@ class Worker:
         async for event in stream:
             if isinstance(event, RingChanged):
                 continue  # about no one member; its moves are computed only if read
+            if isinstance(event, NameLost):
+                emit({"type": "lost", "node": name, "name": event.name, "t": time.time()})
+                continue
             about = event.member.name
             kind = _REPORTED.get(type(event))
             if kind is not None and about != name:
@@ -170,6 +195,87 @@ class Worker:
         t = time.time()
         await self.nodes[name].broadcast(topic, ident.encode())
         emit({"type": "sent", "node": name, "id": ident, "t": t})
+
+    # ------------------------------------------------------------ groups and names
+
+    def watch_groups(self) -> None:
+        for node in self.nodes.values():
+            self.watchers.append(asyncio.create_task(self.group_events(node)))
+
+    async def group_events(self, node: Node) -> None:
+        name, bulk = node.name, 0
+        async for event in node.groups.monitor_all():
+            if not isinstance(event, GroupJoined):
+                continue
+            if event.group.startswith("single-"):
+                emit({"type": "gseen", "node": name, "group": event.group, "t": time.time()})
+            elif event.group.startswith("bulk-"):
+                bulk += 1
+                if bulk == self.bulk_target:
+                    emit({"type": "bulk_seen", "node": name, "t": time.time()})
+
+    def join(self, name: str, group: str, member: str) -> None:
+        t = time.time()
+        self.nodes[name].groups.join(group, member)
+        emit({"type": "joined", "node": name, "group": group, "t": t})
+
+    async def bulk_join(self, name: str, count: int, groups: int) -> None:
+        node = self.nodes[name]
+        t0 = time.time()
+        for i in range(count):
+            node.groups.join(f"bulk-{i % groups}", f"m{i}")
+        emit({"type": "bulk_joined", "node": name, "t0": t0, "t1": time.time()})
+
+    def register(self, name: str, key: str, member: str) -> None:
+        t = time.time()
+        result = self.nodes[name].names.register(key, member)
+        emit({"type": "registered", "node": name, "name": key, "ok": result.registered, "t": t})
+
+    async def bulk_register(self, name: str, count: int, prefix: str) -> None:
+        node = self.nodes[name]
+        t0 = time.time()
+        refused = 0
+        for i in range(count):
+            refused += not node.names.register(f"{prefix}{i}", "m").registered
+        emit({"type": "bulk_registered", "t0": t0, "t1": time.time(), "refused": refused})
+
+    def watch_name(self, key: str) -> None:
+        for node in self.nodes.values():
+            self.watchers.append(asyncio.create_task(self.poll_name(node, key)))
+
+    async def poll_name(self, node: Node, key: str) -> None:
+        deadline = time.monotonic() + 30
+        while node.names.whereis(key) is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        emit({"type": "nseen", "node": node.name, "name": key, "t": time.time()})
+
+    def watch_names_count(self, count: int) -> None:
+        for node in self.nodes.values():
+            self.watchers.append(asyncio.create_task(self.poll_count(node, count)))
+
+    async def poll_count(self, node: Node, count: int) -> None:
+        deadline = time.monotonic() + 120
+        while node.names.count() < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        emit({"type": "names_seen", "node": node.name, "t": time.time()})
+
+    def digest(self, ident: int) -> None:
+        for name, node in self.nodes.items():
+            mirror = node._registry_mirror()
+            with mirror.lock:
+                groups = mirror.groups.groups()
+                names = [(n, mirror.names.winner(n)) for n in mirror.names.names()]
+            text = repr((groups, names)).encode()
+            emit(
+                {
+                    "type": "digest",
+                    "id": ident,
+                    "node": name,
+                    "hash": hashlib.blake2b(text, digest_size=8).hexdigest(),
+                    "entries": sum(len(m) for _, _, m in groups),
+                    "names": len(names),
+                }
+            )
 
     async def stats(self, ident: int) -> None:
         sent = 0
@@ -257,12 +363,37 @@ async def serve(worker: Worker) -> None:
                 else:
                     _busy(command["s"])
                 emit({"type": "stall_end", "t": time.time()})
+            case "watch_groups":
+                worker.watch_groups()
+            case "expect_bulk":
+                worker.bulk_target = command["count"]
+            case "join":
+                worker.join(command["node"], command["group"], command["member"])
+            case "bulk_join":
+                await worker.bulk_join(command["node"], command["count"], command["groups"])
+            case "register":
+                worker.register(command["node"], command["name"], command["member"])
+            case "bulk_register":
+                await worker.bulk_register(command["node"], command["count"], command["prefix"])
+            case "watch_name":
+                worker.watch_name(command["name"])
+            case "watch_names_count":
+                worker.watch_names_count(command["count"])
+            case "digest":
+                worker.digest(command["id"])
             case "stop":
                 break
 
 
 async def amain(args: argparse.Namespace) -> None:
-    worker = Worker(args.names.split(","), args.keyring, args.cluster_size, args.engine_thread)
+    worker = Worker(
+        args.names.split(","),
+        args.keyring,
+        args.cluster_size,
+        args.engine_thread,
+        args.host,
+        args.max_event_queue,
+    )
     task = asyncio.create_task(serve(worker))
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
@@ -279,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--names", required=True, help="comma-separated node names")
     parser.add_argument("--cluster-size", type=int, required=True)
     parser.add_argument("--engine-thread", action="store_true")
+    parser.add_argument("--host", default="127.0.0.1", help="the address the nodes bind")
+    parser.add_argument("--max-event-queue", type=int, default=1_024)
     args = parser.parse_args(argv)
     # Ctrl-C is the controller's to handle: it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

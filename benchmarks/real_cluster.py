@@ -142,20 +142,25 @@ class Controller:
 
     # ------------------------------------------------------------ processes
 
+    def command(self, index: int, names: list[str], role: str) -> list[str]:
+        """How worker ``index`` is started."""
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks._cluster_worker",
+            *(["--keyring", self.keyring_path] if self.keyring_path else []),
+            "--names",
+            ",".join(names),
+            "--cluster-size",
+            str(self.size),
+        ]
+        if role == "stalled":
+            command.append("--engine-thread")
+        return command
+
     def spawn(self) -> None:
         for index, (names, role) in enumerate(self.layout):
-            command = [
-                sys.executable,
-                "-m",
-                "benchmarks._cluster_worker",
-                *(["--keyring", self.keyring_path] if self.keyring_path else []),
-                "--names",
-                ",".join(names),
-                "--cluster-size",
-                str(self.size),
-            ]
-            if role == "stalled":
-                command.append("--engine-thread")
+            command = self.command(index, names, role)
             proc = subprocess.Popen(
                 command,
                 stdin=subprocess.PIPE,

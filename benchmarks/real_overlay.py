@@ -288,6 +288,22 @@ def _percentile(values: list[float], q: float) -> float | None:
 def run_anchor(n: int, diag: Callable[[str], None]) -> dict[str, float] | None:
     """The Erlang anchor's ``failure`` mode at ``n`` (one run, ``net_ticktime`` 60),
     or None when Erlang is not installed or the run fails."""
+    rows = run_anchor_mode(n, 60, "failure", diag)
+    if rows is None:
+        return None
+    figures: dict[str, float] = {}
+    for row in rows:
+        if isinstance(row.get("value"), int | float):
+            figures[str(row["metric"])] = float(row["value"])
+    diag(f"Erlang anchor at N = {n}: {figures}")
+    return figures
+
+
+def run_anchor_mode(
+    n: int, ticktime: int, mode: str, diag: Callable[[str], None]
+) -> list[dict[str, Any]] | None:
+    """The Erlang anchor's rows for one run of ``mode`` at ``n`` with
+    ``net_ticktime``, or None when Erlang is not installed or the run fails."""
     if shutil.which("erl") is None or not ANCHOR.is_dir():
         diag("Erlang/OTP not installed (apt-get install erlang-nox): no anchor run")
         return None
@@ -296,7 +312,7 @@ def run_anchor(n: int, diag: Callable[[str], None]) -> dict[str, float] | None:
         shutil.copytree(ANCHOR, here)
         out = here / "results" / "results.jsonl"
         done = subprocess.run(
-            ["./run.sh", f"{n}:60:1:failure"],
+            ["./run.sh", f"{n}:{ticktime}:1:{mode}"],
             cwd=here,
             capture_output=True,
             text=True,
@@ -309,13 +325,11 @@ def run_anchor(n: int, diag: Callable[[str], None]) -> dict[str, float] | None:
                 f"the Erlang anchor produced nothing (rc {done.returncode}):\n{done.stdout[-2000:]}"
             )
             return None
-        figures: dict[str, float] = {}
-        for line in out.read_text().splitlines():
-            row = json.loads(line)
-            if isinstance(row.get("value"), int | float):
-                figures[str(row["metric"])] = float(row["value"])
-        diag(f"Erlang anchor at N = {n}: {figures}")
-        return figures
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        for row in rows:
+            if row.get("metric") == "run_error":
+                diag(f"the Erlang anchor failed: {row}")
+        return rows
 
 
 # ------------------------------------------------------------------ output

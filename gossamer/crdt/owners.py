@@ -219,6 +219,14 @@ class OwnerTable:
         out.append(GroupChange(key[0], key[1], self.me, key[2], count))
         return count
 
+    def set_count(self, key: GroupKey, count: int, out: list[Change]) -> None:
+        """This node's ``member`` is in ``(scope, group)`` ``count`` times (0: not)."""
+        have = self.own_count(key)
+        if count > have:
+            self.join(key, out, count - have)
+        elif count < have:
+            self.leave(key, out, have - count)
+
     def claim(self, name: str, member: str, lamport: int, out: list[Change]) -> None:
         """This node claims ``name`` for ``member`` at ``lamport`` (replacing its own claim)."""
         own = self._owners[self.me]

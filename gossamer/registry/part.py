@@ -455,16 +455,14 @@ class RegistryPart:
 
     def apply_ops(self, ops: Sequence[tuple[Any, ...]], now: float) -> None:
         """The runtime's batch of the application's calls, already checked by its
-        facade: ``("join"|"leave", scope, group, member, times)``,
+        facade, with absolute values: ``("set", scope, group, member, count)``,
         ``("claim", name, member, lamport)``, ``("withdraw", name)``."""
         start = len(self._changes)
         for op in ops:
             try:
                 match op:
-                    case ("join", scope, group, member, times):
-                        self.table.join((scope, group, member), self._changes, times)
-                    case ("leave", scope, group, member, times):
-                        self.table.leave((scope, group, member), self._changes, times)
+                    case ("set", scope, group, member, count):
+                        self.table.set_count((scope, group, member), count, self._changes)
                     case ("claim", name, member, lamport):
                         self.lamport = max(self.lamport, lamport)
                         self.table.claim(name, member, lamport, self._changes)

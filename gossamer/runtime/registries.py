@@ -395,6 +395,12 @@ class Names:
         with mirror.lock:
             return mirror.names.claims(name)
 
+    def count(self) -> int:
+        """How many names have a claim (cheaper than ``len(registered_names())``)."""
+        mirror = self._mirror()
+        with mirror.lock:
+            return len(mirror.names)
+
     def registered_names(self) -> list[str]:
         """Every name with a claim, sorted."""
         mirror = self._mirror()
