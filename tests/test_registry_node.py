@@ -9,7 +9,14 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from gossamer.cli.client import fetch_groups, fetch_names, format_groups, format_names
+from gossamer.cli.client import (
+    EndpointError,
+    fetch_groups,
+    fetch_json,
+    fetch_names,
+    format_groups,
+    format_names,
+)
 from gossamer.crdt.groups import GroupJoined, GroupLeft
 from gossamer.crdt.names import NameLost
 from gossamer.errors import LocalError
@@ -159,6 +166,12 @@ async def test_endpoint_cli_and_metrics_show_groups_and_names(launch: Launch) ->
         with urllib.request.urlopen(url + "/metrics", timeout=5) as response:
             return str(response.read().decode())
 
+    limited = await asyncio.to_thread(fetch_json, url, "/api/names?limit=1")
+    assert len(limited["names"]) == 1
+    with pytest.raises(EndpointError, match="limit"):
+        await asyncio.to_thread(fetch_json, url, "/api/groups?limit=0")
+    page = await asyncio.to_thread(lambda: urllib.request.urlopen(url + "/", timeout=5).read())
+    assert b"registry-section" in page and b"api/names?limit=100" in page
     metrics = await asyncio.to_thread(scrape)
     assert 'gossamer_registry_entries{owner="n1"} 1.0' in metrics
     assert "gossamer_registry_deltas_received_total" in metrics

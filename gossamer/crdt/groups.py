@@ -12,7 +12,7 @@ could not survive a heal); scopes are independent namespaces.  A member is
 listed once however many times it joined.
 
 Invariant: after any sequence of :class:`GroupChange` s, the index holds
-exactly the entries whose last change had a positive count, and it emitted
+exactly the entries whose last change had a positive count, and it reported
 one :class:`GroupJoined` when an entry appeared and one :class:`GroupLeft`
 when it went.
 """
@@ -49,13 +49,13 @@ def check_text(method: str, what: str, value: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class GroupChange:
-    """Owner ``node`` now holds ``member`` in ``group`` of ``scope`` ``count`` times (0: gone)."""
+    """Owner ``node`` now holds each ``(member, count)`` of ``entries`` in ``group`` of
+    ``scope`` that many times (0: gone): one group's changes in one delta."""
 
     scope: str
     group: str
     node: str
-    member: str
-    count: int
+    entries: tuple[tuple[str, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,38 +81,50 @@ class GroupLeft:
 class GroupIndex:
     """Who is in which group, from the owners' changes (see the module docstring)."""
 
-    __slots__ = ("_groups",)
+    __slots__ = ("_entries", "_groups")
 
     def __init__(self) -> None:
-        # (scope, group) -> (node, member) -> count
-        self._groups: dict[tuple[str, str], dict[tuple[str, str], int]] = {}
+        # (scope, group) -> node -> member -> count
+        self._groups: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+        self._entries = 0
 
-    def apply(self, change: GroupChange) -> GroupJoined | GroupLeft | None:
-        """Take one change; the event it means, if membership changed."""
-        key = (change.scope, change.group)
-        entry = (change.node, change.member)
-        held = self._groups.get(key)
-        if change.count > 0:
-            if held is None:
-                held = self._groups[key] = {}
-            was = held.get(entry, 0)
-            held[entry] = change.count
-            if was == 0:
-                return GroupJoined(change.scope, change.group, change.node, change.member)
-            return None
-        if held is None or held.pop(entry, 0) == 0:
-            return None
+    def apply(self, change: GroupChange, events: list[GroupJoined | GroupLeft] | None) -> None:
+        """Take one group's changes; the joins and leaves they mean go to ``events``
+        (None: not wanted, which costs nothing)."""
+        scope, group, node = change.scope, change.group, change.node
+        at = (scope, group)
+        by_node = self._groups.get(at)
+        if by_node is None:
+            by_node = self._groups[at] = {}
+        held = by_node.get(node)
+        if held is None:
+            held = by_node[node] = {}
+        added = 0
+        for member, count in change.entries:
+            if count:
+                if member not in held:
+                    added += 1
+                    if events is not None:
+                        events.append(GroupJoined(scope, group, node, member))
+                held[member] = count
+            elif held.pop(member, 0):
+                added -= 1
+                if events is not None:
+                    events.append(GroupLeft(scope, group, node, member))
+        self._entries += added
         if not held:
-            del self._groups[key]  # a group exists while it has members
-        return GroupLeft(change.scope, change.group, change.node, change.member)
+            del by_node[node]
+            if not by_node:
+                del self._groups[at]  # a group exists while it has members
 
     def members(self, scope: str, group: str) -> list[tuple[str, str]]:
         """Every ``(node, member)`` in the group, sorted."""
-        return sorted(self._groups.get((scope, group), ()))
+        by_node = self._groups.get((scope, group), {})
+        return sorted((node, m) for node, held in by_node.items() for m in held)
 
     def count(self, scope: str, group: str, node: str, member: str) -> int:
         """How many times ``member`` of ``node`` joined the group (0: not in it)."""
-        return self._groups.get((scope, group), {}).get((node, member), 0)
+        return self._groups.get((scope, group), {}).get(node, {}).get(member, 0)
 
     def which_groups(self, scope: str) -> list[str]:
         """The groups of ``scope`` that have members, sorted."""
@@ -124,8 +136,8 @@ class GroupIndex:
 
     def entries(self) -> int:
         """How many (group, node, member) entries are held."""
-        return sum(len(held) for held in self._groups.values())
+        return self._entries
 
     def groups(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
         """Every group as ``(scope, group, members)``, sorted (for the endpoint)."""
-        return [(s, g, sorted(self._groups[(s, g)])) for s, g in sorted(self._groups)]
+        return [(s, g, self.members(s, g)) for s, g in sorted(self._groups)]

@@ -83,8 +83,10 @@ class NameIndex:
                 del self._winners[name]
                 return before, None
         else:
-            if held is None:
-                held = self._claims[name] = {}
+            if held is None:  # the common case: a name nobody else claims
+                self._claims[name] = {node: claim}
+                self._winners[name] = claim
+                return before, claim
             held[node] = claim
         if before is not None and claim is not None and before.node != node:
             # A new or changed claim only needs comparing with the winner.
@@ -94,6 +96,13 @@ class NameIndex:
         self._winners[name] = after
         return before, after
 
+    def copy(self) -> NameIndex:
+        """An independent index holding the same claims (claims are immutable)."""
+        other = NameIndex(self._rank)
+        other._claims = {name: dict(held) for name, held in self._claims.items()}
+        other._winners = dict(self._winners)
+        return other
+
     def winner(self, name: str) -> Claim | None:
         """The claim every node that heard the same claims picks for ``name``."""
         return self._winners.get(name)
@@ -101,6 +110,10 @@ class NameIndex:
     def claims(self, name: str) -> list[Claim]:
         """Every claim on ``name``, winner first."""
         return sorted(self._claims.get(name, {}).values(), key=self._key)
+
+    def claimants(self, name: str) -> int:
+        """How many nodes claim ``name``."""
+        return len(self._claims.get(name, ()))
 
     def claim_of(self, name: str, node: str) -> Claim | None:
         return self._claims.get(name, {}).get(node)

@@ -561,6 +561,18 @@ DASHBOARD_HTML: Final = """<!doctype html>
   <tbody id="links"></tbody>
 </table>
 </section>
+<section id="registry-section" hidden>
+<h2>Groups <span id="groups-summary"></span></h2>
+<table>
+  <thead><tr><th>scope</th><th>group</th><th>members</th><th>who</th></tr></thead>
+  <tbody id="groups"></tbody>
+</table>
+<h2>Names <span id="names-summary"></span></h2>
+<table>
+  <thead><tr><th>name</th><th>node</th><th>member</th><th>lamport</th><th>claims</th></tr></thead>
+  <tbody id="names"></tbody>
+</table>
+</section>
 <h2>Recent events</h2>
 <table>
   <thead><tr><th>at</th><th>kind</th><th>member</th><th>address</th>
@@ -664,11 +676,39 @@ function showOverlay(overlay, name) {
       [h ? h.phi.toFixed(2) : "", "num"], [h ? h.heard_s.toFixed(1) + " s ago" : "", "num"]]);
   }));
 }
+// api/groups and api/names answer 404 when the node runs no registry.
+async function getOptional(path) {
+  const r = await fetch(path, {cache: "no-store"});
+  if (r.status === 404) return null;
+  if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+  return r.json();
+}
+// The first 100 groups and names: the panel is a glance, /api/* has them all.
+function showRegistry(groups, names) {
+  document.getElementById("registry-section").hidden = groups === null || names === null;
+  if (groups === null || names === null) return;
+  const entries = groups.groups.reduce((n, g) => n + g.members.length, 0);
+  document.getElementById("groups-summary").textContent =
+    "(" + groups.groups.length + (groups.truncated ? "+" : "") + " groups, " + entries +
+    " members shown, " + groups.owners.length + " owners)";
+  document.getElementById("groups").replaceChildren(...groups.groups.map(g => row([
+    [g.scope], [g.group], [g.members.length, "num"],
+    [g.members.slice(0, 8).map(m => m.node + "/" + m.member).join(" ") +
+      (g.members.length > 8 ? " ..." : ""), "meta"],
+  ])));
+  const conflicts = new Set(names.conflicts);
+  document.getElementById("names-summary").textContent =
+    "(" + names.names.length + (names.truncated ? "+" : "") + " shown, " +
+    conflicts.size + " contested now, " + names.lost.length + " lost here)";
+  document.getElementById("names").replaceChildren(...names.names.map(n => row([
+    [n.name], [n.winner.node], [n.winner.member], [n.winner.lamport, "num"],
+    [n.claims.length, "num"]], conflicts.has(n.name) ? "suspect" : "")));
+}
 async function refresh() {
   try {
-    const [node, members, events, ring, overlay] = await Promise.all(
+    const [node, members, events, ring, overlay, groups, names] = await Promise.all(
       [getJson("api/node"), getJson("api/members"), getJson("api/events"), getRing(),
-       getOverlay()]);
+       getOverlay(), getOptional("api/groups?limit=100"), getOptional("api/names?limit=100")]);
     document.getElementById("title").textContent = "gossamer: " + node.name;
     document.getElementById("node").textContent =
       node.address + " | cluster " + node.cluster + " | " + node.status +
@@ -680,7 +720,8 @@ async function refresh() {
       "(" + c.alive + " alive, " + c.suspect + " suspect, " + c.dead + " dead, " +
       c.left + " left)";
     document.getElementById("members").replaceChildren(...members.members.map(m => row([
-      [m.name], [m.address], [m.status, m.status], [m.for_s.toFixed(1)], [m.epoch],
+      [m.name], [m.address], [m.status + (m.draining ? " (draining)" : ""), m.status],
+      [m.for_s.toFixed(1)], [m.epoch],
       [m.incarnation],
       [m.metadata_text !== null ? m.metadata_text : "base64:" + m.metadata, "meta"],
     ])));
@@ -691,6 +732,7 @@ async function refresh() {
     ])));
     showRing(ring);
     showOverlay(overlay, node.name);
+    showRegistry(groups, names);
     document.getElementById("error").textContent = "";
   } catch (err) {
     document.getElementById("error").textContent = "refresh failed: " + err.message;
@@ -719,4 +761,4 @@ setInterval(poll, 1000);
 
 The ring panel is hidden while ``/api/ring`` answers 404 (a node that keeps no
 ring), the overlay panel (the node's links drawn around it) while
-``/api/overlay`` does."""
+``/api/overlay`` does, the groups and names panel while ``/api/groups`` does."""

@@ -63,9 +63,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from gossamer.config import WireRoom, check_int, check_positive
-from gossamer.crdt.groups import GroupChange, GroupIndex, check_text
+from gossamer.crdt.groups import GroupChange, check_text
 from gossamer.crdt.names import Claim, NameIndex, NameLost, Resolver
-from gossamer.crdt.owners import DELTA_OVERHEAD, Applied, Change, OwnerDelta, OwnerTable
+from gossamer.crdt.owners import (
+    DELTA_OVERHEAD,
+    Applied,
+    Change,
+    OwnerDelta,
+    OwnerTable,
+    TableGroups,
+)
 from gossamer.effects import Effect, EventNote, Outbox, PartContext, PartFactory, PartSpec, TimerKey
 from gossamer.errors import ConfigError, LocalError, WireError
 from gossamer.ids import Address, NodeId
@@ -175,8 +182,9 @@ class RegistryConfig:
     """The ``registry`` part: groups and names (on unless ``enabled`` is false)."""
 
     enabled: bool = True
-    batch_s: float = 0.002
-    """Local changes wait this long to be flushed together (0: at the end of each call)."""
+    batch_s: float = 0.0
+    """Local changes wait this long to be flushed together; 0: at the end of each
+    input (the runtime already hands the engine a burst of calls as one input)."""
     anti_entropy_interval_s: float = 2.0
     """A random live member is sent a :class:`Summary` this often."""
     max_delta_bytes: int = 32 * 1024
@@ -288,7 +296,7 @@ class RegistryPart:
             max_owners=config.max_owners,
             max_owner_bytes=config.max_owner_bytes,
         )
-        self.groups = GroupIndex()
+        self.groups = TableGroups(self.table)
         self.names = NameIndex(config.rank)
         self.stats = RegistryStats()
         self.lamport = 0
@@ -598,16 +606,18 @@ class RegistryPart:
         return result
 
     def _index(self, start: int) -> None:
-        """Apply the changes from ``start`` on to the indexes."""
-        for change in self._changes[start:]:
+        """Apply the name changes from ``start`` on to the name index (the table is
+        the groups' index here: ``TableGroups``)."""
+        changes = self._changes
+        for i in range(start, len(changes)):
+            change = changes[i]
             if isinstance(change, GroupChange):
-                self.groups.apply(change)
-            else:
-                name, node, claim = change
-                if claim is not None and claim.lamport > self.lamport:
-                    self.lamport = claim.lamport
-                self.names.apply(name, node, claim)
-                self._touched.add(name)
+                continue
+            name, node, claim = change
+            if claim is not None and claim.lamport > self.lamport:
+                self.lamport = claim.lamport
+            self.names.apply(name, node, claim)
+            self._touched.add(name)
 
     def _pull(self, owner: str, now: float) -> None:
         live = self._live.get(owner)
@@ -741,11 +751,15 @@ class RegistryPart:
         """Withdraw this node's claims that no longer win, once each."""
         touched, self._touched = self._touched, set()
         me = self.me.name
-        for name in sorted(touched):
-            own = self.names.claim_of(name, me)
-            winner = self.names.winner(name)
-            if len(self.names.claims(name)) > 1:
-                self.stats.conflicts += 1
+        names = self.names
+        for name in sorted(touched) if len(touched) < 64 else sorted(
+            n for n in touched if names.claimants(n) > 1
+        ):
+            if names.claimants(name) < 2:
+                continue  # no conflict: the usual case, and nothing to withdraw
+            self.stats.conflicts += 1
+            own = names.claim_of(name, me)
+            winner = names.winner(name)
             if own is None or winner is None or winner.node == me:
                 continue
             start = len(self._changes)

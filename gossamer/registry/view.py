@@ -91,6 +91,16 @@ class RegistryView:
         return out
 
 
+def _limit(request: ApiRequest) -> int:
+    raw = _one(request, "limit")
+    if raw is None:
+        return MAX_LISTED
+    n = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
+    if not 1 <= n <= MAX_LISTED:
+        raise ApiError(400, f"limit must be an integer in [1, {MAX_LISTED}], got {raw!r}")
+    return n
+
+
 def _one(request: ApiRequest, key: str) -> str | None:
     values = request.query.get(key, ())
     if len(values) > 1:
@@ -102,28 +112,37 @@ class _GroupsCopy:
     """The groups as they were when the endpoint asked."""
 
     def __init__(self, part: RegistryPart) -> None:
-        self.groups = part.groups.groups()
+        # Shallow copies only, on the engine's loop; sorting waits for the worker thread.
+        table = part.table
+        self.held = {
+            owner: {at: list(members) for at, members in table.groups_of(owner).items()}
+            for owner in table.owners()
+        }
         self.owners = [
-            (o, *(part.table.version(o) or (0, 0)), part.table.entries(o))
-            for o in part.table.owners()
+            (o, *(table.version(o) or (0, 0)), table.entries(o)) for o in table.owners()
         ]
 
     def route(self, request: ApiRequest) -> dict[str, Any]:
         scope = _one(request, "scope")
         group = _one(request, "group")
+        by_group: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for owner, groups in self.held.items():
+            for at, members in groups.items():
+                by_group.setdefault(at, []).extend((owner, m) for m in members)
         listed = [
             {
                 "scope": s,
                 "group": g,
-                "members": [{"node": n, "member": m} for n, m in members],
+                "members": [{"node": n, "member": m} for n, m in sorted(members)],
             }
-            for s, g, members in self.groups
+            for (s, g), members in sorted(by_group.items())
             if (scope is None or s == scope) and (group is None or g == group)
         ]
         stats = request.stats.get("registry")
+        limit = _limit(request)
         return {
-            "groups": listed[:MAX_LISTED],
-            "truncated": len(listed) > MAX_LISTED,
+            "groups": listed[:limit],
+            "truncated": len(listed) > limit,
             "owners": [
                 {"owner": o, "epoch": e, "version": v, "entries": n} for o, e, v, n in self.owners
             ],
@@ -135,8 +154,7 @@ class _NamesCopy:
     """The names as they were when the endpoint asked."""
 
     def __init__(self, part: RegistryPart, view: RegistryView) -> None:
-        names = part.names
-        self.names = [(name, names.claims(name)) for name in names.names()]
+        self.claims = part.names.copy()  # shallow, on the engine's loop
         self.conflicts = list(view.conflicts)
         self.lost = list(view.lost)
 
@@ -148,13 +166,14 @@ class _NamesCopy:
                 "winner": _claim(claims[0]),
                 "claims": [_claim(c) for c in claims],
             }
-            for n, claims in self.names
+            for n, claims in ((n, self.claims.claims(n)) for n in self.claims.names())
             if name is None or n == name
         ]
         stats = request.stats.get("registry")
+        limit = _limit(request)
         return {
-            "names": listed[:MAX_LISTED],
-            "truncated": len(listed) > MAX_LISTED,
+            "names": listed[:limit],
+            "truncated": len(listed) > limit,
             "conflicts": self.conflicts,
             "lost": [
                 {"name": n, "lost": _claim(lost), "winner": _claim(winner)}

@@ -137,11 +137,19 @@ class RegistryMirror:
 
     def _index(self, change: Change) -> None:
         if isinstance(change, GroupChange):
-            event = self.groups.apply(change)
-            if event is not None:
-                for key in ((change.scope, change.group), (change.scope, None)):
-                    for monitor in list(self._monitors.get(key, ())):
-                        monitor.push([event])
+            watchers = self._monitors and [
+                m
+                for key in ((change.scope, change.group), (change.scope, None))
+                for m in self._monitors.get(key, ())
+            ]
+            if not watchers:
+                self.groups.apply(change, None)  # no monitor: no event objects made
+                return
+            events: list[GroupEvent] = []
+            self.groups.apply(change, events)
+            if events:
+                for monitor in watchers:
+                    monitor.push(list(events))
         else:
             name, node, claim = change
             if claim is not None and claim.lamport > self.lamport:
@@ -157,9 +165,11 @@ class RegistryMirror:
         self._queue(out)
 
     def _queue(self, out: list[Change]) -> None:
+        first = not self._ops
         for change in out:
             if isinstance(change, GroupChange):
-                self._ops.append(("set", change.scope, change.group, change.member, change.count))
+                for member, count in change.entries:
+                    self._ops.append(("set", change.scope, change.group, member, count))
             else:
                 name, _, claim = change
                 if claim is None:
@@ -167,7 +177,7 @@ class RegistryMirror:
                 else:
                     self._ops.append(("claim", name, claim.member, claim.lamport))
         # Values are absolute (a count, a claim), so the engine ends where the ledger is.
-        if len(self._ops) == len(out) and out:
+        if first and self._ops:
             self._wake(self._flush_ops)  # the first call of a burst wakes the engine once
 
     def monitor(self, host: Any, limit: int, scope: str, group: str | None) -> GroupMonitor:

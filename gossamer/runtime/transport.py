@@ -989,7 +989,9 @@ def _deflate(envelope: bytes) -> bytes:
     """A stream frame's body: ``[0][envelope]``, or ``[1][zlib of it]`` when that is
     smaller.  Full states are names and addresses over and over: they shrink."""
     if len(envelope) >= _DEFLATE_FROM_BYTES:
-        packed = zlib.compress(envelope, 6)
+        # Level 1: within a few per cent of 6's size on what travels here, and
+        # seven times faster (a 70 KB registry delta: 0.5 ms against 3.5).
+        packed = zlib.compress(envelope, 1)
         if len(packed) < len(envelope):
             return _ZLIB + packed
     return _RAW + envelope
