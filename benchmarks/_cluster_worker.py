@@ -26,10 +26,11 @@ controller in JSON lines: commands on stdin, reports on stdout.
   for each broadcast; ``{"cmd": "broadcast", "node": name, "topic": T,
   "id": k}`` has that node broadcast ``k`` and reports ``sent``.
   (``benchmarks.real_overlay``.)
-* Groups and names (``benchmarks.registry``): ``watch_groups`` has every
-  node here monitor its default scope and report ``gseen`` (node, group,
-  ``time.time()``) for each join of a ``single-`` group and ``bulk_seen``
-  once it holds ``expect_bulk``'s count of ``bulk-`` entries; ``join``,
+* Groups and names (``benchmarks.registry``): ``watch_join`` has every
+  node here monitor one group and report ``gseen`` (node, group,
+  ``time.time()``) at its first join; ``expect_bulk`` polls every node's
+  count of entries each 2 ms and reports ``bulk_seen`` once it reaches the
+  count given; ``join``,
   ``bulk_join``, ``register`` and ``bulk_register`` make a node do so and
   report when they began; ``watch_name`` polls every node's ``whereis`` each
   millisecond and reports ``nseen``; ``watch_names_count`` polls the number
@@ -137,7 +138,6 @@ class Worker:
         self.addresses = {name: f"{host}:{port}" for name, (_, _, port) in self.reserved.items()}
         self.nodes: dict[str, Node] = {}
         self.watchers: list[asyncio.Task[None]] = []
-        self.bulk_target = 0
 
     async def start(self, names: list[str], seeds: list[str]) -> None:
         for name in names:
@@ -198,21 +198,27 @@ class Worker:
 
     # ------------------------------------------------------------ groups and names
 
-    def watch_groups(self) -> None:
+    def watch_join(self, group: str) -> None:
         for node in self.nodes.values():
-            self.watchers.append(asyncio.create_task(self.group_events(node)))
+            monitor = node.groups.monitor(group)
+            self.watchers.append(asyncio.create_task(self.first_join(node.name, monitor, group)))
 
-    async def group_events(self, node: Node) -> None:
-        name, bulk = node.name, 0
-        async for event in node.groups.monitor_all():
-            if not isinstance(event, GroupJoined):
-                continue
-            if event.group.startswith("single-"):
-                emit({"type": "gseen", "node": name, "group": event.group, "t": time.time()})
-            elif event.group.startswith("bulk-"):
-                bulk += 1
-                if bulk == self.bulk_target:
-                    emit({"type": "bulk_seen", "node": name, "t": time.time()})
+    async def first_join(self, name: str, monitor: Any, group: str) -> None:
+        async for event in monitor:
+            if isinstance(event, GroupJoined):
+                emit({"type": "gseen", "node": name, "group": group, "t": time.time()})
+                break
+        monitor.close()
+
+    def expect_bulk(self, count: int) -> None:
+        for node in self.nodes.values():
+            self.watchers.append(asyncio.create_task(self.poll_entries(node, count)))
+
+    async def poll_entries(self, node: Node, count: int) -> None:
+        deadline = time.monotonic() + 120
+        while node.groups.count() < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        emit({"type": "bulk_seen", "node": node.name, "t": time.time()})
 
     def join(self, name: str, group: str, member: str) -> None:
         t = time.time()
@@ -272,7 +278,7 @@ class Worker:
                     "id": ident,
                     "node": name,
                     "hash": hashlib.blake2b(text, digest_size=8).hexdigest(),
-                    "entries": sum(len(m) for _, _, m in groups),
+                    "entries": node.groups.count(),
                     "names": len(names),
                 }
             )
@@ -363,10 +369,10 @@ async def serve(worker: Worker) -> None:
                 else:
                     _busy(command["s"])
                 emit({"type": "stall_end", "t": time.time()})
-            case "watch_groups":
-                worker.watch_groups()
+            case "watch_join":
+                worker.watch_join(command["group"])
             case "expect_bulk":
-                worker.bulk_target = command["count"]
+                worker.expect_bulk(command["count"])
             case "join":
                 worker.join(command["node"], command["group"], command["member"])
             case "bulk_join":

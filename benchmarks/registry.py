@@ -281,7 +281,6 @@ def run(args: argparse.Namespace, diag: Callable[[str], None]) -> dict[str, Any]
             ctl.boot(ctl.ready(1))
             ctl.pump(lambda: len(ctl.converged) == n, _CONVERGE_TIMEOUT_S, "convergence")
             diag(f"{n} nodes converged; settling {args.settle_s} s")
-            ctl.broadcast({"cmd": "watch_groups"})
             ctl.sleep(args.settle_s)
             joins = single_joins(ctl, args.trials, diag)
             registers = single_registrations(ctl, diag)
@@ -307,6 +306,8 @@ def single_joins(ctl: RegistryController, trials: int, diag: Callable[[str], Non
     for k in range(trials):
         origin = ctl.names[k % ctl.size]
         group = f"single-{k}"
+        ctl.broadcast({"cmd": "watch_join", "group": group})
+        ctl.sleep(0.1)
         ctl.worker_of(origin).send({"cmd": "join", "node": origin, "group": group, "member": "w"})
         seen = ctl.seen_by_all(group, ctl.size, _SEEN_TIMEOUT_S)
         began = ctl.began.get(group)
@@ -392,7 +393,8 @@ def partition(ctl: RegistryController, seconds: float, diag: Callable[[str], Non
 
 
 def bulk_joins(ctl: RegistryController, diag: Callable[[str], None]) -> float | None:
-    ctl.broadcast({"cmd": "expect_bulk", "count": BULK})
+    have = min(e for _, e, _ in ctl.digest(2).values())
+    ctl.broadcast({"cmd": "expect_bulk", "count": have + BULK})
     ctl.sleep(0.5)
     origin = ctl.names[1]
     ctl.worker_of(origin).send(

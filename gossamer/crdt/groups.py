@@ -81,11 +81,12 @@ class GroupLeft:
 class GroupIndex:
     """Who is in which group, from the owners' changes (see the module docstring)."""
 
-    __slots__ = ("_entries", "_groups")
+    __slots__ = ("_entries", "_groups", "_sizes")
 
     def __init__(self) -> None:
         # (scope, group) -> node -> member -> count
         self._groups: dict[tuple[str, str], dict[str, dict[str, int]]] = {}
+        self._sizes: dict[tuple[str, str] | str, int] = {}  # entries per group, per scope
         self._entries = 0
 
     def apply(self, change: GroupChange, events: list[GroupJoined | GroupLeft] | None) -> None:
@@ -111,7 +112,15 @@ class GroupIndex:
                 added -= 1
                 if events is not None:
                     events.append(GroupLeft(scope, group, node, member))
-        self._entries += added
+        if added:
+            self._entries += added
+            sizes = self._sizes
+            sizes[at] = sizes.get(at, 0) + added
+            sizes[scope] = sizes.get(scope, 0) + added
+            if not sizes[at]:
+                del sizes[at]
+            if not sizes[scope]:
+                del sizes[scope]
         if not held:
             del by_node[node]
             if not by_node:
@@ -125,6 +134,10 @@ class GroupIndex:
     def count(self, scope: str, group: str, node: str, member: str) -> int:
         """How many times ``member`` of ``node`` joined the group (0: not in it)."""
         return self._groups.get((scope, group), {}).get(node, {}).get(member, 0)
+
+    def size(self, scope: str, group: str | None = None) -> int:
+        """How many ``(node, member)`` entries ``group`` (or the whole scope) holds."""
+        return self._sizes.get(scope if group is None else (scope, group), 0)
 
     def which_groups(self, scope: str) -> list[str]:
         """The groups of ``scope`` that have members, sorted."""

@@ -617,7 +617,9 @@ class RegistryPart:
             if claim is not None and claim.lamport > self.lamport:
                 self.lamport = claim.lamport
             self.names.apply(name, node, claim)
-            self._touched.add(name)
+            if self.names.claimants(name) > 1:
+                # Only a second claim can make one lose; a withdrawal never does.
+                self._touched.add(name)
 
     def _pull(self, owner: str, now: float) -> None:
         live = self._live.get(owner)
@@ -752,11 +754,9 @@ class RegistryPart:
         touched, self._touched = self._touched, set()
         me = self.me.name
         names = self.names
-        for name in sorted(touched) if len(touched) < 64 else sorted(
-            n for n in touched if names.claimants(n) > 1
-        ):
+        for name in sorted(touched):
             if names.claimants(name) < 2:
-                continue  # no conflict: the usual case, and nothing to withdraw
+                continue  # resolved within the input
             self.stats.conflicts += 1
             own = names.claim_of(name, me)
             winner = names.winner(name)

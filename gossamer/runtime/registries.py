@@ -291,6 +291,15 @@ class Groups:
             me = mirror.me
             return [m for n, m in mirror.groups.members(self.name, group) if n == me]
 
+    def count(self, group: str | None = None) -> int:
+        """How many ``(node, member)`` entries ``group`` holds (every group of the
+        scope without one): cheap enough to poll."""
+        if group is not None:
+            check_text("count", "group", group)
+        mirror = self._mirror()
+        with mirror.lock:
+            return mirror.groups.size(self.name, group)
+
     def which_groups(self) -> list[str]:
         """The groups of this scope that have members, sorted."""
         mirror = self._mirror()
