@@ -98,3 +98,39 @@ def test_the_overlay_command_and_route_show_links_tree_and_counters(
     assert 'gossamer_overlay_link_phi{peer="n1"}' in metrics
     page = urllib.request.urlopen(f"{a.url}/", timeout=5).read().decode()
     assert 'id="links-graph"' in page
+
+
+def test_agents_join_groups_register_names_and_drain_from_the_command_line(
+    agents: Callable[..., Agent],
+) -> None:
+    from tests.test_agent import gossamer
+
+    first = agents("n0", "--plaintext", "--group", "workers", "--register", "leader=main")
+    wait_for(first.healthy, 15, "n0 up")
+    second = agents(
+        "n1", "--plaintext", "--join", first.address, "--group", "workers=w1",
+        "--register", "leader",
+    )  # fmt: skip
+    wait_for(second.healthy, 15, "n1 up")
+    wait_for(lambda: second.alive_count() == 2, 30, "both up")
+    wait_for(
+        lambda: (
+            len(fetch_json(second.url, "/api/groups", timeout_s=2.0)["groups"][0]["members"]) == 2
+        ),
+        30,
+        "both in the group",
+    )
+    groups = gossamer("groups", "--http", second.url)
+    assert groups.returncode == 0, groups.stderr
+    assert "workers" in groups.stdout and "n0" in groups.stdout and "w1" in groups.stdout
+    names = gossamer("names", "--http", second.url, "--name", "leader")
+    assert names.returncode == 0, names.stderr
+    assert "leader  n0" in names.stdout  # n1 found it held and did not take it
+    assert "held by n0" in second.log.read_text()
+    control = str(second.log.parent / "control-1" / "n1.sock")
+    drained = gossamer("drain", "--control", control)
+    assert drained.returncode == 0 and "draining" in drained.stdout, drained.stderr
+    wait_for(lambda: "draining" in gossamer("members", "--http", first.url).stdout, 30, "seen")
+    assert gossamer("drain", "--undo", "--control", control).returncode == 0
+    missing = gossamer("groups", "--http", "127.0.0.1:1")
+    assert missing.returncode == 1 and "gossamer groups:" in missing.stderr

@@ -254,7 +254,12 @@ def reload_keyring(keyring: Keyring, path: str) -> str:
 
 
 async def run_agent(
-    config: NodeConfig, *, keyring_file: str | None = None, control: Path | None = None
+    config: NodeConfig,
+    *,
+    keyring_file: str | None = None,
+    control: Path | None = None,
+    groups: Sequence[tuple[str, str]] = (),
+    names: Sequence[tuple[str, str]] = (),
 ) -> int:
     """Run one node until SIGTERM or SIGINT, then leave and stop; the exit status.
 
@@ -264,6 +269,8 @@ async def run_agent(
     (``runtime/control.py``); None serves none.  ``keyring_file`` is the file SIGHUP
     reloads into ``config.keyring``.  Signal handlers are installed on the
     running loop, so this runs in the main thread (``asyncio.run``).
+    ``groups`` and ``names`` are ``(group, member)`` to join and ``(name,
+    member)`` to register once started (a name another node holds is logged).
     """
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -322,6 +329,15 @@ async def run_agent(
                     log.error("cannot serve the control channel on %s: %s", control, exc)
                     return 2
             _log_ready(node, keyring_file, control)
+            if names and config.seeds:
+                # What the node knows decides a registration: learn the cluster first.
+                await node.wait_joined(timeout_s=10.0)
+                await asyncio.sleep(0.5)
+            try:
+                _register(node, groups, names)
+            except LocalError as exc:
+                log.error("cannot join or register: %s", exc)
+                return 2
             await asyncio.wait({watch, stop}, return_when=asyncio.FIRST_COMPLETED)
             if watch.done() and watch.result() is not None:
                 log.error("stopping: %s", watch.result())
@@ -356,6 +372,20 @@ async def _name_lost(node: Node) -> NameInUse | None:
     return None
 
 
+def _register(
+    node: Node, groups: Sequence[tuple[str, str]], names: Sequence[tuple[str, str]]
+) -> None:
+    for group, member in groups:
+        node.groups.join(group, member)
+        log.info("joined group %s as %s", group, member)
+    for name, member in names:
+        claim = node.names.register(name, member)
+        if claim.registered:
+            log.info("registered %s for %s", name, member)
+        else:
+            log.warning("%s is held by %s (%s): not registered", name, claim.node, claim.member)
+
+
 def _commands(node: Node, keyring_file: str | None, stopping: asyncio.Event) -> Handler:
     """What the control channel's commands do on this agent."""
 
@@ -376,6 +406,13 @@ def _commands(node: Node, keyring_file: str | None, stopping: asyncio.Event) -> 
             await node.force_leave(name)  # type: ignore[arg-type]
             log.info("control: forced %s to leave", name)
             return {"name": name}
+        if command == "drain":
+            draining = args.get("draining")
+            if not isinstance(draining, bool):
+                raise LocalError("drain: draining must be true or false")
+            await (node.drain() if draining else node.undrain())
+            log.info("control: %s", "draining" if draining else "no longer draining")
+            return {"name": node.name, "draining": draining}
         if command == "tags":
             tags = await node.update_tags(args.get("set") or {}, args.get("delete") or ())
             log.info("control: tags now %s", tags)

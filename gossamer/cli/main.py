@@ -61,7 +61,25 @@ def _agent(args: argparse.Namespace) -> int:
         from gossamer.runtime.control import default_path
 
         control = Path(args.control) if args.control else default_path(config.name)
-    return asyncio.run(run_agent(config, keyring_file=keyring_file, control=control))
+    try:
+        groups = [_pair(text, config.name, "--group") for text in args.group or ()]
+        names = [_pair(text, config.name, "--register") for text in args.register or ()]
+    except LocalError as exc:
+        print(f"gossamer agent: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(
+        run_agent(config, keyring_file=keyring_file, control=control, groups=groups, names=names)
+    )
+
+
+def _pair(text: str, default: str, flag: str) -> tuple[str, str]:
+    """``KEY=VALUE`` or ``KEY`` (the value then ``default``)."""
+    from gossamer.errors import LocalError
+
+    key, _, value = text.partition("=")
+    if not key:
+        raise LocalError(f"{flag} {text!r}: NAME or NAME=MEMBER expected")
+    return key, value or default
 
 
 def _control_path(args: argparse.Namespace) -> Path:
@@ -120,6 +138,9 @@ def _describe(command: str, result: object) -> str:
         return f"{result.get('leaving')} is leaving the cluster and will stop"
     if command == "force-leave":
         return f"{result.get('name')} marked left; every node reaps it soon"
+    if command == "drain":
+        state = "draining: the ring gives it no keys" if result.get("draining") else "not draining"
+        return f"{result.get('name')} is {state}"
     if command == "tags":
         tags = result.get("tags") or {}
         return "\n".join(f"{k}={v}" for k, v in sorted(tags.items())) or "(no tags)"
@@ -426,6 +447,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     agent.add_argument("--metadata", metavar="TEXT", help="published with the node's membership")
     agent.add_argument(
+        "--group",
+        action="append",
+        metavar="GROUP[=MEMBER]",
+        help="join GROUP (as MEMBER, default the node's name) once started; repeatable",
+    )
+    agent.add_argument(
+        "--register",
+        action="append",
+        metavar="NAME[=MEMBER]",
+        help="register the global NAME (for MEMBER, default the node's name); repeatable",
+    )
+    agent.add_argument(
         "--data-dir", metavar="DIR", help="keep the last epoch there, so restarts always grow it"
     )
     agent.add_argument(
@@ -467,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
     force.add_argument("member", metavar="NAME")
     control_args(force)
     force.set_defaults(run=_control("force-leave", lambda a: {"name": a.member}))
+    drain = commands.add_parser(
+        "drain",
+        help="mark a running agent draining (a member still, given no keys), or --undo it",
+    )
+    drain.add_argument("--undo", action="store_true", help="take the agent out of draining")
+    control_args(drain)
+    drain.set_defaults(run=_control("drain", lambda a: {"draining": not a.undo}))
     tags = commands.add_parser("tags", help="set or delete a running agent's tags")
     tags.add_argument("action", choices=("set", "delete"))
     tags.add_argument("items", nargs="+", metavar="KEY=VALUE|KEY")

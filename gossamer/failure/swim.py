@@ -636,8 +636,12 @@ class SwimCore:
             case MemberJoined(member=m, previous=previous):
                 restarted = previous is not None and previous.epoch < m.epoch
                 return _note("restarted" if restarted else "joined", m)
-            case MemberUpdated(member=m):
-                return _note("updated", m)
+            case MemberUpdated(member=m, previous=previous):
+                note = _note("updated", m)
+                if m.draining != previous.draining:
+                    detail = "draining" if m.draining else "no longer draining"
+                    return dataclasses.replace(note, detail=detail)
+                return note
             case MemberSuspect(member=m, source=source):
                 return _note("suspect", m, source)
             case MemberAlive(member=m):

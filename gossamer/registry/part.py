@@ -522,8 +522,9 @@ class RegistryPart:
             w = event.winner
             return EventNote(
                 "name-lost",
-                detail=f"{event.name!r} ({event.lost.member}) lost to {w.node}'s "
-                f"{w.member} (Lamport {w.lamport} < {event.lost.lamport}); withdrawn",
+                detail=f"{event.name!r} ({event.lost.member}) lost to {w.node}'s {w.member}, "
+                f"the earlier claim (Lamport {w.lamport}, this one {event.lost.lamport}; "
+                "ties go to the lower node name); withdrawn",
                 severity="warning",
             )
         if isinstance(event, RegistryChanged):

@@ -118,9 +118,7 @@ class _GroupsCopy:
             owner: {at: list(members) for at, members in table.groups_of(owner).items()}
             for owner in table.owners()
         }
-        self.owners = [
-            (o, *(table.version(o) or (0, 0)), table.entries(o)) for o in table.owners()
-        ]
+        self.owners = [(o, *(table.version(o) or (0, 0)), table.entries(o)) for o in table.owners()]
 
     def route(self, request: ApiRequest) -> dict[str, Any]:
         scope = _one(request, "scope")
