@@ -22,7 +22,7 @@ from __future__ import annotations
 
 __all__ = ["Claim", "NameIndex", "NameLost", "Resolver", "default_rank"]
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -102,6 +102,20 @@ class NameIndex:
         other._claims = {name: dict(held) for name, held in self._claims.items()}
         other._winners = dict(self._winners)
         return other
+
+    def apply_all(self, changes: Iterable[tuple[str, str, Claim | None]]) -> list[str]:
+        """:meth:`apply` each change; the names more than one node claims after."""
+        claims, winners = self._claims, self._winners
+        contested = []
+        for name, node, claim in changes:
+            if claim is not None and name not in claims:
+                claims[name] = {node: claim}  # uncontested: no rank to compare
+                winners[name] = claim
+                continue
+            self.apply(name, node, claim)
+            if len(claims.get(name, ())) > 1:
+                contested.append(name)
+        return contested
 
     def winner(self, name: str) -> Claim | None:
         """The claim every node that heard the same claims picks for ``name``."""

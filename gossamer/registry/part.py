@@ -55,6 +55,7 @@ __all__ = [
     "Summary",
 ]
 
+import dataclasses
 import hashlib
 import random
 from collections import deque
@@ -192,6 +193,12 @@ class RegistryConfig:
     max_owners: int = 10_000
     max_owner_bytes: int = 4 * 1024 * 1024
     """One owner's entries, at most (an upper bound of their encoded size)."""
+    fanout_members: int = 64
+    """In a cluster of at most this many other live members, a delta that fits
+    a datagram also goes straight to each of them (one hop; the tree's copy
+    stays the reliable one).  0: the tree alone."""
+    max_datagram_bytes: int = 1_024
+    """The largest delta sent by datagram (fitted to the wire by the presets)."""
     unknown_owner_s: float = 30.0
     """Entries of an owner SWIM has not heard of are dropped after this."""
     pull_timeout_s: float = 5.0
@@ -217,6 +224,8 @@ class RegistryConfig:
             check_positive(owner, name, getattr(self, name))
         check_int(owner, "max_delta_bytes", self.max_delta_bytes, 1024, 64 * 1024 * 1024)
         check_int(owner, "max_owners", self.max_owners, 1, 1_000_000)
+        check_int(owner, "fanout_members", self.fanout_members, 0, 10_000)
+        check_int(owner, "max_datagram_bytes", self.max_datagram_bytes, 0, 65_507)
         check_int(owner, "max_owner_bytes", self.max_owner_bytes, 1024, 1 << 31)
         if self.rank is not None and not callable(self.rank):
             raise ConfigError(f"{owner}.rank must be callable, got {self.rank!r}")
@@ -254,6 +263,7 @@ class RegistryStats:
     names_lost: int = counter("This node's claims withdrawn because another won.")
     malformed: int = counter("Registry broadcasts that did not decode.")
     shed: int = counter("Deltas not broadcast (over broadcast's limit); sent whole later.")
+    fanned_out: int = counter("Small deltas sent straight to a member by datagram.")
 
 
 # --------------------------------------------------------------------------
@@ -553,7 +563,23 @@ class RegistryPart:
                 continue
             self.stats.deltas_sent += 1
             self._out.emit(Publish(REGISTRY_CHANNEL, payload))
+            self._fan_out(news, len(payload))
         self._summary = None
+
+    def _fan_out(self, news: RegistryNews, size: int) -> None:
+        """A small delta also goes straight to every live member, one datagram each:
+        one hop instead of the tree's several.  The tree's copy is the reliable one
+        (a lost datagram costs nothing), so only clusters up to ``fanout_members``
+        pay the origin's N sends."""
+        limit = self.config.fanout_members
+        if not limit or size > self.config.max_datagram_bytes:
+            return
+        others = [a for n, (_, a) in self._live.items() if n != self.me.name]
+        if len(others) > limit:
+            return
+        for address in others:
+            self._out.datagram(address, news)
+        self.stats.fanned_out += len(others)
 
     def _announce(self) -> None:
         """Tell the tree this node's version, so nodes that missed deltas pull."""
@@ -577,7 +603,8 @@ class RegistryPart:
     def _take_news(self, news: RegistryNews, now: float, relayed: bool) -> None:
         for delta in news.deltas:
             result = self._apply(delta, now)
-            if result is Applied.GAP:
+            if result is Applied.GAP and relayed:
+                # A datagram that overtook the tree is no gap: the tree's copies follow.
                 self.stats.gaps += 1
                 self._pull(delta.owner, now)
         for owner, epoch, version in news.versions:
@@ -609,18 +636,13 @@ class RegistryPart:
     def _index(self, start: int) -> None:
         """Apply the name changes from ``start`` on to the name index (the table is
         the groups' index here: ``TableGroups``)."""
-        changes = self._changes
-        for i in range(start, len(changes)):
-            change = changes[i]
-            if isinstance(change, GroupChange):
-                continue
-            name, node, claim = change
-            if claim is not None and claim.lamport > self.lamport:
-                self.lamport = claim.lamport
-            self.names.apply(name, node, claim)
-            if self.names.claimants(name) > 1:
-                # Only a second claim can make one lose; a withdrawal never does.
-                self._touched.add(name)
+        names = [c for c in self._changes[start:] if not isinstance(c, GroupChange)]
+        if not names:
+            return
+        lamport = max((c[2].lamport for c in names if c[2] is not None), default=0)
+        self.lamport = max(self.lamport, lamport)
+        # Only a second claim can make one lose; a withdrawal never does.
+        self._touched.update(self.names.apply_all(names))
 
     def _pull(self, owner: str, now: float) -> None:
         live = self._live.get(owner)
@@ -843,13 +865,18 @@ def _check_times(method: str, times: object) -> None:
 def _fit(config: RegistryConfig, room: WireRoom) -> RegistryConfig:
     limit = min(room.frame_bytes, room.stream_queue_bytes) // 2 - DELTA_OVERHEAD
     if config.max_owner_bytes > limit:
-        from dataclasses import replace
-
-        return replace(config, max_owner_bytes=max(1024, limit))
+        config = dataclasses.replace(config, max_owner_bytes=max(1024, limit))
+    if config.max_datagram_bytes > room.datagram_bytes:
+        config = dataclasses.replace(config, max_datagram_bytes=max(0, room.datagram_bytes))
     return config
 
 
 def _check(config: RegistryConfig, room: WireRoom, context: PartContext) -> None:
+    if config.max_datagram_bytes > room.datagram_bytes:
+        raise ConfigError(
+            f"registry.max_datagram_bytes ({config.max_datagram_bytes}) must fit a datagram: "
+            f"at most {room.datagram_bytes} with this wire and transport"
+        )
     # An exchange ships wholes in one Entries; one whole must fit a frame and a queue.
     limit = min(room.frame_bytes, room.stream_queue_bytes) - DELTA_OVERHEAD
     if config.max_owner_bytes > limit:

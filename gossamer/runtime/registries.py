@@ -117,10 +117,18 @@ class RegistryMirror:
                 changes = getattr(event, "changes", None)
                 if changes is None:
                     continue
+                me = self.me  # this node's own changes entered at the call
+                names = []
                 for change in changes:
-                    node = change.node if isinstance(change, GroupChange) else change[1]
-                    if node != self.me:  # this node's own changes entered at the call
-                        self._index(change)
+                    if isinstance(change, GroupChange):
+                        if change.node != me:
+                            self._index(change)
+                    elif change[1] != me:
+                        names.append(change)
+                if names:
+                    top = max((c[2].lamport for c in names if c[2] is not None), default=0)
+                    self.lamport = max(self.lamport, top)
+                    self.names.apply_all(names)
 
     def take_ops(self) -> list[tuple[Any, ...]]:
         """The calls queued for the engine, taken (on the engine's loop)."""

@@ -330,6 +330,7 @@ class Transport:
         self._advertise_setting = advertise
         self.sealer = sealer
         self._codec = codec
+        self._last_encoded: tuple[Message, int, bytes] | None = None
         self._wire = wire
         self._config = config
         self._receiver = receiver
@@ -441,8 +442,15 @@ class Transport:
 
     def _encode(self, message: Message, limit: int) -> bytes | None:
         """The message's envelope, or None (counted and logged) if it cannot go."""
+        last = self._last_encoded
+        # One message sent to many peers in a row (a fan-out) is encoded once:
+        # messages are immutable, so the same object always encodes the same.
+        if last is not None and last[0] is message and last[1] == limit:
+            return last[2]
         try:
-            return self._codec.encode(message, max_bytes=limit)
+            envelope = self._codec.encode(message, max_bytes=limit)
+            self._last_encoded = (message, limit, envelope)
+            return envelope
         except MessageTooLarge as exc:
             self.stats.refused["oversize"] += 1
             log.error("refused to send %s: %s", type(message).__name__, exc)
