@@ -279,6 +279,7 @@ class Worker:
                     "node": name,
                     "hash": hashlib.blake2b(text, digest_size=8).hexdigest(),
                     "entries": node.groups.count(),
+                    "alive": sum(1 for m in node.members() if m.status is Status.ALIVE),
                     "names": len(names),
                 }
             )

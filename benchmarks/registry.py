@@ -210,6 +210,7 @@ class RegistryController(Controller):
         self.began: dict[str, float] = {}  # what -> when its call began
         self.digests: dict[int, dict[str, tuple[str, int, int]]] = {}
         self.lost: list[dict[str, Any]] = []
+        self.alive_seen: dict[int, dict[str, int]] = {}
         self.bulk: dict[str, dict[str, Any]] = {}
 
     def command(self, index: int, names: list[str], role: str) -> list[str]:
@@ -247,6 +248,7 @@ class RegistryController(Controller):
                 message["entries"],
                 message["names"],
             )
+            self.alive_seen.setdefault(message["id"], {})[message["node"]] = message["alive"]
         elif kind == "lost":
             assert message is not None
             self.lost.append(message)
@@ -263,7 +265,7 @@ class RegistryController(Controller):
 
     def digest(self, ident: int) -> dict[str, tuple[str, int, int]]:
         self.broadcast({"cmd": "digest", "id": ident})
-        self.pump(lambda: len(self.digests.get(ident, {})) == self.size, 10.0, "the digests")
+        self.pump(lambda: len(self.digests.get(ident, {})) == self.size, 60.0, "the digests")
         return self.digests[ident]
 
 
@@ -373,20 +375,24 @@ def partition(ctl: RegistryController, seconds: float, diag: Callable[[str], Non
     healed = time.time()
     ident = 1000
     converged = None
+    whole = None  # when every node saw every member alive again (SWIM)
     while time.time() - healed < _HEAL_TIMEOUT_S:
         ident += 1
         digests = ctl.digest(ident)
+        if whole is None and min(ctl.alive_seen[ident].values()) == ctl.size:
+            whole = time.time() - healed
         hashes = {h for h, _, _ in digests.values()}
         entries = {e for _, e, _ in digests.values()}
-        names = {m for _, _, m in digests.values()}
-        if len(hashes) == 1 and min(entries) >= want_entries and min(names) >= want_names:
+        counts = {m for _, _, m in digests.values()}
+        if len(hashes) == 1 and min(entries) >= want_entries and min(counts) >= want_names:
             converged = time.time() - healed
             break
         ctl.sleep(0.1)
     ctl.sleep(2.0)
     lost = ctl.lost[lost_before:]
     diag(
-        f"heal: every node agrees after {converged} s; losers told {len(lost)} times "
+        f"heal: every node sees every member alive after {whole} s (SWIM), "
+        f"agrees after {converged} s; losers told {len(lost)} times "
         f"for {SHARED_NAMES} contested names ({sorted({e['name'] for e in lost})})"
     )
     return converged
@@ -411,7 +417,7 @@ def bulk_joins(ctl: RegistryController, diag: Callable[[str], None]) -> float | 
         f"bulk joins: {BULK} calls took {(done['t1'] - t0) * 1000:.1f} ms; all agree "
         f"{max(seen.values()) - t0:.3f} s (median node {statistics.median(seen.values()) - t0:.3f})"
     )
-    return float(max(seen.values()) - t0)
+    return max(seen.values()) - float(t0)
 
 
 def bulk_names(ctl: RegistryController, diag: Callable[[str], None]) -> float | None:

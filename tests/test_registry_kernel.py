@@ -178,3 +178,30 @@ def test_every_order_of_claims_names_the_same_winner(order: list[int], times: li
         if claim != winner:
             index.apply("x", claim.node, None)
             assert index.winner("x") == winner
+
+
+def test_a_delta_that_overtakes_its_predecessor_waits_for_it_and_no_pull_goes() -> None:
+    from gossamer.effects import SendStream, SetTimer
+    from gossamer.ids import Address, NodeId
+    from gossamer.membership.plumtree import Publish
+    from gossamer.registry.part import Pull, RegistryConfig, RegistryPart
+
+    source = RegistryPart(NodeId("a", Address("10.0.0.1:1"), 1), random.Random(1), RegistryConfig())
+    sink = RegistryPart(NodeId("b", Address("10.0.0.2:1"), 1), random.Random(2), RegistryConfig())
+    news = []
+    for member in ("m1", "m2", "m3"):
+        source.join("s", "g", member, 0.0)
+        news += [e.event for e in source.drain() if isinstance(getattr(e, "event", None), Publish)]
+    decoded = [registry.decode(p.payload, 1 << 20) for p in news]
+    assert all(isinstance(d, RegistryNews) for d in decoded)
+    sink.handle(Address("10.0.0.1:1"), decoded[2], 1.0)  # v3 first
+    sink.handle(Address("10.0.0.1:1"), decoded[1], 1.0)  # then v2
+    effects = sink.drain()
+    assert any(isinstance(e, SetTimer) and e.key == ("gap", "a") for e in effects)
+    assert sink.groups.members("s", "g") == []  # nothing applied out of order
+    sink.handle(Address("10.0.0.1:1"), decoded[0], 1.1)  # v1: all three follow on
+    effects = sink.drain()
+    assert sink.groups.members("s", "g") == [("a", "m1"), ("a", "m2"), ("a", "m3")]
+    assert not any(isinstance(e, SendStream) and isinstance(e.message, Pull) for e in effects)
+    sink.on_timer(("gap", "a"), 1.5)  # a stale timer: nothing held, nothing pulled
+    assert sink.stats.gaps == 0 and sink.stats.pulls == 0

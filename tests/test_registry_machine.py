@@ -4,14 +4,16 @@ Nodes run SWIM, the overlay (HyParView and Plumtree) and the registry part;
 hypothesis mixes the application's joins, leaves, registrations,
 re-registrations and unregistrations on random live nodes with the cluster
 machine's faults (partitions, one-way blocks, crashes, restarts, loss,
-pauses, single steps).  The model is what each node life's application did:
-its group counts, and the claims it made and withdrew.
+pauses, single steps), and a race rule where several nodes register one
+name at the same instant.  The model is what each node life's application
+did: its group counts, and the claims it made and withdrew.
 
 Always (after every step), on every live node:
 
 * the part's indexes are exactly what its owner table holds (every group
   entry with its count, every claim on every name, the winner the smallest
-  by rank);
+  by rank), and so is what its application rebuilds from the
+  :class:`RegistryChanged` events it was given, in order;
 * its own entries are exactly the model of its life: the joins minus the
   leaves, and the claims made minus those the application withdrew minus
   those the node was told it lost;
@@ -44,6 +46,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule, run_state_machine_as_test
 
 from gossamer.core import NodeCore
+from gossamer.crdt.groups import GroupChange
 from gossamer.crdt.names import Claim, NameLost, default_rank
 from gossamer.effects import Core
 from gossamer.errors import LocalError
@@ -53,7 +56,8 @@ from gossamer.membership.hyparview import HyParViewConfig
 from gossamer.membership.members import Status
 from gossamer.membership.plumtree import PlumtreeConfig
 from gossamer.parts import node_parts
-from gossamer.registry.part import RegistryConfig, RegistryPart
+from gossamer.registry.part import RegistryChanged, RegistryConfig, RegistryPart
+from gossamer.sim import Simulator
 from gossamer.testing.cluster import ClusterMachine
 from gossamer.wire import registry
 
@@ -81,6 +85,40 @@ STABLE_S = 3 * REGISTRY.anti_entropy_interval_s
 """Agreement must survive this many more anti-entropy rounds."""
 
 
+def make_node(me: NodeId, rng: random.Random, peers: list[Address]) -> NodeCore:
+    """SWIM, the overlay and the registry; every address is a seed, so a
+    restarted node can rejoin whoever is up."""
+    return NodeCore(
+        me,
+        rng,
+        node_parts(
+            seeds=peers,
+            swim=SwimConfig.local(),
+            overlay=HyParViewConfig.local(),
+            broadcast=PlumtreeConfig.local(),
+            registry=REGISTRY,
+        ),
+    )
+
+
+def registry_part(sim: Simulator, address: Address) -> RegistryPart:
+    core = sim.core(address)
+    assert isinstance(core, NodeCore)
+    found = core.part("registry")
+    assert isinstance(found, RegistryPart)
+    return found
+
+
+def act(sim: Simulator, address: Address, fn: Callable[[RegistryPart, float], _T]) -> _T:
+    """The application at ``address`` calls ``fn(part, now)``."""
+
+    def run(core: Core, now: float) -> _T:
+        assert isinstance(core, NodeCore)
+        return core.act("registry", lambda p: fn(p, now), now)
+
+    return sim.call(address, run)
+
+
 class RegistryMachine(ClusterMachine):
     codec = registry
     min_nodes = 4
@@ -94,21 +132,12 @@ class RegistryMachine(ClusterMachine):
         self.made: defaultdict[Life, dict[ClaimKey, str]] = defaultdict(dict)  # -> member
         self.withdrawn: defaultdict[Life, set[ClaimKey]] = defaultdict(set)
         self.lost: defaultdict[Life, set[ClaimKey]] = defaultdict(set)
+        # What each life's application was told, change by change.
+        self.mirrors: defaultdict[Life, Mirror] = defaultdict(Mirror)
         self._read: dict[Address, int] = {}  # events already read, per node
 
     def make_core(self, me: NodeId, rng: random.Random, peers: list[Address]) -> Core:
-        # Every address is a seed: a restarted node can rejoin whoever is up.
-        return NodeCore(
-            me,
-            rng,
-            node_parts(
-                seeds=peers,
-                swim=SwimConfig.local(),
-                overlay=HyParViewConfig.local(),
-                broadcast=PlumtreeConfig.local(),
-                registry=REGISTRY,
-            ),
-        )
+        return make_node(me, rng, peers)
 
     # ------------------------------------------------------------------ access
 
@@ -117,18 +146,10 @@ class RegistryMachine(ClusterMachine):
         return (me.name, me.epoch)
 
     def part(self, address: Address) -> RegistryPart:
-        core = self.sim.core(address)
-        assert isinstance(core, NodeCore)
-        found = core.part("registry")
-        assert isinstance(found, RegistryPart)
-        return found
+        return registry_part(self.sim, address)
 
     def act(self, address: Address, fn: Callable[[RegistryPart, float], _T]) -> _T:
-        def run(core: Core, now: float) -> _T:
-            assert isinstance(core, NodeCore)
-            return core.act("registry", lambda p: fn(p, now), now)
-
-        return self.sim.call(address, run)
+        return act(self.sim, address, fn)
 
     def held(self, life: Life) -> dict[str, tuple[int, str]]:
         """The model's claims of ``life`` still standing: name -> (Lamport, member)."""
@@ -143,22 +164,27 @@ class RegistryMachine(ClusterMachine):
         return out
 
     def read_events(self, address: Address) -> None:
-        """Take the NameLost events ``address`` emitted since the last read into the model."""
+        """Take what ``address`` emitted since the last read: NameLost into the model,
+        RegistryChanged into its life's mirror.
+
+        Every live node is read after every rule, and a node emits nothing while
+        it is down, so what is new belongs to its current life."""
         events = self.sim.events(address)
-        # The log is bounded; a shed event would make the count unreliable.
+        # The log is bounded; a shed event would make the reading unreliable.
         assert len(events) < 10_000, "the simulator's event log filled up: raise its limit"
+        mirror = self.mirrors[self.life(address)]
         for _, event in events[self._read.get(address, 0) :]:
             if isinstance(event, NameLost):
                 self._take_lost(event)
+            elif isinstance(event, RegistryChanged):
+                mirror.take(event)
         self._read[address] = len(events)
 
     def _take_lost(self, event: NameLost) -> None:
         lost, winner = event.lost, event.winner
         life = (lost.node, lost.epoch)
         key = (lost.name, lost.lamport)
-        self.require(
-            key not in self.lost[life], f"{life} was told twice that its claim {key} lost"
-        )
+        self.require(key not in self.lost[life], f"{life} was told twice that its claim {key} lost")
         self.require(
             key in self.made[life] and key not in self.withdrawn[life],
             f"{life} was told it lost {key}, a claim it did not hold",
@@ -206,6 +232,9 @@ class RegistryMachine(ClusterMachine):
     def register(self, data: st.DataObject, name: str, member: str, again: bool) -> None:
         """``register``, or ``re_register`` (which renames this life's standing claim)."""
         address = data.draw(st.sampled_from(self.up_nodes()), label="register at")
+        self._register(address, name, member, again)
+
+    def _register(self, address: Address, name: str, member: str, again: bool) -> None:
         life = self.life(address)
         self.read_events(address)
         standing = self.held(life).get(name)
@@ -231,6 +260,15 @@ class RegistryMachine(ClusterMachine):
             self.made[life][key] = member
         else:
             self.require(winner.node != life[0], f"{life} is told its old life wins: {winner}")
+
+    @precondition(lambda self: len(self.up_nodes()) > 1)
+    @rule(data=st.data(), name=NAMES, member=MEMBERS)
+    def race(self, data: st.DataObject, name: str, member: str) -> None:
+        """Several nodes register one name at the same instant."""
+        up = self.up_nodes()
+        racers = data.draw(st.lists(st.sampled_from(up), min_size=2, unique=True), label="racers")
+        for address in racers:
+            self._register(address, name, member, again=False)
 
     @rule(data=st.data(), name=NAMES)
     def unregister(self, data: st.DataObject, name: str) -> None:
@@ -271,6 +309,16 @@ class RegistryMachine(ClusterMachine):
         self.require(
             indexed_groups(part) == groups,
             f"{life}: the group index differs from the table: {indexed_groups(part)} != {groups}",
+        )
+        mirror = self.mirrors[life]
+        self.require(
+            mirror.groups == groups,
+            f"{life}: its application was told of groups {mirror.groups}, it holds {groups}",
+        )
+        told = {(c.name, c.node): c for held in claims.values() for c in held}
+        self.require(
+            mirror.claims == told,
+            f"{life}: its application was told of claims {mirror.claims}, it holds {told}",
         )
         for name in set(claims) | set(part.names.names()):
             held = sorted(claims.get(name, []), key=default_rank)
@@ -357,6 +405,30 @@ class RegistryMachine(ClusterMachine):
         return out
 
 
+class Mirror:
+    """A node life's tables as its application rebuilds them from RegistryChanged."""
+
+    def __init__(self) -> None:
+        self.groups: dict[tuple[str, str, str, str], int] = {}  # (scope, group, node, member)
+        self.claims: dict[tuple[str, str], Claim] = {}  # (name, node)
+
+    def take(self, event: RegistryChanged) -> None:
+        for change in event.changes:
+            if isinstance(change, GroupChange):
+                for member, count in change.entries:
+                    key = (change.scope, change.group, change.node, member)
+                    if count:
+                        self.groups[key] = count
+                    else:
+                        self.groups.pop(key, None)
+            else:
+                name, node, claim = change
+                if claim is None:
+                    self.claims.pop((name, node), None)
+                else:
+                    self.claims[(name, node)] = claim
+
+
 def indexed_groups(part: RegistryPart) -> dict[tuple[str, str, str, str], int]:
     """Every group entry the part's index holds: (scope, group, node, member) -> count."""
     return {
@@ -368,8 +440,8 @@ def indexed_groups(part: RegistryPart) -> dict[tuple[str, str, str, str], int]:
 
 TestRegistryCluster = RegistryMachine.TestCase
 TestRegistryCluster.settings = settings(
-    max_examples=100,
-    stateful_step_count=30,
+    max_examples=400,
+    stateful_step_count=50,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -380,11 +452,32 @@ def test_registry_cluster_long_schedules() -> None:
     run_state_machine_as_test(
         RegistryMachine,
         settings=settings(
-            max_examples=2_000,
-            stateful_step_count=60,
+            max_examples=4_000,
+            stateful_step_count=80,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
 
 
+def test_an_owner_known_in_a_later_life_is_not_taken_in_an_older_one() -> None:
+    """Found by the machine.  n1 claims a name and crashes; n0 (crashed before)
+    and n1 restart.  n0's new life pulls everything from n2 or n3, which have
+    not heard of n1's restart and still hold its first life; n0's SWIM only
+    ever knew n1's second life, so no death drops the first, and the second
+    has no entries to replace it.  Once a life is known alive, older ones are
+    refused."""
+    sim = Simulator(0, codec=registry, wire_check=True)
+    nodes = [Address(f"n{i}:7946") for i in range(4)]
+    for i in range(4):
+        sim.add_node(f"n{i}", lambda me, rng: make_node(me, rng, nodes))
+    sim.run_for(5.0)
+    sim.crash(nodes[0])
+    act(sim, nodes[1], lambda p, now: p.register("x", "m1", now))
+    sim.run_for(0.01)
+    sim.crash(nodes[1])
+    sim.restart(nodes[0])
+    sim.restart(nodes[1])
+    sim.run_for(REGISTRY.unknown_owner_s + 30.0)
+    held = {a: registry_part(sim, a).names.claims("x") for a in nodes}
+    assert held == {a: [] for a in nodes}

@@ -93,6 +93,8 @@ REGISTRY_CHANNEL: Final = OWN_CHANNELS + "registry"
 MAX_CONFIRMS: Final = 64
 """Confirmations remembered at once (the oldest goes)."""
 MAX_WANTS: Final = 10_000
+MAX_EARLY: Final = 1_024
+"""Deltas held, all owners together, until the ones before them come."""
 
 
 # --------------------------------------------------------------------------
@@ -201,6 +203,9 @@ class RegistryConfig:
     """The largest delta sent by datagram (fitted to the wire by the presets)."""
     unknown_owner_s: float = 30.0
     """Entries of an owner SWIM has not heard of are dropped after this."""
+    gap_wait_s: float = 0.5
+    """A delta that came before the one it follows waits this long for it
+    before the owner is pulled whole."""
     pull_timeout_s: float = 5.0
     confirm_retry_s: float = 0.5
     confirm_timeout_s: float = 10.0
@@ -216,6 +221,7 @@ class RegistryConfig:
             raise ConfigError(f"{owner}.batch_s must be between 0 and 1 s, got {self.batch_s!r}")
         for name in (
             "anti_entropy_interval_s",
+            "gap_wait_s",
             "unknown_owner_s",
             "pull_timeout_s",
             "confirm_retry_s",
@@ -264,6 +270,7 @@ class RegistryStats:
     malformed: int = counter("Registry broadcasts that did not decode.")
     shed: int = counter("Deltas not broadcast (over broadcast's limit); sent whole later.")
     fanned_out: int = counter("Small deltas sent straight to a member by datagram.")
+    early_shed: int = counter("Deltas that came early and found the hold full (pulled later).")
 
 
 # --------------------------------------------------------------------------
@@ -319,6 +326,9 @@ class RegistryPart:
         self._lost_log: deque[tuple[str, Claim, Claim]] = deque(maxlen=MAX_CONFIRMS)
         self._flush_at: float | None = None
         self._pulls: dict[str, float] = {}  # owner -> until when a pull is in flight
+        self._early: dict[str, dict[int, OwnerDelta]] = {}  # owner -> base -> delta
+        self._early_count = 0
+        self._gap_timers: set[tuple[str, str]] = set()
         self._tree = False
         self._synced = False
         self._summary: tuple[bytes, int] | None = None
@@ -362,6 +372,8 @@ class RegistryPart:
             self._out.set_timer("anti-entropy", now + self._jitter())
         elif isinstance(key, tuple) and key[0] == "confirm":
             self._confirm_tick(key[1], key[2], now)
+        elif isinstance(key, tuple) and key[0] == "gap" and isinstance(key[1], str):
+            self._gap_expired(key[1], now)
 
     def on_stream_up(self, peer: Address, now: float) -> None:
         """Exchanges start by sending; nothing to do."""
@@ -603,15 +615,60 @@ class RegistryPart:
     def _take_news(self, news: RegistryNews, now: float, relayed: bool) -> None:
         for delta in news.deltas:
             result = self._apply(delta, now)
-            if result is Applied.GAP and relayed:
-                # A datagram that overtook the tree is no gap: the tree's copies follow.
-                self.stats.gaps += 1
-                self._pull(delta.owner, now)
+            if result is Applied.NEWS:
+                self._catch_up(delta.owner, now)
+            elif result is Applied.GAP:
+                self._hold(delta, now)
         for owner, epoch, version in news.versions:
             held = self.table.version(owner)
             newer = held is None or (epoch, version) > held
             if newer and not self.table.refuses(owner, epoch):
                 self._pull(owner, now)
+
+    def _hold(self, delta: OwnerDelta, now: float) -> None:
+        """A delta that came before the one it follows (a datagram that overtook
+        the tree, a graft that overtook a payload): held ``gap_wait_s`` for the
+        missing ones, which are usually on their way; the owner is pulled whole
+        only if they do not come."""
+        held = self._early.setdefault(delta.owner, {})
+        if self._early_count >= MAX_EARLY or delta.base in held:
+            self.stats.early_shed += delta.base not in held
+        else:
+            held[delta.base] = delta
+            self._early_count += 1
+        if ("gap", delta.owner) not in self._gap_timers:
+            self._gap_timers.add(("gap", delta.owner))
+            self._out.set_timer(("gap", delta.owner), now + self.config.gap_wait_s)
+
+    def _catch_up(self, owner: str, now: float) -> None:
+        """Apply the held deltas that now follow on."""
+        early = self._early.get(owner)
+        while early:
+            version = self.table.version(owner)
+            if version is None:
+                break
+            for base in [b for b in early if early[b].version <= version[1]]:
+                del early[base]  # already covered
+                self._early_count -= 1
+            delta = early.pop(version[1], None)
+            if delta is None:
+                break
+            self._early_count -= 1
+            if self._apply(delta, now) is not Applied.NEWS:
+                break
+        if early is not None and not early:
+            del self._early[owner]
+            if ("gap", owner) in self._gap_timers:
+                self._gap_timers.discard(("gap", owner))
+                self._out.cancel_timer(("gap", owner))
+
+    def _gap_expired(self, owner: str, now: float) -> None:
+        self._gap_timers.discard(("gap", owner))
+        early = self._early.pop(owner, None)
+        if early:
+            self._early_count -= len(early)
+            self.stats.gaps += 1
+            self._pull(owner, now)
 
     def _apply(self, delta: OwnerDelta, now: float) -> Applied:
         before = len(self._changes)
@@ -659,6 +716,7 @@ class RegistryPart:
             if self._apply(delta, now) is Applied.NEWS:
                 self.stats.repairs += 1
                 self._pulls.pop(delta.owner, None)
+                self._catch_up(delta.owner, now)
 
     def _ship(self, to: Address, owners: Sequence[str], *, last: bool) -> None:
         if self.table.pending():
@@ -766,6 +824,9 @@ class RegistryPart:
         self._index(start)
 
     def _drop(self, owner: str, epoch: int) -> None:
+        early = self._early.pop(owner, None)
+        if early:
+            self._early_count -= len(early)
         if self.table.drop(owner, epoch, self._changes):
             self.stats.owners_dropped += 1
             self._summary = None
