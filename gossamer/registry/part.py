@@ -271,6 +271,9 @@ class RegistryStats:
     shed: int = counter("Deltas not broadcast (over broadcast's limit); sent whole later.")
     fanned_out: int = counter("Small deltas sent straight to a member by datagram.")
     early_shed: int = counter("Deltas that came early and found the hold full (pulled later).")
+    exchanges_deferred: int = counter(
+        "Summaries that differed while deltas were arriving (no exchange opened)."
+    )
 
 
 # --------------------------------------------------------------------------
@@ -328,6 +331,8 @@ class RegistryPart:
         self._pulls: dict[str, float] = {}  # owner -> until when a pull is in flight
         self._early: dict[str, dict[int, OwnerDelta]] = {}  # owner -> base -> delta
         self._early_count = 0
+        self._news_at = -1e18  # when a delta last brought news
+        self._back_at = 0.0  # no exchange with a member come back before this
         self._gap_timers: set[tuple[str, str]] = set()
         self._tree = False
         self._synced = False
@@ -346,7 +351,13 @@ class RegistryPart:
             case RegistryNews():
                 self._take_news(message, now, relayed=False)
             case Summary(hash=hash):
-                if hash != self._digest_hash()[0]:
+                if hash == self._digest_hash()[0]:
+                    pass
+                elif now - self._news_at < self.config.anti_entropy_interval_s:
+                    # Deltas are arriving: a difference now is most likely one in
+                    # flight, and an exchange would ship whole owners to fix it.
+                    self.stats.exchanges_deferred += 1
+                else:
                     self._exchange(sender)
             case Digest(versions=versions):
                 self._answer_digest(sender, versions)
@@ -676,6 +687,7 @@ class RegistryPart:
         match result:
             case Applied.NEWS:
                 self.stats.deltas_received += 1
+                self._news_at = now
                 self._summary = None
                 if delta.owner not in self._live:
                     self._unknown.setdefault(delta.owner, now)
@@ -814,8 +826,11 @@ class RegistryPart:
                 if not self._synced:
                     self._synced = True  # a joining node pulls what it lacks once
                     self._exchange(member.address)
-                elif back and previous is not None:
-                    self._exchange(member.address)  # back: a heal, or a refuted death
+                elif back and previous is not None and now >= self._back_at:
+                    # Back: a heal, or a refuted death.  One exchange brings what a
+                    # whole side of a partition held, so the others wait a moment.
+                    self._back_at = now + self.config.anti_entropy_interval_s / 4
+                    self._exchange(member.address)
         elif isinstance(event, MemberDead | MemberLeft):
             self._live.pop(name, None)
             self._drop(name, epoch)
