@@ -332,7 +332,7 @@ class RegistryPart:
         self._early: dict[str, dict[int, OwnerDelta]] = {}  # owner -> base -> delta
         self._early_count = 0
         self._news_at = -1e18  # when a delta last brought news
-        self._back_at = 0.0  # no exchange with a member come back before this
+        self._deferred = False  # the last differing summary opened no exchange
         self._gap_timers: set[tuple[str, str]] = set()
         self._tree = False
         self._synced = False
@@ -353,11 +353,16 @@ class RegistryPart:
             case Summary(hash=hash):
                 if hash == self._digest_hash()[0]:
                     pass
-                elif now - self._news_at < self.config.anti_entropy_interval_s:
+                elif (
+                    now - self._news_at < self.config.anti_entropy_interval_s and not self._deferred
+                ):
                     # Deltas are arriving: a difference now is most likely one in
                     # flight, and an exchange would ship whole owners to fix it.
+                    # Once only: the next difference opens one, news or not.
+                    self._deferred = True
                     self.stats.exchanges_deferred += 1
                 else:
+                    self._deferred = False
                     self._exchange(sender)
             case Digest(versions=versions):
                 self._answer_digest(sender, versions)
@@ -826,10 +831,9 @@ class RegistryPart:
                 if not self._synced:
                     self._synced = True  # a joining node pulls what it lacks once
                     self._exchange(member.address)
-                elif back and previous is not None and now >= self._back_at:
-                    # Back: a heal, or a refuted death.  One exchange brings what a
-                    # whole side of a partition held, so the others wait a moment.
-                    self._back_at = now + self.config.anti_entropy_interval_s / 4
+                elif back and previous is not None:
+                    # Back: a heal, or a refuted death.  One exchange each: the
+                    # owners this node refused until now come with the member.
                     self._exchange(member.address)
         elif isinstance(event, MemberDead | MemberLeft):
             self._live.pop(name, None)
