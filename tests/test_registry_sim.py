@@ -123,3 +123,29 @@ def test_concurrent_claims_across_a_partition_keep_one_winner_and_tell_the_loser
     losers = [e for x in sim.addresses for _, e in sim.events(x) if isinstance(e, NameLost)]
     assert len(losers) == 1, losers
     assert losers[0].winner == winner
+
+
+def test_what_erlang_loses_after_a_partition_is_all_here_after_the_heal() -> None:
+    # pg2 lost members joined on either side of a partition; global killed one
+    # holder of a name claimed on both without telling the application why.
+    sim = cluster(seed=6, count=6)
+    left, right = sim.addresses[:3], sim.addresses[3:]
+    act(sim, left[0], lambda p, now: p.join("default", "workers", "before", now))
+    sim.run_for(1.0)
+    sim.partition(left, right)
+    sim.run_for(15.0)  # long enough for SWIM to declare the other side dead
+    for i, address in enumerate(sim.addresses):
+        act(sim, address, lambda p, now, i=i: p.join("default", "workers", f"w{i}", now))
+    act(sim, left[1], lambda p, now: p.register("scheduler", "left", now))
+    act(sim, right[1], lambda p, now: p.register("scheduler", "right", now))
+    sim.run_for(15.0)
+    sim.heal()
+    sim.run_for(30.0)
+    want = sorted([("n0", "before")] + [(f"n{i}", f"w{i}") for i in range(6)])
+    assert members_everywhere(sim, "workers") == {tuple(want)}  # nothing lost
+    winners = {part(sim, x).names.winner("scheduler") for x in sim.addresses}
+    assert len(winners) == 1
+    told = [(x, e) for x in sim.addresses for _, e in sim.events(x) if isinstance(e, NameLost)]
+    assert len(told) == 1  # the loser, once, with the winner named
+    (winner,) = winners
+    assert told[0][1].winner == winner and told[0][1].lost.node != winner.node
