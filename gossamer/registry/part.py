@@ -270,7 +270,7 @@ class RegistryStats:
     malformed: int = counter("Registry broadcasts that did not decode.")
     shed: int = counter("Deltas not broadcast (over broadcast's limit); sent whole later.")
     fanned_out: int = counter("Small deltas sent straight to a member by datagram.")
-    early_shed: int = counter("Deltas that came early and found the hold full (pulled later).")
+    early_shed: int = counter("Deltas that came early and found the hold full (owner pulled).")
     exchanges_deferred: int = counter(
         "Summaries that differed while deltas were arriving (no exchange opened)."
     )
@@ -329,7 +329,8 @@ class RegistryPart:
         self._lost_log: deque[tuple[str, Claim, Claim]] = deque(maxlen=MAX_CONFIRMS)
         self._flush_at: float | None = None
         self._pulls: dict[str, float] = {}  # owner -> until when a pull is in flight
-        self._early: dict[str, dict[int, OwnerDelta]] = {}  # owner -> base -> delta
+        # owner -> (epoch, base) -> a delta that came before the ones it follows
+        self._early: dict[str, dict[tuple[int, int], OwnerDelta]] = {}
         self._early_count = 0
         self._news_at = -1e18  # when a delta last brought news
         self._deferred = False  # the last differing summary opened no exchange
@@ -647,11 +648,15 @@ class RegistryPart:
         missing ones, which are usually on their way; the owner is pulled whole
         only if they do not come."""
         held = self._early.setdefault(delta.owner, {})
-        if self._early_count >= MAX_EARLY or delta.base in held:
-            self.stats.early_shed += delta.base not in held
-        else:
-            held[delta.base] = delta
-            self._early_count += 1
+        key = (delta.epoch, delta.base)
+        if key in held:
+            return
+        if self._early_count >= MAX_EARLY:
+            self.stats.early_shed += 1  # no room to wait: the owner is pulled now
+            self._pull(delta.owner, now)
+            return
+        held[key] = delta
+        self._early_count += 1
         if ("gap", delta.owner) not in self._gap_timers:
             self._gap_timers.add(("gap", delta.owner))
             self._out.set_timer(("gap", delta.owner), now + self.config.gap_wait_s)
@@ -663,10 +668,13 @@ class RegistryPart:
             version = self.table.version(owner)
             if version is None:
                 break
-            for base in [b for b in early if early[b].version <= version[1]]:
-                del early[base]  # already covered
+            epoch, at = version
+            # Covered: an older life's, or this life's up to its version.  A
+            # newer life's wait: the table moves to that life by its first delta.
+            for key in [k for k, d in early.items() if (d.epoch, d.version) <= (epoch, at)]:
+                del early[key]
                 self._early_count -= 1
-            delta = early.pop(version[1], None)
+            delta = early.pop((epoch, at), None)
             if delta is None:
                 break
             self._early_count -= 1
