@@ -60,6 +60,7 @@ from gossamer.registry.part import RegistryChanged, RegistryConfig, RegistryPart
 from gossamer.sim import Simulator
 from gossamer.testing.cluster import ClusterMachine
 from gossamer.wire import registry
+from tests.test_registry_sim import act, part
 
 _T = TypeVar("_T")
 
@@ -104,24 +105,6 @@ def make_node(me: NodeId, rng: random.Random, peers: list[Address]) -> NodeCore:
     )
 
 
-def registry_part(sim: Simulator, address: Address) -> RegistryPart:
-    core = sim.core(address)
-    assert isinstance(core, NodeCore)
-    found = core.part("registry")
-    assert isinstance(found, RegistryPart)
-    return found
-
-
-def act(sim: Simulator, address: Address, fn: Callable[[RegistryPart, float], _T]) -> _T:
-    """The application at ``address`` calls ``fn(part, now)``."""
-
-    def run(core: Core, now: float) -> _T:
-        assert isinstance(core, NodeCore)
-        return core.act("registry", lambda p: fn(p, now), now)
-
-    return sim.call(address, run)
-
-
 class RegistryMachine(ClusterMachine):
     codec = registry
     min_nodes = 4
@@ -149,7 +132,7 @@ class RegistryMachine(ClusterMachine):
         return (me.name, me.epoch)
 
     def part(self, address: Address) -> RegistryPart:
-        return registry_part(self.sim, address)
+        return part(self.sim, address)
 
     def act(self, address: Address, fn: Callable[[RegistryPart, float], _T]) -> _T:
         return act(self.sim, address, fn)
@@ -482,5 +465,5 @@ def test_an_owner_known_in_a_later_life_is_not_taken_in_an_older_one() -> None:
     sim.restart(nodes[0])
     sim.restart(nodes[1])
     sim.run_for(REGISTRY.unknown_owner_s + 30.0)
-    held = {a: registry_part(sim, a).names.claims("x") for a in nodes}
+    held = {a: part(sim, a).names.claims("x") for a in nodes}
     assert held == {a: [] for a in nodes}

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from gossamer._version import __version__
 
@@ -226,52 +226,47 @@ def _ring(args: argparse.Namespace) -> int:
     return 0
 
 
-def _overlay(args: argparse.Namespace) -> int:
-    from gossamer.cli.client import EndpointError, fetch_overlay, format_overlay, node_name
+def _show(
+    command: str,
+    args: argparse.Namespace,
+    fetch: Callable[[], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+) -> int:
+    """A read-only command: the endpoint's body as JSON or as ``render`` reads it."""
+    from gossamer.cli.client import EndpointError, node_name
 
     try:
-        body = fetch_overlay(args.http)
+        body = fetch()
         if args.json:
             print(json.dumps(body, indent=2))
         else:
-            print(f"overlay as seen by {node_name(args.http)}:")
-            print(format_overlay(body))
+            print(f"{command} as seen by {node_name(args.http)}:")
+            print(render(body))
     except EndpointError as exc:
-        print(f"gossamer overlay: {exc}", file=sys.stderr)
+        print(f"gossamer {command}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _overlay(args: argparse.Namespace) -> int:
+    from gossamer.cli.client import fetch_overlay, format_overlay
+
+    return _show("overlay", args, lambda: fetch_overlay(args.http), format_overlay)
 
 
 def _groups(args: argparse.Namespace) -> int:
-    from gossamer.cli.client import EndpointError, fetch_groups, format_groups, node_name
+    from gossamer.cli.client import fetch_groups, format_groups
 
-    try:
-        body = fetch_groups(args.http, scope=args.scope, group=args.group)
-        if args.json:
-            print(json.dumps(body, indent=2))
-        else:
-            print(f"groups as seen by {node_name(args.http)}:")
-            print(format_groups(body))
-    except EndpointError as exc:
-        print(f"gossamer groups: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    def fetch() -> dict[str, Any]:
+        return fetch_groups(args.http, scope=args.scope, group=args.group)
+
+    return _show("groups", args, fetch, format_groups)
 
 
 def _names(args: argparse.Namespace) -> int:
-    from gossamer.cli.client import EndpointError, fetch_names, format_names, node_name
+    from gossamer.cli.client import fetch_names, format_names
 
-    try:
-        body = fetch_names(args.http, name=args.name)
-        if args.json:
-            print(json.dumps(body, indent=2))
-        else:
-            print(f"names as seen by {node_name(args.http)}:")
-            print(format_names(body))
-    except EndpointError as exc:
-        print(f"gossamer names: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return _show("names", args, lambda: fetch_names(args.http, name=args.name), format_names)
 
 
 def _sim_swim(args: argparse.Namespace) -> int:

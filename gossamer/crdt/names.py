@@ -26,6 +26,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from gossamer.clocks.lamport import LamportClock
+from gossamer.errors import LocalError
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -60,12 +63,47 @@ class NameLost:
 class NameIndex:
     """Every claim this node has heard, per name, and each name's winner."""
 
-    __slots__ = ("_claims", "_rank", "_winners")
+    __slots__ = ("_claims", "_rank", "_winners", "clock")
 
     def __init__(self, rank: Resolver | None = None) -> None:
         self._rank: Resolver = rank or default_rank
         self._claims: dict[str, dict[str, Claim]] = {}  # name -> node -> claim
         self._winners: dict[str, Claim] = {}
+        self.clock = LamportClock()
+        """Past every claim this index has held: a new claim ticks it."""
+
+    def _observe(self, lamport: int) -> None:
+        if lamport >= self.clock.value:
+            self.clock.observe(lamport)
+
+    def decide(
+        self, name: str, node: str, member: str, *, keep_rank: bool
+    ) -> tuple[int, Claim | None]:
+        """How ``node`` registers ``name`` for ``member``, from what this index holds:
+        the Lamport time to claim it at (0: nothing to write) and the winner now.
+
+        Another node's winning claim is left alone; ``node``'s own stands, or with
+        ``keep_rank`` names ``member`` at its rank (``re_register``); a free name
+        is claimed past every time heard.
+        """
+        winner = self._winners.get(name)
+        if winner is None:
+            return self.clock.tick(), None
+        if winner.node != node or not keep_rank or winner.member == member:
+            return 0, winner
+        return winner.lamport, winner
+
+    def releasable(self, name: str, node: str, holds: bool) -> bool:
+        """Whether ``node``, holding a claim on ``name`` or not, has one to withdraw;
+        LocalError if another node holds it (only an owner withdraws its claim)."""
+        if holds:
+            return True
+        winner = self._winners.get(name)
+        if winner is not None:
+            raise LocalError(
+                f"unregister: {name!r} is held by {winner.node}; only its node can release it"
+            )
+        return False
 
     def _key(self, claim: Claim) -> tuple[Any, tuple[int, str, int]]:
         return (self._rank(claim), default_rank(claim))
@@ -83,6 +121,7 @@ class NameIndex:
                 del self._winners[name]
                 return before, None
         else:
+            self._observe(claim.lamport)
             if held is None:  # the common case: a name nobody else claims
                 self._claims[name] = {node: claim}
                 self._winners[name] = claim
@@ -101,11 +140,14 @@ class NameIndex:
         other = NameIndex(self._rank)
         other._claims = {name: dict(held) for name, held in self._claims.items()}
         other._winners = dict(self._winners)
+        other.clock = LamportClock(self.clock.value)
         return other
 
     def apply_all(self, changes: Iterable[tuple[str, str, Claim | None]]) -> list[str]:
         """:meth:`apply` each change; the names more than one node claims after."""
         claims, winners = self._claims, self._winners
+        changes = list(changes)
+        self._observe(max((c.lamport for _, _, c in changes if c is not None), default=0))
         contested = []
         for name, node, claim in changes:
             if claim is not None and name not in claims:

@@ -59,7 +59,7 @@ import dataclasses
 import hashlib
 import random
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -70,6 +70,7 @@ from gossamer.crdt.owners import (
     DELTA_OVERHEAD,
     Applied,
     Change,
+    GroupKey,
     OwnerDelta,
     OwnerTable,
     TableGroups,
@@ -319,7 +320,6 @@ class RegistryPart:
         self.groups = TableGroups(self.table)
         self.names = NameIndex(config.rank)
         self.stats = RegistryStats()
-        self.lamport = 0
         self._out = Outbox()
         self._live: dict[str, tuple[int, Address]] = {}
         self._unknown: dict[str, float] = {}  # owners held that SWIM has not heard of
@@ -350,7 +350,7 @@ class RegistryPart:
     def handle(self, sender: Address, message: Message, now: float) -> None:
         match message:
             case RegistryNews():
-                self._take_news(message, now, relayed=False)
+                self._take_news(message, now)
             case Summary(hash=hash):
                 if hash == self._digest_hash()[0]:
                     pass
@@ -427,62 +427,58 @@ class RegistryPart:
 
     def join(self, scope: str, group: str, member: str, now: float, times: int = 1) -> int:
         """``member`` of this node joins ``group`` of ``scope``; how many times it is in it now."""
-        key = (
-            check_text("join", "scope", scope),
-            check_text("join", "group", group),
-            check_text("join", "member", member),
-        )
-        _check_times("join", times)
-        start = len(self._changes)
-        count = self.table.join(key, self._changes, times)
-        self._local_change(now, start)
-        return count
+        return self._write_group(self.table.join, "join", scope, group, member, now, times)
 
     def leave(self, scope: str, group: str, member: str, now: float, times: int = 1) -> int:
         """Undo ``times`` joins; LocalError if ``member`` joined fewer times."""
+        return self._write_group(self.table.leave, "leave", scope, group, member, now, times)
+
+    def _write_group(
+        self,
+        write: Callable[[GroupKey, list[Change], int], int],
+        method: str,
+        scope: str,
+        group: str,
+        member: str,
+        now: float,
+        times: int,
+    ) -> int:
         key = (
-            check_text("leave", "scope", scope),
-            check_text("leave", "group", group),
-            check_text("leave", "member", member),
+            check_text(method, "scope", scope),
+            check_text(method, "group", group),
+            check_text(method, "member", member),
         )
-        _check_times("leave", times)
+        _check_times(method, times)
         start = len(self._changes)
-        count = self.table.leave(key, self._changes, times)
+        count = write(key, self._changes, times)
         self._local_change(now, start)
         return count
 
     def register(self, name: str, member: str, now: float) -> Claim:
         """Claim ``name`` for ``member`` unless another node's claim wins here;
         the winning claim after (this node's if it registered)."""
-        check_text("register", "name", name)
-        check_text("register", "member", member)
-        winner = self.names.winner(name)
-        if winner is not None:
-            return winner
-        return self.claim(name, member, self.lamport + 1, now)
+        return self._register("register", name, member, now, keep_rank=False)
 
     def re_register(self, name: str, member: str, now: float) -> Claim:
         """This node's claim on ``name`` now names ``member`` (its rank kept); a
         free name is registered; another node's winning claim is returned as is."""
-        check_text("re_register", "name", name)
-        check_text("re_register", "member", member)
-        winner = self.names.winner(name)
-        if winner is None:
-            return self.claim(name, member, self.lamport + 1, now)
-        if winner.node != self.me.name:
+        return self._register("re_register", name, member, now, keep_rank=True)
+
+    def _register(self, method: str, name: str, member: str, now: float, keep_rank: bool) -> Claim:
+        check_text(method, "name", name)
+        check_text(method, "member", member)
+        lamport, winner = self.names.decide(name, self.me.name, member, keep_rank=keep_rank)
+        if not lamport:
+            assert winner is not None
             return winner
-        return self.claim(name, member, winner.lamport, now)
+        return self.claim(name, member, lamport, now)
 
     def unregister(self, name: str, now: float) -> bool:
         """Withdraw this node's claim on ``name``; False if it held none.  LocalError if
         another node holds it (only an owner withdraws its claim)."""
         check_text("unregister", "name", name)
-        if self.table.own_claim(name) is None:
-            winner = self.names.winner(name)
-            if winner is not None:
-                raise LocalError(
-                    f"unregister: {name!r} is held by {winner.node}; only its owner can release it"
-                )
+        holds = self.table.own_claim(name) is not None
+        if not self.names.releasable(name, self.me.name, holds):
             return False
         start = len(self._changes)
         self.table.withdraw(name, self._changes)
@@ -492,7 +488,6 @@ class RegistryPart:
     def claim(self, name: str, member: str, lamport: int, now: float) -> Claim:
         """Claim ``name`` at ``lamport`` whatever this node knows (the runtime's
         facade decided; the rules resolve any conflict).  The winner after."""
-        self.lamport = max(self.lamport, lamport)
         start = len(self._changes)
         self.table.claim(name, member, lamport, self._changes)
         self._local_change(now, start)
@@ -511,7 +506,6 @@ class RegistryPart:
                     case ("set", scope, group, member, count):
                         self.table.set_count((scope, group, member), count, self._changes)
                     case ("claim", name, member, lamport):
-                        self.lamport = max(self.lamport, lamport)
                         self.table.claim(name, member, lamport, self._changes)
                     case ("withdraw", name):
                         self.table.withdraw(name, self._changes)
@@ -627,9 +621,9 @@ class RegistryPart:
         if not isinstance(news, RegistryNews):
             self.stats.malformed += 1
             return
-        self._take_news(news, now, relayed=True)
+        self._take_news(news, now)
 
-    def _take_news(self, news: RegistryNews, now: float, relayed: bool) -> None:
+    def _take_news(self, news: RegistryNews, now: float) -> None:
         for delta in news.deltas:
             result = self._apply(delta, now)
             if result is Applied.NEWS:
@@ -721,8 +715,6 @@ class RegistryPart:
         names = [c for c in self._changes[start:] if not isinstance(c, GroupChange)]
         if not names:
             return
-        lamport = max((c[2].lamport for c in names if c[2] is not None), default=0)
-        self.lamport = max(self.lamport, lamport)
         # Only a second claim can make one lose; a withdrawal never does.
         self._touched.update(self.names.apply_all(names))
 

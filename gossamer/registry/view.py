@@ -181,7 +181,8 @@ class _NamesCopy:
         }
 
 
-def _counters(stats: object) -> dict[str, int]:
-    if stats is None or not dataclasses.is_dataclass(stats):
+def _counters(stats: object) -> dict[str, Any]:
+    """The part's counters, as ``/api/counters`` shows them."""
+    if stats is None or not dataclasses.is_dataclass(stats) or isinstance(stats, type):
         return {}
-    return {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    return dataclasses.asdict(stats)

@@ -96,7 +96,6 @@ class RegistryMirror:
         self.ledger = OwnerTable(me, epoch, max_owner_bytes=max_owner_bytes)
         self.groups = GroupIndex()
         self.names = NameIndex(rank)
-        self.lamport = 0
         self._send = send
         self._wake = wake
         self._ops: list[tuple[Any, ...]] = []
@@ -126,8 +125,6 @@ class RegistryMirror:
                     elif change[1] != me:
                         names.append(change)
                 if names:
-                    top = max((c[2].lamport for c in names if c[2] is not None), default=0)
-                    self.lamport = max(self.lamport, top)
                     self.names.apply_all(names)
 
     def take_ops(self) -> list[tuple[Any, ...]]:
@@ -159,10 +156,7 @@ class RegistryMirror:
                 for monitor in watchers:
                     monitor.push(list(events))
         else:
-            name, node, claim = change
-            if claim is not None and claim.lamport > self.lamport:
-                self.lamport = claim.lamport
-            self.names.apply(name, node, claim)
+            self.names.apply(*change)
 
     def _apply_local(self, write: Callable[[list[Change]], object]) -> None:
         """Run a write on the ledger (under the lock), index it and queue it for the engine."""
@@ -372,12 +366,10 @@ class Names:
     def _claim(self, name: str, member: str, keep_rank: bool) -> Registration:
         mirror = self._mirror()
         with mirror.lock:
-            winner = mirror.names.winner(name)
-            if winner is not None and winner.node != mirror.me:
-                return Registration(False, winner)
-            if winner is not None and (not keep_rank or winner.member == member):
-                return Registration(True, winner)
-            lamport = winner.lamport if winner is not None else mirror.lamport + 1
+            lamport, winner = mirror.names.decide(name, mirror.me, member, keep_rank=keep_rank)
+            if not lamport:
+                assert winner is not None
+                return Registration(winner.node == mirror.me, winner)
             mirror._apply_local(partial(mirror.ledger.claim, name, member, lamport))
             claim = mirror.names.winner(name)
             assert claim is not None
@@ -395,13 +387,8 @@ class Names:
         check_text("unregister", "name", name)
         mirror = self._mirror()
         with mirror.lock:
-            if mirror.ledger.own_claim(name) is None:
-                winner = mirror.names.winner(name)
-                if winner is not None:
-                    raise LocalError(
-                        f"unregister: {name!r} is held by {winner.node}; "
-                        "only its node can release it"
-                    )
+            holds = mirror.ledger.own_claim(name) is not None
+            if not mirror.names.releasable(name, mirror.me, holds):
                 return False
             mirror._apply_local(partial(mirror.ledger.withdraw, name))
             return True
